@@ -1,0 +1,1 @@
+"""The ``lbapp`` command line: one module per subcommand, dispatched from ``main``."""

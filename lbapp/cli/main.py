@@ -1,0 +1,37 @@
+"""Entry point of the ``lbapp`` command."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lbapp import __version__
+from lbapp.cli import check, mac
+from lbapp.config import ConfigError
+from lbapp.mac import MacError
+
+SUBCOMMANDS = (mac, check)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lbapp", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"lbapp {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in SUBCOMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except MacError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
