@@ -1,0 +1,95 @@
+"""The os-ken app: a thin shim. It turns events into calls on :class:`lbapp.service.Balancer`
+and hands the returned messages to one sender. Loadable by any os-ken/Ryu-style manager:
+the config file comes from ``[lbapp] config`` in the manager's config or ``$LBAPP_CONFIG``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+
+from os_ken import cfg
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.lib import hub
+from os_ken.ofproto import ofproto_v1_3
+
+from lbapp.config import load_config
+from lbapp.service import Balancer, Out
+
+LOG = logging.getLogger("lbapp")
+
+cfg.CONF.register_opts([cfg.StrOpt("config", default=None, help="lbapp YAML config file")], group="lbapp")
+
+TICK_SECONDS = 1.0
+
+
+class LbApp(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        path = cfg.CONF.lbapp.config or os.environ.get("LBAPP_CONFIG")
+        if not path:
+            raise RuntimeError("lbapp needs a config file: [lbapp] config = FILE, or LBAPP_CONFIG=FILE")
+        self.balancer = Balancer(load_config(path), generation=random.randrange(256))
+        self.datapaths: dict[int, object] = {}
+
+    def start(self):
+        thread = super().start()
+        self.threads.append(hub.spawn(self._ticker))
+        return thread
+
+    def _ticker(self) -> None:
+        while self.is_active:
+            self.send(self.balancer.tick(time.time()))
+            hub.sleep(TICK_SECONDS)
+
+    def send(self, out: list[Out]) -> None:
+        """The one sender: attach the datapath and send, in order."""
+        for dpid, msg in out:
+            dp = self.datapaths.get(dpid)
+            if dp is None:
+                LOG.debug("switch %016x not connected; dropped %s", dpid, type(msg).__name__)
+                continue
+            msg.datapath = dp
+            dp.send_msg(msg)
+
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def _features(self, ev) -> None:
+        # ev.msg.datapath_id, not dp.id: os-ken's own handler sets dp.id from this same message
+        # on another thread, and may not have run yet.
+        dp, dpid = ev.msg.datapath, ev.msg.datapath_id
+        self.datapaths[dpid] = dp
+        self.send(self.balancer.switch_connected(dpid, time.time()))
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
+    def _dead(self, ev) -> None:
+        dp = ev.datapath
+        if dp.id is not None and self.datapaths.get(dp.id) is dp:
+            del self.datapaths[dp.id]
+            self.balancer.switch_disconnected(dp.id)
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _packet_in(self, ev) -> None:
+        msg = ev.msg
+        try:
+            out = self.balancer.packet_in(msg.datapath.id, msg.match["in_port"], msg.cookie, msg.data, time.time())
+        except Exception:  # the controller never dies on a packet
+            LOG.exception("switch %016x: packet-in (cookie %#x, %d bytes) failed", msg.datapath.id, msg.cookie,
+                          len(msg.data))
+            return
+        self.send(out)
+
+    @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
+    def _flow_removed(self, ev) -> None:
+        msg = ev.msg
+        self.send(self.balancer.flow_removed(msg.datapath.id, msg.cookie, msg.reason, time.time()))
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _error(self, ev) -> None:
+        msg = ev.msg
+        LOG.error("switch %016x: OpenFlow error type=%d code=%d on %s", msg.datapath.id, msg.type, msg.code,
+                  msg.data[:64].hex())

@@ -1,0 +1,52 @@
+"""Small action helpers shared by the stage builders."""
+from __future__ import annotations
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+from os_ken.ofproto.nicira_ext import ofs_nbits
+
+from lbapp.mac import Segment, format_mac
+
+ETH_TYPE_IP = 0x0800
+ETH_TYPE_ARP = 0x0806
+ARP_REQUEST, ARP_REPLY = 1, 2
+
+L4 = {"tcp": (6, "tcp_src", "tcp_dst"), "udp": (17, "udp_src", "udp_dst")}
+PROTO_NAMES = {6: "tcp", 17: "udp"}
+
+
+def to_controller() -> parser.OFPActionOutput:
+    # NO_BUFFER: OVS sends the whole packet; the app re-injects it with a packet-out.
+    return parser.OFPActionOutput(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER)
+
+
+def output(port: int) -> parser.OFPActionOutput:
+    return parser.OFPActionOutput(port, 0)
+
+
+def normal() -> parser.OFPActionOutput:
+    return output(ofp.OFPP_NORMAL)
+
+
+def set_field(**kwargs) -> parser.OFPActionSetField:
+    return parser.OFPActionSetField(**kwargs)
+
+
+def move(src: str, dst: str, n_bits: int, src_ofs: int = 0, dst_ofs: int = 0) -> parser.NXActionRegMove:
+    return parser.NXActionRegMove(src_field=src, dst_field=dst, n_bits=n_bits, src_ofs=src_ofs,
+                                  dst_ofs=dst_ofs)
+
+
+def load(dst: str, value: int, ofs: int, n_bits: int) -> parser.NXActionRegLoad:
+    return parser.NXActionRegLoad(ofs_nbits=ofs_nbits(ofs, ofs + n_bits - 1), dst=dst, value=value)
+
+
+def moves(segments: tuple[Segment, ...], src: str, dst: str, *, into_mac: bool) -> list:
+    """Moves for a MAC layout's IP segments: IP field -> MAC field, or back."""
+    if into_mac:
+        return [move(src, dst, s.n_bits, s.src_ofs, s.mac_ofs) for s in segments]
+    return [move(src, dst, s.n_bits, s.mac_ofs, s.src_ofs) for s in segments]
+
+
+def mac_text(value: int) -> str:
+    return format_mac(value)

@@ -1,0 +1,53 @@
+"""Stage classify (table 0): sort arriving frames into the pipeline."""
+from __future__ import annotations
+
+from lbapp import mac as macs
+from lbapp.pipeline import cookies
+from lbapp.pipeline.actions import ARP_REQUEST, ETH_TYPE_ARP, ETH_TYPE_IP, L4, to_controller
+from lbapp.pipeline.context import Context
+from lbapp.pipeline.tables import TABLES
+
+TABLE = TABLES["classify"]
+
+
+def _cookie(ctx: Context, vip: int = 0, obj: int = 0) -> int:
+    return cookies.make(TABLE.stage, generation=ctx.generation, vip=vip, obj=obj)
+
+
+def balancer_flows(ctx: Context) -> list:
+    flows = [TABLE.miss_flow()]
+    for i, gw in enumerate(ctx.cfg.gateways):
+        # The learning table's input: every ARP a gateway sends (probe replies, GARP, requests).
+        flows.append(TABLE.flow("gateway_arp", {"eth_type": ETH_TYPE_ARP, "arp_spa": str(gw.ip)},
+                                cookie=_cookie(ctx, obj=i + 1), actions=[to_controller()], goto="arp_proxy"))
+    flows.append(TABLE.flow("arp_request", {"eth_type": ETH_TYPE_ARP, "arp_op": ARP_REQUEST},
+                            cookie=_cookie(ctx), goto="arp_proxy"))
+    for vip_id, vip in ctx.vips():
+        proto, _, dst_field = L4[vip.protocol]
+        flows.append(TABLE.flow("vip", {"eth_type": ETH_TYPE_IP, "ip_proto": proto, "ipv4_dst": str(vip.ip),
+                                        dst_field: vip.port},
+                                cookie=_cookie(ctx, vip=vip_id), goto="session"))
+    flows.extend(fabricated_flows(ctx))
+    return flows
+
+
+def fabricated_flows(ctx: Context) -> list:
+    """Frames already addressed to a fabricated MAC (an external director's) go to translate."""
+    scheme = ctx.scheme
+    if isinstance(scheme, macs.ComputedScheme):
+        return [TABLE.flow("fabricated", {"eth_type": ETH_TYPE_IP,
+                                          "eth_dst": tuple(map(macs.format_mac, scheme.network_match(r.dst)))},
+                           cookie=_cookie(ctx, obj=route_id), goto="translate")
+                for route_id, r in ctx.routes()]
+    return [TABLE.flow("fabricated", {"eth_type": ETH_TYPE_IP, "eth_dst": macs.format_mac(scheme.encode(ip))},
+                       cookie=_cookie(ctx, obj=backend_id), goto="translate")
+            for ip, backend_id in ctx.backend_ids.items()]
+
+
+def edge_flows(ctx: Context, dpid: int) -> list:
+    flows = [TABLE.miss_flow()]
+    for edge in ctx.edges_of(dpid):
+        for ip in edge.backends:
+            flows.append(TABLE.flow("backend_reply", {"eth_type": ETH_TYPE_IP, "ipv4_src": str(ip)},
+                                    cookie=_cookie(ctx, obj=ctx.backend_ids[ip]), goto="snat"))
+    return flows

@@ -1,0 +1,44 @@
+"""What the stage builders need from the config, with the ids that go into cookies."""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from lbapp import mac as macs
+from lbapp.config import Config, EdgeModel, RouteModel, VipModel
+
+IPv4 = ipaddress.IPv4Address
+
+
+@dataclass
+class Context:
+    cfg: Config
+    generation: int = 0
+    scheme: macs.MacScheme = field(init=False)
+    balancer_mac: int = field(init=False)
+    backend_ids: dict[IPv4, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scheme = self.cfg.mac_scheme()
+        self.balancer_mac = macs.parse_mac(self.cfg.balancer.mac)
+        ips = sorted({b.ip for v in self.cfg.vips for b in v.backends})
+        self.backend_ids = {ip: i + 1 for i, ip in enumerate(ips)}
+
+    @property
+    def balancer_ip(self) -> IPv4:
+        return self.cfg.balancer.address.ip
+
+    def vips(self) -> list[tuple[int, VipModel]]:
+        return [(i + 1, v) for i, v in enumerate(self.cfg.vips)]
+
+    def routes(self) -> list[tuple[int, RouteModel]]:
+        return [(i + 1, r) for i, r in enumerate(self.cfg.routes)]
+
+    def gateway_id(self, name: str) -> int:
+        return next(i + 1 for i, g in enumerate(self.cfg.gateways) if g.name == name)
+
+    def edges_of(self, dpid: int) -> list[EdgeModel]:
+        return [e for e in self.cfg.edges if e.dpid == dpid]
+
+    def is_balancer(self, dpid: int) -> bool:
+        return dpid == self.cfg.balancer.dpid

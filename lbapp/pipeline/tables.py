@@ -1,0 +1,209 @@
+"""The pipeline, declared once as data.
+
+Every flow lbapp installs is built through :meth:`Table.flow`, which refuses a flow that breaks
+its table's declaration (a match field, priority or next table the table does not declare).
+Table ids are fixed and sparse so ``table=N`` in a dump always means the same stage; the stage
+code goes into every cookie (see :mod:`lbapp.pipeline.cookies`), so ``lbapp flows`` and the
+cleanup on reconnect are derived from this one list.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from lbapp.pipeline import cookies
+
+
+class PipelineError(ValueError):
+    """A flow that does not fit its table's declaration."""
+
+
+# Registers, each named once with what it holds.
+REG_ARP_SWAP = "reg0"  # scratch: the ARP target IP while the in-switch responder swaps spa/tpa
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    table_id: int
+    stage: int  # the cookie's stage code
+    doc: str
+    match_fields: frozenset[str]
+    priorities: dict[str, int | tuple[int, int]]  # name -> fixed priority or inclusive range
+    next_tables: tuple[str, ...] = ()
+    miss: str = "drop"  # "drop" | "normal"
+    session_owned: bool = False  # flows of this table are per-connection, never swept on reconnect
+    flows_doc: tuple[str, ...] = field(default=())
+
+    def priority(self, name: str, offset: int = 0) -> int:
+        try:
+            band = self.priorities[name]
+        except KeyError:
+            raise PipelineError(f"table {self.name} declares no priority {name!r}") from None
+        if isinstance(band, int):
+            if offset:
+                raise PipelineError(f"table {self.name} priority {name!r} is fixed; got offset {offset}")
+            return band
+        low, high = band
+        if not low <= low + offset <= high:
+            raise PipelineError(f"table {self.name} priority {name!r}: {low}+{offset} outside {low}..{high}")
+        return low + offset
+
+    def flow(self, priority: str, match: dict[str, Any], *, cookie: int,
+             actions: Sequence[Any] = (), goto: str | None = None, priority_offset: int = 0,
+             idle_timeout: int = 0, hard_timeout: int = 0, send_flow_removed: bool = False
+             ) -> parser.OFPFlowMod:
+        """An OFPFlowMod (add) for this table, checked against the declaration."""
+        unknown = set(match) - self.match_fields
+        if unknown:
+            raise PipelineError(f"table {self.name} does not match on {', '.join(sorted(unknown))}")
+        if cookies.stage_of(cookie) != self.stage:
+            raise PipelineError(f"table {self.name}: cookie {cookie:#x} belongs to stage "
+                                f"{cookies.stage_of(cookie)}, not {self.stage}")
+        instructions = []
+        if actions:
+            instructions.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, list(actions)))
+        if goto is not None:
+            if goto not in self.next_tables:
+                raise PipelineError(f"table {self.name} may not go to {goto!r} (next: {self.next_tables})")
+            instructions.append(parser.OFPInstructionGotoTable(TABLES[goto].table_id))
+        return parser.OFPFlowMod(
+            datapath=None, cookie=cookie, table_id=self.table_id, command=ofp.OFPFC_ADD,
+            idle_timeout=idle_timeout, hard_timeout=hard_timeout,
+            priority=self.priority(priority, priority_offset), buffer_id=ofp.OFP_NO_BUFFER,
+            flags=ofp.OFPFF_SEND_FLOW_REM if send_flow_removed else 0,
+            match=parser.OFPMatch(**match), instructions=instructions)
+
+    def delete(self, match: dict[str, Any], *, cookie: int, cookie_mask: int,
+               priority: str | None = None, priority_offset: int = 0) -> parser.OFPFlowMod:
+        """Delete this table's flows that match ``match`` and the cookie under ``cookie_mask``
+        (strict on priority when one is given), so an install's removal reuses its match."""
+        unknown = set(match) - self.match_fields
+        if unknown:
+            raise PipelineError(f"table {self.name} does not match on {', '.join(sorted(unknown))}")
+        strict = priority is not None
+        return parser.OFPFlowMod(
+            datapath=None, cookie=cookie, cookie_mask=cookie_mask, table_id=self.table_id,
+            command=ofp.OFPFC_DELETE_STRICT if strict else ofp.OFPFC_DELETE,
+            priority=self.priority(priority, priority_offset) if strict else 0,
+            out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY, match=parser.OFPMatch(**match))
+
+    def miss_flow(self) -> parser.OFPFlowMod:
+        actions = [parser.OFPActionOutput(ofp.OFPP_NORMAL)] if self.miss == "normal" else []
+        return self.flow("miss", {}, cookie=cookies.make(self.stage), actions=actions)
+
+
+_ETH = {"in_port", "eth_type", "eth_src", "eth_dst"}
+_ARP = {"arp_op", "arp_spa", "arp_tpa"}
+_L4 = {"ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_dst", "udp_src", "udp_dst"}
+
+
+PIPELINE: tuple[Table, ...] = (
+    Table("classify", 0, cookies.STAGE_CLASSIFY,
+          "Sort arriving frames: gateway ARP, ARP requests, VIP traffic, frames to fabricated MACs, "
+          "replies from backends (edge switches); everything else is forwarded normally.",
+          frozenset(_ETH | _ARP | {"ip_proto", "ipv4_src", "ipv4_dst", "tcp_dst", "udp_dst"}),
+          {"gateway_arp": 400, "arp_request": 300, "fabricated": 250, "vip": 200, "backend_reply": 100,
+           "miss": 0},
+          next_tables=("arp_proxy", "session", "translate", "snat"), miss="normal",
+          flows_doc=(
+              "for each gateway G, a priority-400 flow matching `arp, arp_spa=G` copies it to the "
+              "controller (next-hop learning) and goes to arp_proxy",
+              "a priority-300 flow matching `arp, arp_op=1` goes to arp_proxy",
+              "for each VIP, a priority-200 flow matching `ip, ip_proto, ipv4_dst=VIP, tp_dst=port` "
+              "goes to session",
+              "for each backend route (computed MACs) or backend (MAC table), a priority-250 flow "
+              "matching `ip, eth_dst=fabricated MAC range` goes to translate (external director)",
+              "on edge switches, for each backend B, a priority-100 flow matching `ip, ipv4_src=B` "
+              "goes to snat",
+              "priority 0: NORMAL")),
+    Table("arp_proxy", 10, cookies.STAGE_ARP_PROXY,
+          "Answer ARP for the balancer's own address, its VIPs and the backends (with fabricated "
+          "MACs), inside the switch or through the controller.",
+          frozenset(_ETH | _ARP),
+          {"probe_reply": 300, "own_address": 200, "backend": 100, "miss": 0},
+          miss="normal",
+          flows_doc=(
+              "a priority-300 flow matching `arp, arp_op=2, arp_tpa=balancer` drops it (the "
+              "controller already has its copy)",
+              "for the balancer's address and each VIP, a priority-200 flow matching "
+              "`arp, arp_op=1, arp_tpa=IP` replies with balancer.mac out IN_PORT",
+              "for each backend route (computed MACs, switch mode) a priority-100 flow matching "
+              "`arp, arp_op=1, arp_tpa=ROUTE` builds the fabricated MAC from arp_tpa and replies; "
+              "for each backend (MAC table) one replying with its MAC; in controller mode these "
+              "flows punt to the controller, which answers with a packet-out",
+              "priority 0: NORMAL")),
+    Table("session", 20, cookies.STAGE_SESSION,
+          "Per-connection translation rules: pin each connection to the backend its scheduler chose.",
+          frozenset(_ETH | _L4),
+          {"connection": 100, "new_connection": 10, "miss": 0},
+          next_tables=("translate",), session_owned=True,
+          flows_doc=(
+              "for each live connection, a priority-100 flow matching its 5-tuple sets eth_dst to "
+              "the backend's fabricated MAC and goes to translate; idle timeout from the VIP, "
+              "flow-removed reported",
+              "for each VIP, a priority-10 flow sends the first packet of a new connection to the "
+              "controller",
+              "priority 0: drop")),
+    Table("translate", 30, cookies.STAGE_TRANSLATE,
+          "Address translation: recover the backend IP from the fabricated MAC into ipv4_dst.",
+          frozenset(_ETH | {"ipv4_dst"}),
+          {"fabricated": 100, "miss": 0},
+          next_tables=("next_hop",),
+          flows_doc=(
+              "for each backend route (computed MACs), a priority-100 flow matching its fabricated "
+              "MAC range moves the IP bits of eth_dst into ipv4_dst; for each backend (MAC table), "
+              "one matching its MAC sets ipv4_dst; both go to next_hop",
+              "priority 0: drop")),
+    Table("next_hop", 40, cookies.STAGE_NEXT_HOP,
+          "Learning / next hop: frame to the learned gateway MAC, source the balancer's MAC, "
+          "decrement TTL, send toward the gateway. Unknown gateway: drop and count.",
+          frozenset(_ETH | {"ipv4_dst"}),
+          {"route": (100, 199), "miss": 0},
+          flows_doc=(
+              "for each route R via gateway G with a learned MAC and port, flows at priority "
+              "100+2*prefixlen (+1 for the variant matching in_port=G's port, which outputs "
+              "IN_PORT) matching `ip, ipv4_dst=R` set eth_src=balancer, eth_dst=G's MAC, dec_ttl and "
+              "output to G's port",
+              "for each route whose gateway is not yet learned, the same priority drops (its "
+              "counters count what was lost)",
+              "priority 0: drop")),
+    Table("snat", 50, cookies.STAGE_SNAT,
+          "Edge source NAT: a backend's reply from its service port leaves with src = the VIP.",
+          frozenset(_ETH | _L4),
+          {"reply": 100, "miss": 0},
+          miss="normal",
+          flows_doc=(
+              "for each (VIP, backend on this edge), a priority-100 flow matching "
+              "`ip, ip_proto, ipv4_src=backend, tp_src=port` sets ipv4_src=VIP and outputs NORMAL",
+              "priority 0: NORMAL")),
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in PIPELINE}
+BY_ID: dict[int, Table] = {t.table_id: t for t in PIPELINE}
+BY_STAGE: dict[int, Table] = {t.stage: t for t in PIPELINE}
+
+BALANCER_TABLES = ("classify", "arp_proxy", "session", "translate", "next_hop")
+EDGE_TABLES = ("classify", "snat")
+
+
+def route_priority_offset(prefixlen: int, on_gateway_port: bool) -> int:
+    """Longest prefix first; the in_port variant just above its route."""
+    return 2 * prefixlen + (1 if on_gateway_port else 0)
+
+
+def miss_flows(names: Iterable[str]) -> list[parser.OFPFlowMod]:
+    return [TABLES[n].miss_flow() for n in names]
+
+
+def pipeline_doc() -> str:
+    """The pipeline in OVN's documentation shape, generated from the declaration."""
+    lines = []
+    for t in PIPELINE:
+        lines.append(f"Table {t.table_id}: {t.name}\n\n{t.doc}\n")
+        lines.extend(f"- {d}" for d in t.flows_doc)
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The balancer's state: pure, with time passed in as ``now``."""

@@ -1,0 +1,63 @@
+"""Live connections: which backend each is pinned to, and per-backend counts."""
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from dataclasses import dataclass
+
+from lbapp.pipeline.cookies import MAX_OBJECT
+from lbapp.schedulers.base import ConnKey
+
+IPv4 = ipaddress.IPv4Address
+
+
+@dataclass
+class Session:
+    session_id: int
+    key: ConnKey
+    vip_id: int
+    backend: IPv4
+    created: float
+
+
+class Sessions:
+    def __init__(self) -> None:
+        self.by_key: dict[ConnKey, Session] = {}
+        self.by_id: dict[int, Session] = {}
+        self.active: dict[int, Counter[IPv4]] = {}  # vip id -> backend -> live sessions
+        self._next_id = 1
+
+    def __len__(self) -> int:
+        return len(self.by_key)
+
+    def get(self, key: ConnKey) -> Session | None:
+        return self.by_key.get(key)
+
+    def counts(self, vip_id: int) -> Counter[IPv4]:
+        return self.active.setdefault(vip_id, Counter())
+
+    def add(self, key: ConnKey, vip_id: int, backend: IPv4, now: float) -> Session:
+        session = Session(self._allocate_id(), key, vip_id, backend, now)
+        self.by_key[key] = session
+        self.by_id[session.session_id] = session
+        self.counts(vip_id)[backend] += 1
+        return session
+
+    def remove(self, session_id: int) -> Session | None:
+        session = self.by_id.pop(session_id, None)
+        if session is None:
+            return None
+        del self.by_key[session.key]
+        counts = self.counts(session.vip_id)
+        counts[session.backend] -= 1
+        if counts[session.backend] <= 0:
+            del counts[session.backend]
+        return session
+
+    def _allocate_id(self) -> int:
+        # 32-bit ids (they live in the cookie's object bits); skip 0 and ids still in use.
+        while True:
+            sid = self._next_id
+            self._next_id = sid + 1 if sid < MAX_OBJECT else 1
+            if sid not in self.by_id:
+                return sid

@@ -1,0 +1,98 @@
+"""The balancer's logic with no switch: events in, OpenFlow messages out."""
+import ipaddress
+from pathlib import Path
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from lbapp.config import load_config
+from lbapp.pipeline import cookies
+from lbapp.pipeline.tables import TABLES
+from lbapp.service import Balancer
+from tests.helpers.frames import arp_request, tcp_frame
+
+ROOT = Path(__file__).resolve().parents[2]
+CFG = load_config(ROOT / "topologies" / "worked_example.yaml")
+IP = ipaddress.IPv4Address
+NEW_CONN = cookies.make(cookies.STAGE_SESSION, vip=1)
+GW_ARP = cookies.make(cookies.STAGE_CLASSIFY, obj=1)
+
+
+def syn(sport):
+    return tcp_frame("aa:bb:cc:dd:ee:ff", "02:00:00:00:00:02", "200.1.1.19", "117.78.6.19", sport, 80)
+
+
+def connected():
+    lb = Balancer(CFG)
+    out = lb.switch_connected(1, now=0.0)
+    return lb, out
+
+
+def test_connect_sweeps_only_static_stages_then_installs_and_probes():
+    _, out = connected()
+    msgs = [m for _, m in out]
+    deletes = [m for m in msgs if isinstance(m, parser.OFPFlowMod) and m.command == ofp.OFPFC_DELETE]
+    assert {cookies.stage_of(m.cookie) for m in deletes} == {1, 2, 4, 5}  # never the session stage
+    assert all(m.cookie_mask == cookies.stage_mask() for m in deletes)
+    adds = [m for m in msgs if isinstance(m, parser.OFPFlowMod) and m.command == ofp.OFPFC_ADD]
+    assert {m.table_id for m in adds} == {0, 10, 20, 30, 40}
+    probes = [m for m in msgs if isinstance(m, parser.OFPPacketOut)]
+    assert len(probes) == 1 and probes[0].actions[0].port == ofp.OFPP_FLOOD
+
+
+def test_edge_switch_gets_snat_only_and_unknown_switch_nothing():
+    lb = Balancer(CFG)
+    adds = [m for _, m in lb.switch_connected(2, 0.0) if getattr(m, "command", None) == ofp.OFPFC_ADD]
+    assert {m.table_id for m in adds} == {0, 50}
+    assert len([m for m in adds if m.table_id == 50 and m.priority == 100]) == 3
+    assert lb.switch_connected(99, 0.0) == []
+
+
+def test_new_connection_installs_session_and_reinjects_first_packet():
+    lb, _ = connected()
+    out = lb.packet_in(1, 1, NEW_CONN, syn(40000), now=1.0)
+    flow, pkt_out = out[0][1], out[1][1]
+    assert flow.table_id == TABLES["session"].table_id and flow.idle_timeout == 30
+    assert flow.flags & ofp.OFPFF_SEND_FLOW_REM
+    assert flow.instructions[0].actions[0].value == "aa:bb:0a:0b:0c:0b"
+    assert pkt_out.in_port == 1 and pkt_out.actions[0].port == ofp.OFPP_TABLE
+    assert lb.sessions.counts(1) == {IP("10.11.12.11"): 1}
+
+
+def test_retransmitted_first_packet_keeps_its_backend():
+    lb, _ = connected()
+    first = lb.packet_in(1, 1, NEW_CONN, syn(40000), 1.0)[0][1]
+    again = lb.packet_in(1, 1, NEW_CONN, syn(40000), 1.1)[0][1]
+    assert first.instructions[0].actions[0].value == again.instructions[0].actions[0].value
+    assert len(lb.sessions) == 1
+
+
+def test_flow_removed_ends_session_and_frees_backend_count():
+    lb, _ = connected()
+    flow = lb.packet_in(1, 1, NEW_CONN, syn(40000), 1.0)[0][1]
+    lb.flow_removed(1, flow.cookie, ofp.OFPRR_IDLE_TIMEOUT, 40.0)
+    assert len(lb.sessions) == 0 and lb.sessions.counts(1) == {}
+
+
+def test_gateway_arp_rewrites_next_hop_and_a_repeat_does_nothing():
+    lb, _ = connected()
+    reply = arp_request("aa:bb:cc:dd:ee:ff", "10.0.0.1", "10.0.0.2")
+    out = lb.packet_in(1, 3, GW_ARP, reply, 2.0)
+    forwards = [m for _, m in out if getattr(m, "command", None) == ofp.OFPFC_ADD]
+    assert len(forwards) == 2  # the route, and its in_port=3 variant that outputs IN_PORT
+    assert {a.port for m in forwards for a in m.instructions[0].actions if hasattr(a, "port")} == \
+        {3, ofp.OFPP_IN_PORT}
+    assert lb.packet_in(1, 3, GW_ARP, reply, 3.0) == []
+
+
+def test_garbage_packet_in_is_counted_not_raised():
+    lb, _ = connected()
+    assert lb.packet_in(1, 1, NEW_CONN, b"\x00" * 20, 1.0) == []
+    assert lb.packet_in(1, 1, NEW_CONN, arp_request("aa:bb:cc:dd:ee:ff", "10.0.0.1", "10.0.0.2"), 1.0) == []
+    assert lb.bad_packets == 2
+
+
+def test_probes_follow_the_interval():
+    lb, _ = connected()
+    assert lb.tick(1.0) == []
+    assert len(lb.tick(CFG.balancer.probe_interval + 0.5)) == 1
