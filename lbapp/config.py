@@ -130,6 +130,8 @@ class VipModel(_Model):
     protocol: Literal["tcp", "udp"] = "tcp"
     scheduler: str = "rr"
     idle_timeout: int = Field(60, ge=1, le=65535, description="seconds")
+    external_director: bool = Field(False, description="scheduled by an external DR director: the balancer "
+                                                       "only translates its frames; edges source-NAT replies")
     backends: list[BackendModel] = Field(min_length=1)
 
 

@@ -37,7 +37,7 @@ class Balancer:
                                                                    for b in vip.backends])
                            for vip_id, vip in self.ctx.vips()}
         self.vip_by_key = {(vip.ip, L4[vip.protocol][0], vip.port): (vip_id, vip)
-                           for vip_id, vip in self.ctx.vips()}
+                           for vip_id, vip in self.ctx.balanced_vips()}
         self.connected: set[int] = set()
         self.dropped_no_backend = 0
         self.bad_packets = 0

@@ -22,10 +22,11 @@ def balancer_flows(ctx: Context) -> list:
                                 cookie=_cookie(ctx, obj=i + 1), actions=[to_controller()], goto="arp_proxy"))
     flows.append(TABLE.flow("arp_request", {"eth_type": ETH_TYPE_ARP, "arp_op": ARP_REQUEST},
                             cookie=_cookie(ctx), goto="arp_proxy"))
-    for vip_id, vip in ctx.vips():
+    for vip_id, vip in ctx.balanced_vips():
         proto, _, dst_field = L4[vip.protocol]
-        flows.append(TABLE.flow("vip", {"eth_type": ETH_TYPE_IP, "ip_proto": proto, "ipv4_dst": str(vip.ip),
-                                        dst_field: vip.port},
+        # Only frames routed to the balancer: the same VIP may pass by on its way elsewhere.
+        flows.append(TABLE.flow("vip", {"eth_type": ETH_TYPE_IP, "eth_dst": macs.format_mac(ctx.balancer_mac),
+                                        "ip_proto": proto, "ipv4_dst": str(vip.ip), dst_field: vip.port},
                                 cookie=_cookie(ctx, vip=vip_id), goto="session"))
     flows.extend(fabricated_flows(ctx))
     return flows

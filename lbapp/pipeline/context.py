@@ -31,6 +31,10 @@ class Context:
     def vips(self) -> list[tuple[int, VipModel]]:
         return [(i + 1, v) for i, v in enumerate(self.cfg.vips)]
 
+    def balanced_vips(self) -> list[tuple[int, VipModel]]:
+        """The VIPs this balancer schedules itself (not those of an external director)."""
+        return [(i, v) for i, v in self.vips() if not v.external_director]
+
     def routes(self) -> list[tuple[int, RouteModel]]:
         return [(i + 1, r) for i, r in enumerate(self.cfg.routes)]
 

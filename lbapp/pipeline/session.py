@@ -35,7 +35,7 @@ def remove(key: ConnKey, vip_id: int, session_id: int):
 
 def balancer_flows(ctx: Context) -> list:
     flows = [TABLE.miss_flow()]
-    for vip_id, vip in ctx.vips():
+    for vip_id, vip in ctx.balanced_vips():
         proto, _, dst_field = L4[vip.protocol]
         flows.append(TABLE.flow("new_connection", {"eth_type": ETH_TYPE_IP, "ip_proto": proto,
                                                    "ipv4_dst": str(vip.ip), dst_field: vip.port},

@@ -113,7 +113,8 @@ PIPELINE: tuple[Table, ...] = (
               "for each gateway G, a priority-400 flow matching `arp, arp_spa=G` copies it to the "
               "controller (next-hop learning) and goes to arp_proxy",
               "a priority-300 flow matching `arp, arp_op=1` goes to arp_proxy",
-              "for each VIP, a priority-200 flow matching `ip, ip_proto, ipv4_dst=VIP, tp_dst=port` "
+              "for each VIP it schedules, a priority-200 flow matching `ip, eth_dst=balancer, ip_proto, "
+              "ipv4_dst=VIP, tp_dst=port` "
               "goes to session",
               "for each backend route (computed MACs) or backend (MAC table), a priority-250 flow "
               "matching `ip, eth_dst=fabricated MAC range` goes to translate (external director)",

@@ -1,0 +1,215 @@
+"""A running lab: the controller, a Mininet topology on userspace OVS, and the backends' services.
+
+Used by ``lbapp demo`` and the Mininet tests. Everything it starts it stops again, by object and
+pid (never ``mn -c``, which kills by name): the services, the Mininet network, the controller.
+"""
+from __future__ import annotations
+
+import importlib.util
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+TOPOLOGIES = ROOT / "topologies"
+ECHO_SERVER = TOPOLOGIES / "services" / "echo_server.py"
+SYSTEM_PYTHON = "/usr/bin/python3"  # what Mininet hosts run the services with (Debian's mininet lives there)
+HTTP_PORTS = (80, 8080)
+UDP_PORTS = (5353,)
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def load_topology(name: str) -> ModuleType:
+    path = TOPOLOGIES / f"{name}.py"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in TOPOLOGIES.glob("*.py") if not p.stem.startswith("_")))
+        raise LabError(f"no topology {name!r} in {TOPOLOGIES} (have: {known})")
+    spec = importlib.util.spec_from_file_location(f"lbapp_topology_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def run(*args: str, check: bool = True) -> str:
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    if check and out.returncode != 0:
+        raise LabError(f"{' '.join(args)}: {out.stderr.strip()}")
+    return out.stdout
+
+
+class MininetLab:
+    def __init__(self, topology: str, workdir: Path, config: Path | None = None) -> None:
+        self.module = load_topology(topology)
+        self.config = config or TOPOLOGIES / f"{topology}.yaml"
+        self.workdir = workdir
+        self.net = None
+        self.controller: subprocess.Popen | None = None
+        self.services: list = []
+        self.controller_log = workdir / "controller.log"
+
+    # --- lifecycle ---
+
+    def __enter__(self) -> "MininetLab":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        from mininet.log import setLogLevel
+        from mininet.net import Mininet
+        from mininet.node import RemoteController
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        topo = self.module.topos[next(iter(self.module.topos))]()
+        self._remove_leftovers(topo)
+        port = free_port()
+        self.controller = subprocess.Popen(
+            [sys.executable, "-m", "lbapp.cli.main", "run", "-c", str(self.config), "--listen", "127.0.0.1",
+             "--port", str(port), "-v"], stdout=open(self.controller_log, "w"), stderr=subprocess.STDOUT, cwd=ROOT)
+        setLogLevel("warning")
+        self.net = Mininet(topo=topo, controller=None, autoSetMacs=False, build=False, waitConnected=False)
+        self.net.addController("c0", controller=RemoteController, ip="127.0.0.1", port=port)
+        self.net.build()
+        self.net.start()
+        for switch in self.net.switches:
+            wait_for(lambda: "table=0" in self.dump_flows(switch.name), 30,
+                     f"the controller to program {switch.name} (see {self.controller_log})")
+        for name in self.module.backend_names():
+            host = self.net.get(name)
+            proc = host.popen([SYSTEM_PYTHON, str(ECHO_SERVER), name, "--http", *map(str, HTTP_PORTS),
+                               "--udp", *map(str, UDP_PORTS)], stdout=subprocess.PIPE, text=True)
+            self.services.append(proc)
+            if proc.stdout.readline().strip() != "ready":
+                raise LabError(f"the service on {name} did not start")
+        router_mac = self.net.get(self.module.ROUTER).intf(self.module.ROUTER_BALANCER_INTF).MAC()
+        wait_for(lambda: router_mac in self.dump_flows(self.module.BALANCER_SWITCH, "table=40"), 30,
+                 "the balancer to learn the router's MAC")
+
+    def stop(self) -> None:
+        for proc in self.services:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        self.services.clear()
+        if self.net is not None:
+            self.net.stop()
+            self.net = None
+        if self.controller is not None and self.controller.poll() is None:
+            self.controller.send_signal(signal.SIGINT)
+            try:
+                self.controller.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.controller.kill()
+                self.controller.wait()
+        self.controller = None
+
+    @staticmethod
+    def _remove_leftovers(topo) -> None:
+        """A killed run can leave its bridges and root-namespace veths: remove ours, by name."""
+        for switch in topo.switches():
+            run("ovs-vsctl", "--if-exists", "del-br", switch, check=False)
+        links = run("ip", "-o", "link", "show", check=False)
+        for switch in topo.switches():
+            for name in re.findall(rf"^\d+: ({re.escape(switch)}-eth\d+)[@:]", links, re.M):
+                run("ip", "link", "del", name, check=False)
+
+    # --- observing and driving ---
+
+    def dump_flows(self, switch: str, *filters: str) -> str:
+        return run("ovs-ofctl", "-O", "OpenFlow13", "dump-flows", switch, *filters, check=False)
+
+    def dump_ports(self, switch: str) -> str:
+        return run("ovs-ofctl", "-O", "OpenFlow13", "dump-ports", switch, check=False)
+
+    def http_get(self, client: str, url: str, timeout: float = 3) -> str | None:
+        """One request on a new TCP connection; the body, or None on failure."""
+        out = self.net.get(client).cmd(f"curl -s -m {timeout} {url}")
+        return out.strip() if out.strip().startswith("backend=") else None
+
+    def udp_ask(self, client: str, ip: str, port: int, timeout: float = 2) -> str | None:
+        script = (f"import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout({timeout});"
+                  f"s.sendto(b'hi',('{ip}',{port}));print(s.recv(512).decode().strip())")
+        out = self.net.get(client).cmd(f"{SYSTEM_PYTHON} -c \"{script}\" 2>/dev/null").strip()
+        return out if out.startswith("backend=") else None
+
+    def save_state(self) -> None:
+        for switch in self.module.SWITCHES:
+            (self.workdir / f"{switch}.flows").write_text(self.dump_flows(switch))
+            (self.workdir / f"{switch}.ports").write_text(self.dump_ports(switch))
+
+
+class UplinkCapture:
+    """Counts the IPv4 packets a switch port receives, by source address, while running.
+
+    Runs in this (root) namespace on the switch's side of the veth: frames the switch *sends*
+    are PACKET_OUTGOING there and skipped, so what is counted is what arrived at the switch.
+    """
+
+    def __init__(self, port: str) -> None:
+        self.port = port
+        self.by_source: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+        self._sock.bind((port, 0))
+        self._sock.settimeout(0.2)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "UplinkCapture":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sock.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                frame, addr = self._sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            if addr[2] != socket.PACKET_OUTGOING and len(frame) >= 34:
+                self.by_source[socket.inet_ntoa(frame[26:30])] += 1
+
+
+def parse_answer(text: str) -> dict[str, str]:
+    """``backend=b1 client=IP:PORT server=IP:PORT`` -> dict."""
+    return dict(part.split("=", 1) for part in text.split())
