@@ -5,11 +5,11 @@ import argparse
 import sys
 
 from lbapp import __version__
-from lbapp.cli import check, mac, run
+from lbapp.cli import check, demo, mac, run
 from lbapp.config import ConfigError
 from lbapp.mac import MacError
 
-SUBCOMMANDS = (mac, check, run)
+SUBCOMMANDS = (mac, check, run, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,156 @@
+"""``lbapp demo [TOPOLOGY]``: start the controller, a Mininet topology and the backends'
+services, drive real requests to every VIP, and report what happened. Exit 0 only when every
+check holds. Everything started is stopped again, also on Ctrl-C."""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tempfile
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from lbapp.config import load_config
+from lbapp.pipeline import cookies
+from lbapp.pipeline.tables import BY_STAGE
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run a Mininet cross-VLAN demo with real traffic and report")
+    p.add_argument("topology", nargs="?", default="cross_vlan", help="a topology in topologies/ (default cross_vlan)")
+    p.add_argument("--rounds", type=int, default=3, help="request cycles per VIP (default 3)")
+    p.add_argument("--keep", action="store_true", help="keep the work folder (controller log, flow dumps)")
+    p.set_defaults(func=run)
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class VipResult:
+    name: str
+    target: str
+    expected: dict[str, float]
+    served: Counter = field(default_factory=Counter)
+    clients_seen: dict[str, set] = field(default_factory=lambda: defaultdict(set))
+    failures: int = 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        print("error: the demo needs root (Mininet, Open vSwitch)")
+        return 2
+    from lbapp.lab import MininetLab, UplinkCapture, load_topology, parse_answer
+
+    console = Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 120)
+    module = load_topology(args.topology)
+    config_path = Path(module.__file__).with_suffix(".yaml")
+    cfg = load_config(config_path)
+    workdir = Path(tempfile.mkdtemp(prefix="lbapp-demo-"))
+    names = {str(ip): name for name, ip, *_ in _backends(module)}
+    client = module.CLIENTS[0]
+    checks: list[Check] = []
+    results: list[VipResult] = []
+
+    with console.status("starting OVS bridges, the controller and the Mininet topology...") as status, \
+            MininetLab(args.topology, workdir, config_path) as lab:
+        console.log(f"topology {args.topology} up; controller log {lab.controller_log}")
+        backend_ips = {b.ip for v in cfg.vips for b in v.backends}
+        with UplinkCapture(module.BALANCER_UPLINK) as capture:
+            for vip in cfg.vips:
+                total_weight = sum(b.weight for b in vip.backends)
+                expected = {} if vip.external_director else {
+                    names.get(str(b.ip), str(b.ip)): b.weight / total_weight for b in vip.backends if b.weight}
+                res = VipResult(vip.name, f"{vip.ip}:{vip.port}/{vip.protocol}", expected)
+                count = args.rounds * (total_weight if not vip.external_director else 4)
+                for i in range(count):
+                    status.update(f"VIP {vip.name} {res.target}: request {i + 1}/{count} from {client}")
+                    if vip.protocol == "tcp":
+                        answer = lab.http_get(client, f"http://{vip.ip}:{vip.port}/")
+                    else:
+                        answer = lab.udp_ask(client, str(vip.ip), vip.port)
+                    if answer is None:
+                        res.failures += 1
+                        continue
+                    seen = parse_answer(answer)
+                    res.served[seen["backend"]] += 1
+                    res.clients_seen[seen["backend"]].add(seen["client"].split(":")[0])
+                results.append(res)
+        client_ip = lab.net.get(client).IP()
+        status.update("reading flows and counters")
+        stage_counts = {sw: _flows_per_stage(lab.dump_flows(sw)) for sw in module.SWITCHES}
+        ports = lab.dump_ports(module.BALANCER_SWITCH)
+        lab.save_state()
+
+    for res in results:
+        table = Table(title=f"VIP {res.name} {res.target}", title_justify="left")
+        for col in ("backend", "requests", "share", "expected", "client address seen"):
+            table.add_column(col)
+        total = sum(res.served.values()) or 1
+        for backend in sorted(set(res.served) | set(res.expected)):
+            exp = res.expected.get(backend)
+            table.add_row(backend, str(res.served[backend]), f"{res.served[backend] / total:.0%}",
+                          f"{exp:.0%}" if exp is not None else "director", ", ".join(sorted(res.clients_seen[backend])))
+        console.print(table)
+        checks.append(Check(f"{res.name}: every request answered", res.failures == 0, f"{res.failures} failed"))
+        checks.append(Check(f"{res.name}: backends saw the client's real IP",
+                            all(s == {client_ip} for s in res.clients_seen.values()) and bool(res.clients_seen),
+                            ", ".join(sorted({ip for s in res.clients_seen.values() for ip in s}))))
+        if res.expected:
+            off = {b: abs(res.served[b] / total - share) for b, share in res.expected.items()}
+            checks.append(Check(f"{res.name}: share matches the weights", max(off.values()) < 0.01,
+                                " ".join(f"{b}={res.served[b]}" for b in sorted(res.expected))))
+        else:
+            checks.append(Check(f"{res.name}: director spread connections", len(res.served) > 1,
+                                " ".join(f"{b}={n}" for b, n in sorted(res.served.items()))))
+
+    replies = sum(capture.by_source[str(ip)] for ip in backend_ips | {v.ip for v in cfg.vips})
+    checks.append(Check("replies bypassed the balancer",
+                        replies == 0 and capture.by_source[client_ip] > 0,
+                        f"into {module.BALANCER_SWITCH} from the router: {capture.by_source[client_ip]} client packets, "
+                        f"{replies} from VIPs or backends"))
+
+    flows = Table(title="flows per pipeline stage", title_justify="left")
+    flows.add_column("switch")
+    stages = sorted({s for counts in stage_counts.values() for s in counts})
+    for stage in stages:
+        flows.add_column(stage)
+    for sw, counts in stage_counts.items():
+        flows.add_row(sw, *(str(counts.get(s, 0)) for s in stages))
+    console.print(flows)
+    console.print(f"[bold]{module.BALANCER_SWITCH} port counters[/bold]\n{_port_lines(ports)}")
+
+    verdict = Table(title="checks", title_justify="left")
+    for col in ("check", "result", "detail"):
+        verdict.add_column(col)
+    for c in checks:
+        verdict.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]FAILED[/red]", c.detail)
+    console.print(verdict)
+    console.print(f"work folder: {workdir}" if args.keep or not all(c.ok for c in checks) else "")
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def _backends(module):
+    return [(name, ip.split("/")[0]) for name, ip, *_ in module.BACKENDS]
+
+
+def _flows_per_stage(dump: str) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for cookie in re.findall(r"cookie=(0x[0-9a-f]+)", dump):
+        decoded = cookies.decode(int(cookie, 16))
+        counts[BY_STAGE[decoded.stage].name if decoded and decoded.stage in BY_STAGE else "foreign"] += 1
+    return dict(counts)
+
+
+def _port_lines(dump: str) -> str:
+    return "\n".join(line.strip() for line in dump.splitlines()[1:] if line.strip())
