@@ -155,3 +155,37 @@ def test_edge_switch_rewrites_reply_source_to_vip(lab, tmp_path):
     actions = datapath_actions(lab.trace(edge, f"in_port=1,tcp,dl_src=02:00:00:0b:0c:0d,dl_dst=aa:bb:cc:dd:ee:01,"
                                                f"nw_src=10.11.12.13,nw_dst={CLIENT},tp_src=80,tp_dst=40002"))
     assert f"ipv4(src={VIP}" in actions, actions
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("scheme", [
+    {"fabricated_mac.layout": "suffix"},
+    {"fabricated_mac.layout": "split", "fabricated_mac.tag": "02:42"},
+    {"fabricated_mac.scheme": "table",
+     "fabricated_mac.table": {"10.11.12.11": "02:00:00:00:01:0b", "10.11.12.12": "02:00:00:00:01:0c",
+                              "10.11.12.13": "02:00:00:00:01:0d"}},
+], ids=["suffix", "split", "table"])
+def test_other_mac_schemes_answer_arp_and_translate_in_switch(lab, tmp_path, scheme):
+    from lbapp.config import load_config
+    from lbapp.mac import format_mac
+
+    cfg_path = config(tmp_path, **scheme)
+    fab = format_mac(load_config(cfg_path).mac_scheme().encode(__import__("ipaddress").IPv4Address("10.11.12.13")))
+    br, gw = balancer_with_gateway(lab, cfg_path)
+    director = lab.host(br, "dir", 2, "10.0.0.10/24", "02:00:00:00:00:10")
+    out = lab.ns(director, "arping", "-c", "1", "-w", "3", "-I", lab.iface(director), "10.11.12.13", check=False)
+    assert fab in out.lower(), (fab, out)
+    actions = datapath_actions(lab.trace(br, f"in_port=2,tcp,dl_src=02:00:00:00:00:10,dl_dst={fab},"
+                                             f"nw_src=10.0.0.10,nw_dst={VIP},tp_src=5000,tp_dst=80,nw_ttl=64"))
+    assert "set(ipv4(dst=10.11.12.13,ttl=63))" in actions and f"dst={NEXT_HOP_MAC}" in actions, actions
+
+
+def test_controller_stops_cleanly_on_ctrl_c(lab, tmp_path):
+    br = lab.bridge("lb", 1)
+    lab.controller(config(tmp_path), br)
+    proc = lab.procs[0]
+    proc.send_signal(__import__("signal").SIGINT)
+    assert proc.wait(timeout=10) == 0
+    assert "lbapp: stopped" in lab.controller_log.read_text()

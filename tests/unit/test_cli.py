@@ -37,3 +37,11 @@ def test_check_invalid_file_lists_every_error(tmp_path):
     assert out.returncode == 2
     assert "vips[0].scheduler: unknown scheduler 'fancy'" in out.stderr
     assert "routes[0].via: no gateway named 'nobody'" in out.stderr
+
+
+def test_run_refuses_an_invalid_config_with_the_same_messages(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "topologies" / "worked_example.yaml").read_text().replace("scheduler: rr", "scheduler: x"))
+    out = lbapp("run", "-c", str(bad), "--port", "1")
+    assert out.returncode == 2
+    assert "vips[0].scheduler: unknown scheduler 'x'" in out.stderr
