@@ -67,8 +67,11 @@ def run(*args: str, check: bool = True) -> str:
 
 class MininetLab:
     def __init__(self, topology: str, workdir: Path, config: Path | None = None) -> None:
+        from lbapp.config import load_config
+
         self.module = load_topology(topology)
         self.config = config or TOPOLOGIES / f"{topology}.yaml"
+        self.cfg = load_config(self.config)
         self.workdir = workdir
         self.net = None
         self.controller: subprocess.Popen | None = None

@@ -21,6 +21,8 @@ from mininet.topo import Topo
 
 CLIENT = {"name": "h1", "ip": "200.1.1.19/24", "gw": "200.1.1.1"}
 ROUTER_IPS = ["200.1.1.1/24", "10.0.0.1/24", "10.11.12.1/24", "10.11.13.1/24"]
+# Fixed MACs on the router, so flow dumps (the learned next hop) are the same on every run.
+ROUTER_MACS = ["aa:bb:cc:dd:ee:01", "aa:bb:cc:dd:ee:ff", "aa:bb:cc:dd:ee:02", "aa:bb:cc:dd:ee:03"]
 BALANCER_VLAN = 10
 DIRECTOR = {"name": "d1", "ip": "10.0.0.10/24", "gw": "10.0.0.1"}
 BACKENDS = [  # name, ip, gateway, VLAN
@@ -107,11 +109,11 @@ class CrossVlanTopo(Topo):
                                 defaultRoute=f"via {DIRECTOR['gw']}", vip=VIP_DIRECTOR,
                                 backends=[BACKENDS[0][1][:-3], BACKENDS[2][1][:-3]])
 
-        self.addLink(client, router, params2={"ip": ROUTER_IPS[0]})
-        self.addLink(router, lb, params1={"ip": ROUTER_IPS[1]}, params2={"vlan": BALANCER_VLAN})
+        self.addLink(client, router, addr2=ROUTER_MACS[0], params2={"ip": ROUTER_IPS[0]})
+        self.addLink(router, lb, addr1=ROUTER_MACS[1], params1={"ip": ROUTER_IPS[1]}, params2={"vlan": BALANCER_VLAN})
         self.addLink(director, lb, params2={"vlan": BALANCER_VLAN})
-        self.addLink(router, edge, params1={"ip": ROUTER_IPS[2]}, params2={"vlan": 20})
-        self.addLink(router, edge, params1={"ip": ROUTER_IPS[3]}, params2={"vlan": 30})
+        self.addLink(router, edge, addr1=ROUTER_MACS[2], params1={"ip": ROUTER_IPS[2]}, params2={"vlan": 20})
+        self.addLink(router, edge, addr1=ROUTER_MACS[3], params1={"ip": ROUTER_IPS[3]}, params2={"vlan": 30})
         for name, ip, gw, vlan in BACKENDS:
             host = self.addHost(name, cls=PlainHost, ip=ip, defaultRoute=f"via {gw}")
             self.addLink(host, edge, params2={"vlan": vlan})

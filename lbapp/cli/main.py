@@ -5,11 +5,11 @@ import argparse
 import sys
 
 from lbapp import __version__
-from lbapp.cli import check, demo, mac, run
+from lbapp.cli import check, demo, flows, mac, run
 from lbapp.config import ConfigError
 from lbapp.mac import MacError
 
-SUBCOMMANDS = (mac, check, run, demo)
+SUBCOMMANDS = (mac, check, run, demo, flows)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     except MacError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -189,3 +189,22 @@ def test_controller_stops_cleanly_on_ctrl_c(lab, tmp_path):
     proc.send_signal(__import__("signal").SIGINT)
     assert proc.wait(timeout=10) == 0
     assert "lbapp: stopped" in lab.controller_log.read_text()
+
+
+def test_lbapp_flows_explains_a_live_switch_with_a_foreign_flow(lab, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    cfg = config(tmp_path)
+    br, gw = balancer_with_gateway(lab, cfg)
+    lab.send(gw, tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 43000, 80))
+    wait_for(lambda: "tp_src=43000" in lab.dump(br, "table=20"), 5, "the session flow")
+    subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "add-flow", br,
+                    "cookie=0x42,table=0,priority=500,udp,tp_dst=67,actions=drop"], check=True)
+    out = subprocess.run([sys.executable, "-m", "lbapp.cli.main", "flows", br, "-c", str(cfg), "--json"],
+                         capture_output=True, text=True, cwd=ROOT, check=True)
+    doc = json.loads(out.stdout)
+    assert [f["cookie"] for f in doc["foreign"]] == ["0x42"]
+    assert [(s["client"], s["backend"]) for s in doc["sessions"]] == [(f"{CLIENT}:43000", "10.11.12.11")]
+    assert {f["owner"] for f in doc["stages"]["next_hop"]} >= {"route 10.11.12.0/24 via router"}

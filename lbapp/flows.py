@@ -1,0 +1,221 @@
+"""Explain an ``ovs-ofctl dump-flows`` text: each flow by pipeline stage and owner (VIP, backend,
+route, gateway, session), sessions as client -> VIP -> backend, foreign flows apart.
+
+Parsing stands on the ``ovs`` package's flow parser (``ovs.flow.ofp.OFPFlow``); ownership comes
+from the cookie (:mod:`lbapp.pipeline.cookies`), names from the config when one is given.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ovs.flow.ofp import OFPFlow
+
+from lbapp import mac as macs
+from lbapp.config import Config
+from lbapp.pipeline import cookies
+from lbapp.pipeline.context import Context
+from lbapp.pipeline.tables import BY_STAGE, PIPELINE, Table
+
+# ovs-ofctl headers and blank lines are not flows
+_NOT_A_FLOW = re.compile(r"^\s*$|^(OFPST_FLOW|NXST_FLOW)")
+
+
+@dataclass
+class Flow:
+    table: int
+    priority: int
+    cookie: str
+    match: str
+    actions: str
+    packets: int | None
+    bytes: int | None
+    duration: float | None
+    idle_age: float | None
+    idle_timeout: float | None
+    stage: str | None = None
+    role: str | None = None  # the priority's name in the table declaration
+    owner: str = ""
+
+
+@dataclass
+class Session:
+    session_id: int
+    client: str
+    vip: str
+    backend: str
+    fabricated_mac: str
+    packets: int | None
+    bytes: int | None
+    idle_age: float | None
+    duration: float | None
+
+
+@dataclass
+class Explanation:
+    stages: dict[str, list[Flow]] = field(default_factory=dict)
+    sessions: list[Session] = field(default_factory=list)
+    foreign: list[Flow] = field(default_factory=list)
+    unparsed: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stages": {k: [asdict(f) for f in v] for k, v in self.stages.items()},
+                "sessions": [asdict(s) for s in self.sessions],
+                "foreign": [asdict(f) for f in self.foreign], "unparsed": self.unparsed}
+
+
+class Namer:
+    """Turns cookie ids back into config names; without a config, plain ids."""
+
+    def __init__(self, cfg: Config | None) -> None:
+        self.cfg = cfg
+        self.ctx = Context(cfg) if cfg else None
+        self.scheme = self.ctx.scheme if self.ctx else macs.ComputedScheme()
+        self.backend_by_id = {i: ip for ip, i in self.ctx.backend_ids.items()} if self.ctx else {}
+
+    def vip(self, vip_id: int) -> str:
+        if self.cfg and 0 < vip_id <= len(self.cfg.vips):
+            v = self.cfg.vips[vip_id - 1]
+            return f"VIP {v.name} {v.ip}:{v.port}/{v.protocol}"
+        return f"VIP #{vip_id}"
+
+    def gateway(self, obj: int) -> str:
+        if self.cfg and 0 < obj <= len(self.cfg.gateways):
+            g = self.cfg.gateways[obj - 1]
+            return f"gateway {g.name} {g.ip}"
+        return f"gateway #{obj}"
+
+    def route(self, obj: int) -> str:
+        if self.cfg and 0 < obj <= len(self.cfg.routes):
+            r = self.cfg.routes[obj - 1]
+            return f"route {r.dst} via {r.via}"
+        return f"route #{obj}"
+
+    def backend(self, obj: int) -> str:
+        ip = self.backend_by_id.get(obj)
+        return f"backend {ip}" if ip else f"backend #{obj}"
+
+    def fabricated_owner(self, obj: int) -> str:
+        """Computed MACs are installed per route, the MAC table per backend."""
+        return self.route(obj) if isinstance(self.scheme, macs.ComputedScheme) else self.backend(obj)
+
+    def backend_of_mac(self, mac: int) -> str:
+        try:
+            return str(self.scheme.decode(mac))
+        except macs.MacError:
+            return "?"
+
+
+def _role(table: Table, priority: int) -> str | None:
+    for name, band in table.priorities.items():
+        if band == priority or (isinstance(band, tuple) and band[0] <= priority <= band[1]):
+            return name
+    return None
+
+
+def _owner(namer: Namer, table: Table, role: str | None, c: cookies.Cookie) -> str:
+    if role == "miss":
+        return "table miss"
+    if table.name == "classify":
+        return {"gateway_arp": lambda: namer.gateway(c.obj), "vip": lambda: namer.vip(c.vip),
+                "fabricated": lambda: namer.fabricated_owner(c.obj), "backend_reply": lambda: namer.backend(c.obj),
+                "arp_request": lambda: "ARP requests"}.get(role, lambda: "")()
+    if table.name == "arp_proxy":
+        if role == "own_address":
+            return namer.vip(c.vip) if c.vip else "balancer address"
+        if role == "backend":
+            return namer.fabricated_owner(c.obj)
+        return "probe replies" if role == "probe_reply" else ""
+    if table.name == "session":
+        return f"session {c.obj}" if role == "connection" else namer.vip(c.vip)
+    if table.name == "translate":
+        return namer.fabricated_owner(c.obj)
+    if table.name == "next_hop":
+        return namer.route(c.obj)
+    if table.name == "snat":
+        return f"{namer.vip(c.vip)} / {namer.backend(c.obj)}"
+    return ""
+
+
+def _flow(f: OFPFlow) -> Flow:
+    info, match = f.info, f.match
+    text = {s.name: s.string.strip() for s in f.sections}
+    return Flow(table=info.get("table", 0), priority=match.get("priority", 32768), cookie=hex(info.get("cookie", 0)),
+                match=re.sub(r"^priority=\d+,?", "", text.get("match", "")), actions=text.get("actions", ""),
+                packets=info.get("n_packets"), bytes=info.get("n_bytes"), duration=info.get("duration"),
+                idle_age=info.get("idle_age"), idle_timeout=info.get("idle_timeout"))
+
+
+def _session(flow: Flow, parsed: OFPFlow, namer: Namer, c: cookies.Cookie) -> Session:
+    m = parsed.match
+    fab = None
+    for action in parsed.actions:
+        if "set_field" in action and "eth_dst" in action["set_field"]["value"]:
+            fab = int(action["set_field"]["value"]["eth_dst"].eth)
+        elif "mod_dl_dst" in action:
+            fab = int(action["mod_dl_dst"].eth)
+    sport = m.get("tp_src") or m.get("tcp_src") or m.get("udp_src")
+    dport = m.get("tp_dst") or m.get("tcp_dst") or m.get("udp_dst")
+    client = f"{m['nw_src'].ip}:{int(sport.value)}" if "nw_src" in m and sport else "?"
+    vip_addr = f"{m['nw_dst'].ip}:{int(dport.value)}" if "nw_dst" in m and dport else "?"
+    vip_name = namer.vip(c.vip)
+    return Session(session_id=c.obj, client=client,
+                   vip=vip_name if namer.cfg else f"{vip_addr}",
+                   backend=namer.backend_of_mac(fab) if fab is not None else "?",
+                   fabricated_mac=macs.format_mac(fab) if fab is not None else "?",
+                   packets=flow.packets, bytes=flow.bytes, idle_age=flow.idle_age, duration=flow.duration)
+
+
+def explain(text: str, cfg: Config | None = None) -> Explanation:
+    namer = Namer(cfg)
+    out = Explanation(stages={t.name: [] for t in PIPELINE})
+    for line in text.splitlines():
+        if _NOT_A_FLOW.match(line):
+            continue
+        try:
+            parsed = OFPFlow(line)
+            flow = _flow(parsed)
+        except Exception:  # noqa: BLE001 - a line the parser does not know is reported, not fatal
+            out.unparsed.append(line.strip())
+            continue
+        c = cookies.decode(int(flow.cookie, 16))
+        table = BY_STAGE.get(c.stage) if c else None
+        if c is None or table is None or table.table_id != flow.table:
+            out.foreign.append(flow)
+            continue
+        flow.stage, flow.role = table.name, _role(table, flow.priority)
+        flow.owner = _owner(namer, table, flow.role, c)
+        out.stages[table.name].append(flow)
+        if table.name == "session" and flow.role == "connection":
+            out.sessions.append(_session(flow, parsed, namer, c))
+    out.stages = {k: v for k, v in out.stages.items() if v}
+    return out
+
+
+_VOLATILE = re.compile(r"\b(duration|n_packets|n_bytes|idle_age|hard_age)=[^ ,]+,? ?")
+
+
+def normalize(text: str) -> str:
+    """A dump reduced to what a pipeline change would alter: counters, durations and ages
+    dropped, the cookie's generation and session ids blanked, lines sorted."""
+    lines = []
+    for line in text.splitlines():
+        if _NOT_A_FLOW.match(line):
+            continue
+        line = _VOLATILE.sub("", line.strip())
+        match = re.search(r"cookie=(0x[0-9a-f]+)", line)
+        if match:
+            value = int(match.group(1), 16)
+            c = cookies.decode(value)
+            if c is not None:
+                value &= ~cookies.GEN_MASK
+                shown = f"{value:#x}"
+                if c.stage == cookies.STAGE_SESSION and c.obj:
+                    # a session: its id and the client's ephemeral port vary from run to run
+                    shown = f"{value & ~cookies.OBJECT_MASK:#x}+session"
+                    line = re.sub(r"\b(tp_src|tcp_src|udp_src)=\d+", r"\1=*", line)
+                line = line.replace(match.group(0), f"cookie={shown}")
+        lines.append(line)
+    return "\n".join(sorted(lines)) + "\n"
+
