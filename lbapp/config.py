@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lbapp import mac as macs
 from lbapp.schedulers import registry
@@ -71,6 +71,7 @@ def _check_mac(value: Any) -> str:
 
 
 class BalancerModel(_Model):
+    name: str = Field("lb", min_length=1)
     dpid: int
     address: ipaddress.IPv4Interface = Field(description="the balancer's own IP/prefix in its VLAN")
     mac: str
@@ -147,14 +148,30 @@ class EdgeModel(_Model):
 
 
 class Config(_Model):
-    balancer: BalancerModel
+    balancer: BalancerModel | None = Field(None, description="one balancer switch")
+    balancers: list[BalancerModel] = Field(default_factory=list, description="several (ECMP) balancer switches")
     gateways: list[GatewayModel] = Field(min_length=1)
     routes: list[RouteModel] = Field(min_length=1)
     fabricated_mac: FabricatedMacModel = Field(default_factory=FabricatedMacModel)
     vips: list[VipModel] = Field(min_length=1)
     edges: list[EdgeModel] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _one_form(self) -> "Config":
+        if (self.balancer is None) == (not self.balancers):
+            raise ValueError("give exactly one of balancer: (one switch) or balancers: (a list)")
+        return self
+
     # --- derived views, computed on demand from the validated fields ---
+
+    def all_balancers(self) -> list[tuple[str, BalancerModel]]:
+        """(field path, balancer) for each balancer switch, whichever form the file used."""
+        if self.balancer is not None:
+            return [("balancer", self.balancer)]
+        return [(f"balancers[{i}]", b) for i, b in enumerate(self.balancers)]
+
+    def balancer_for(self, dpid: int) -> BalancerModel | None:
+        return next((b for _, b in self.all_balancers() if b.dpid == dpid), None)
 
     def mac_scheme(self) -> macs.MacScheme:
         fab = self.fabricated_mac
@@ -207,21 +224,28 @@ def _semantic_errors(cfg: Config) -> list[FieldError]:
     def err(path: str, message: str) -> None:
         errs.append(FieldError(path, message))
 
-    bal = cfg.balancer
-    bal_net = bal.address.network
-    bal_mac = macs.parse_mac(bal.mac)
-    if macs.is_multicast(bal_mac):
-        err("balancer.mac", f"{bal.mac} is a multicast MAC; the balancer needs a unicast one")
+    balancers = cfg.all_balancers()
+    for key, name in (("dpid", "datapath id"), ("name", "name"), ("mac", "MAC")):
+        for value, idx in _duplicates([getattr(b, key) for _, b in balancers]).items():
+            for i in idx[1:]:
+                err(f"{balancers[i][0]}.{key}", f"duplicate balancer {name} {value} (first at {balancers[idx[0]][0]})")
+    for value, idx in _duplicates([b.address.ip for _, b in balancers]).items():
+        for i in idx[1:]:
+            err(f"{balancers[i][0]}.address", f"duplicate balancer address {value}")
+    for path, bal in balancers:
+        if macs.is_multicast(macs.parse_mac(bal.mac)):
+            err(f"{path}.mac", f"{bal.mac} is a multicast MAC; the balancer needs a unicast one")
 
     for name, idx in _duplicates([g.name for g in cfg.gateways]).items():
         for i in idx[1:]:
             err(f"gateways[{i}].name", f"duplicate gateway name {name!r} (first at gateways[{idx[0]}])")
     for i, gw in enumerate(cfg.gateways):
-        if gw.ip not in bal_net:
-            err(f"gateways[{i}].ip", f"{gw.ip} is not in the balancer's subnet {bal_net}; "
-                                     "a next hop must be on-link")
-        if gw.ip == bal.address.ip:
-            err(f"gateways[{i}].ip", f"{gw.ip} is the balancer's own address")
+        for path, bal in balancers:
+            if gw.ip not in bal.address.network:
+                err(f"gateways[{i}].ip", f"{gw.ip} is not in {path}'s subnet {bal.address.network}; "
+                                         "a next hop must be on-link")
+            if gw.ip == bal.address.ip:
+                err(f"gateways[{i}].ip", f"{gw.ip} is {path}'s own address")
 
     gw_names = {g.name for g in cfg.gateways}
     for net, idx in _duplicates([r.dst for r in cfg.routes]).items():
@@ -230,8 +254,9 @@ def _semantic_errors(cfg: Config) -> list[FieldError]:
     for i, route in enumerate(cfg.routes):
         if route.via not in gw_names:
             err(f"routes[{i}].via", f"no gateway named {route.via!r} (have: {', '.join(sorted(gw_names))})")
-        if route.dst.overlaps(bal_net):
-            err(f"routes[{i}].dst", f"{route.dst} overlaps the balancer's own subnet {bal_net}")
+        for path, bal in balancers:
+            if route.dst.overlaps(bal.address.network):
+                err(f"routes[{i}].dst", f"{route.dst} overlaps {path}'s own subnet {bal.address.network}")
 
     scheme: macs.MacScheme | None = None
     try:
@@ -251,15 +276,17 @@ def _semantic_errors(cfg: Config) -> list[FieldError]:
             elif scheme.layout.first_octet_from_ip and macs.is_multicast(value):
                 err(f"routes[{i}].dst", f"{route.dst} starts with an odd octet: under layout "
                                         f"{scheme.layout.name} its fabricated MACs are multicast")
-            if bal_mac & mask == value:
-                err("balancer.mac", f"{bal.mac} falls in the fabricated MAC range of routes[{i}] "
-                                    f"({route.dst}); frames to the balancer would be translated")
+            for path, bal in balancers:
+                if macs.parse_mac(bal.mac) & mask == value:
+                    err(f"{path}.mac", f"{bal.mac} falls in the fabricated MAC range of routes[{i}] "
+                                       f"({route.dst}); frames to the balancer would be translated")
     elif isinstance(scheme, macs.TableScheme):
         for ip, mac in scheme.by_ip.items():
             if macs.is_multicast(mac):
                 err(f"fabricated_mac.table.{ip}", f"{macs.format_mac(mac)} is a multicast MAC")
-            if mac == bal_mac:
-                err(f"fabricated_mac.table.{ip}", f"{macs.format_mac(mac)} is the balancer's own MAC")
+            for path, bal in balancers:
+                if mac == macs.parse_mac(bal.mac):
+                    err(f"fabricated_mac.table.{ip}", f"{macs.format_mac(mac)} is {path}'s own MAC")
 
     sched_names = registry.names()
     for key, idx in _duplicates([(v.ip, v.port, v.protocol) for v in cfg.vips]).items():
@@ -271,8 +298,9 @@ def _semantic_errors(cfg: Config) -> list[FieldError]:
 
     for i, vip in enumerate(cfg.vips):
         path = f"vips[{i}]"
-        if vip.ip == bal.address.ip:
-            err(f"{path}.ip", f"{vip.ip} is the balancer's own address")
+        for bpath, bal in balancers:
+            if vip.ip == bal.address.ip:
+                err(f"{path}.ip", f"{vip.ip} is {bpath}'s own address")
         if any(vip.ip in r.dst for r in cfg.routes):
             err(f"{path}.ip", f"VIP {vip.ip} lies inside a backend route; it would be translated as a backend")
         if vip.scheduler not in sched_names:
@@ -297,9 +325,10 @@ def _semantic_errors(cfg: Config) -> list[FieldError]:
             if macs.is_multicast(fab):
                 err(f"{bpath}.ip", f"backend {backend.ip} would get fabricated MAC "
                                    f"{macs.format_mac(fab)}, a multicast address")
-            if fab == bal_mac:
-                err(f"{bpath}.ip", f"backend {backend.ip}'s fabricated MAC {macs.format_mac(fab)} "
-                                   "collides with balancer.mac")
+            for lb_path, bal in balancers:
+                if fab == macs.parse_mac(bal.mac):
+                    err(f"{bpath}.ip", f"backend {backend.ip}'s fabricated MAC {macs.format_mac(fab)} "
+                                       f"collides with {lb_path}.mac")
 
     backend_ips = {b.ip for v in cfg.vips for b in v.backends}
     edge_of: dict[IPv4, int] = {}

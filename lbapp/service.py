@@ -6,6 +6,7 @@ messages are os-ken parser objects without a datapath, which the sender attaches
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -27,12 +28,22 @@ LOG = logging.getLogger("lbapp")
 Out = tuple[int, Any]
 
 
+@dataclass
+class Site:
+    """One balancer switch: its view of the config and its own learned next hops."""
+
+    ctx: Context
+    next_hops: NextHops
+
+
 class Balancer:
     def __init__(self, cfg: Config, generation: int = 0) -> None:
-        self.ctx = Context(cfg, generation)
         self.cfg = cfg
+        self.ctx = Context(cfg, generation=generation)  # the switch-independent view (edges, VIPs)
+        self.sites = {b.dpid: Site(Context(cfg, b, generation),
+                                   NextHops([(g.name, g.ip) for g in cfg.gateways], b.probe_interval))
+                      for _, b in cfg.all_balancers()}
         self.sessions = Sessions()
-        self.next_hops = NextHops([(g.name, g.ip) for g in cfg.gateways], cfg.balancer.probe_interval)
         self.schedulers = {vip_id: registry.create(vip.scheduler, [BackendWeight(b.ip, b.weight)
                                                                    for b in vip.backends])
                            for vip_id, vip in self.ctx.vips()}
@@ -50,24 +61,25 @@ class Balancer:
         roles = []
         flows: list[Any] = []
         names: set[str] = set()
-        if self.ctx.is_balancer(dpid):
-            roles.append("balancer")
+        site = self.sites.get(dpid)
+        if site is not None:
+            roles.append(f"balancer {site.ctx.balancer.name}")
             names.update(BALANCER_TABLES)
-            self.next_hops.forget_port()
-            self.next_hops.probe_soon()
-            flows += (classify.balancer_flows(self.ctx) + arp_proxy.balancer_flows(self.ctx)
-                      + session.balancer_flows(self.ctx) + translate.balancer_flows(self.ctx)
-                      + next_hop.balancer_flows(self.ctx))
+            site.next_hops.forget_port()
+            site.next_hops.probe_soon()
+            ctx = site.ctx
+            flows += (classify.balancer_flows(ctx) + arp_proxy.balancer_flows(ctx) + session.balancer_flows(ctx)
+                      + translate.balancer_flows(ctx) + next_hop.balancer_flows(ctx))
         if self.ctx.edges_of(dpid):
             roles.append("edge")
             names.update(EDGE_TABLES)
-            if not self.ctx.is_balancer(dpid):
+            if site is None:
                 flows += classify.edge_flows(self.ctx, dpid)
             else:
                 flows += [f for f in classify.edge_flows(self.ctx, dpid) if f.priority != 0]
             flows += snat.edge_flows(self.ctx, dpid)
         if not roles:
-            LOG.warning("switch %016x is not in the config (balancer.dpid, edges[].dpid); leaving it alone", dpid)
+            LOG.warning("switch %016x is in no balancer or edge of the config; leaving it alone", dpid)
             return []
         sweep = [TABLES[n].delete({}, cookie=cookies.make(TABLES[n].stage), cookie_mask=cookies.stage_mask())
                  for n in sorted(names) if not TABLES[n].session_owned]
@@ -81,14 +93,14 @@ class Balancer:
     # --- periodic work ---
 
     def tick(self, now: float) -> list[Out]:
-        """ARP probes that are due, sent from the balancer's own address and MAC."""
-        dpid = self.cfg.balancer.dpid
-        if dpid not in self.connected:
-            return []
+        """ARP probes that are due, sent from each balancer's own address and MAC."""
         out = []
-        for gw in self.next_hops.due_probes(now):
-            data = packets.arp_request(self.ctx.balancer_mac, self.ctx.balancer_ip, gw.ip)
-            out.append((dpid, packet_out(data, ofp.OFPP_CONTROLLER, [output(ofp.OFPP_FLOOD)])))
+        for dpid, site in self.sites.items():
+            if dpid not in self.connected:
+                continue
+            for gw in site.next_hops.due_probes(now):
+                data = packets.arp_request(site.ctx.balancer_mac, site.ctx.balancer_ip, gw.ip)
+                out.append((dpid, packet_out(data, ofp.OFPP_CONTROLLER, [output(ofp.OFPP_FLOOD)])))
         return out
 
     # --- packet-in ---
@@ -96,11 +108,15 @@ class Balancer:
     def packet_in(self, dpid: int, in_port: int, cookie: int, data: bytes, now: float) -> list[Out]:
         """Dispatch on the cookie of the flow that punted the packet. Never raises on a packet."""
         stage = cookies.stage_of(cookie) if cookies.is_ours(cookie) else None
+        site = self.sites.get(dpid)
+        if site is None:
+            LOG.debug("switch %016x: packet-in from a switch that is no balancer", dpid)
+            return []
         try:
             if stage == cookies.STAGE_SESSION:
                 return self._new_connection(dpid, in_port, data, now)
             if stage == cookies.STAGE_CLASSIFY:
-                return self._gateway_arp(dpid, in_port, data, now)
+                return self._gateway_arp(site, dpid, in_port, data, now)
             if stage == cookies.STAGE_ARP_PROXY:
                 return self._answer_arp(dpid, in_port, data)
         except packets.PacketError as exc:
@@ -131,21 +147,19 @@ class Balancer:
                 # Re-enter the pipeline at table 0: the new session flow now carries it on.
                 (dpid, packet_out(data, in_port, [output(ofp.OFPP_TABLE)]))]
 
-    def _gateway_arp(self, dpid: int, in_port: int, data: bytes, now: float) -> list[Out]:
+    def _gateway_arp(self, site: Site, dpid: int, in_port: int, data: bytes, now: float) -> list[Out]:
         info = packets.parse_arp(data)
-        gw = self.next_hops.learn(info.src_ip, info.src_mac, in_port, now)
+        gw = site.next_hops.learn(info.src_ip, info.src_mac, in_port, now)
         if gw is None:
             return []
-        LOG.info("next hop %s %s is at %s port %d", gw.name, gw.ip, macs.format_mac(gw.mac), in_port)
-        return self._next_hop_flows(gw)
+        LOG.info("%s: next hop %s %s is at %s port %d", site.ctx.balancer.name, gw.name, gw.ip,
+                 macs.format_mac(gw.mac), in_port)
+        return [(dpid, m) for m in self._next_hop_flows(site, gw)]
 
-    def _next_hop_flows(self, gw: Gateway) -> list[Out]:
-        dpid = self.cfg.balancer.dpid
-        out = []
-        for route_id, route in self.ctx.routes():
-            if route.via == gw.name:
-                out += [(dpid, m) for m in next_hop.route_flows(self.ctx, route_id, gw.mac, gw.port)]
-        return out
+    @staticmethod
+    def _next_hop_flows(site: Site, gw: Gateway) -> list[Any]:
+        return [m for route_id, route in site.ctx.routes() if route.via == gw.name
+                for m in next_hop.route_flows(site.ctx, route_id, gw.mac, gw.port)]
 
     def _answer_arp(self, dpid: int, in_port: int, data: bytes) -> list[Out]:
         """Controller-mode ARP proxy: answer a request for a backend IP with its fabricated MAC."""

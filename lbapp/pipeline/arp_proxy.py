@@ -68,7 +68,7 @@ def balancer_flows(ctx: Context) -> list:
 
 def backend_flows(ctx: Context) -> list:
     scheme = ctx.scheme
-    in_switch = ctx.cfg.balancer.arp_proxy == "switch"
+    in_switch = ctx.balancer.arp_proxy == "switch"
     if isinstance(scheme, macs.ComputedScheme):
         actions = computed_reply(scheme) if in_switch else [to_controller()]
         return [TABLE.flow("backend", _request((str(r.dst.network_address), str(r.dst.netmask))),

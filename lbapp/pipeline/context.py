@@ -5,14 +5,17 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from lbapp import mac as macs
-from lbapp.config import Config, EdgeModel, RouteModel, VipModel
+from lbapp.config import BalancerModel, Config, EdgeModel, RouteModel, VipModel
 
 IPv4 = ipaddress.IPv4Address
 
 
 @dataclass
 class Context:
+    """One switch's view: the config, and the balancer it runs as (None for a pure edge switch)."""
+
     cfg: Config
+    balancer: BalancerModel | None = None
     generation: int = 0
     scheme: macs.MacScheme = field(init=False)
     balancer_mac: int = field(init=False)
@@ -20,13 +23,15 @@ class Context:
 
     def __post_init__(self) -> None:
         self.scheme = self.cfg.mac_scheme()
-        self.balancer_mac = macs.parse_mac(self.cfg.balancer.mac)
+        self.balancer_mac = macs.parse_mac(self.balancer.mac) if self.balancer else 0
         ips = sorted({b.ip for v in self.cfg.vips for b in v.backends})
         self.backend_ids = {ip: i + 1 for i, ip in enumerate(ips)}
 
     @property
     def balancer_ip(self) -> IPv4:
-        return self.cfg.balancer.address.ip
+        if self.balancer is None:
+            raise ValueError("this switch is no balancer; balancer stages do not apply")
+        return self.balancer.address.ip
 
     def vips(self) -> list[tuple[int, VipModel]]:
         return [(i + 1, v) for i, v in enumerate(self.cfg.vips)]
@@ -43,6 +48,3 @@ class Context:
 
     def edges_of(self, dpid: int) -> list[EdgeModel]:
         return [e for e in self.cfg.edges if e.dpid == dpid]
-
-    def is_balancer(self, dpid: int) -> bool:
-        return dpid == self.cfg.balancer.dpid

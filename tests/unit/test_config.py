@@ -43,10 +43,10 @@ BAD = [
      "fabricated MAC range"),
     ("bad dpid", [(("balancer", "dpid"), "xyz")], "balancer.dpid", "not a datapath id"),
     ("missing gateways", [(("gateways",), _DELETE)], "gateways", "Field required"),
-    ("gateway off-link", [(("gateways", 0, "ip"), "10.1.0.1")], "gateways[0].ip", "not in the balancer's subnet"),
+    ("gateway off-link", [(("gateways", 0, "ip"), "10.1.0.1")], "gateways[0].ip", "not in balancer's subnet"),
     ("route via unknown gateway", [(("routes", 0, "via"), "nobody")], "routes[0].via", "no gateway named 'nobody'"),
     ("route overlapping balancer subnet", [(("routes", 0, "dst"), "10.0.0.0/16")], "routes[0].dst",
-     "overlaps the balancer's own subnet"),
+     "overlaps balancer's own subnet"),
     ("duplicate VIP", [(("vips", 1), "COPY0")], "vips[1]", "duplicate VIP 117.78.6.19:80/tcp"),
     ("unknown scheduler", [(("vips", 0, "scheduler"), "fancy")], "vips[0].scheduler", "unknown scheduler 'fancy'"),
     ("backend without route", [(("vips", 0, "backends", 0, "ip"), "172.16.0.1")], "vips[0].backends[0].ip",
@@ -136,3 +136,33 @@ def test_yaml_syntax_error_gives_line(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read file"):
         load_config(tmp_path / "nope.yaml")
+
+
+def two_balancers(doc):
+    lb = doc.pop("balancer")
+    doc["balancers"] = [lb | {"name": "lb1"}, lb | {"name": "lb2", "dpid": 4, "address": "10.0.0.3/24",
+                                                     "mac": "02:00:00:00:00:03"}]
+    return doc
+
+
+def test_several_balancers_are_valid():
+    cfg = parse_config(two_balancers(base()))
+    assert [b.name for _, b in cfg.all_balancers()] == ["lb1", "lb2"]
+    assert cfg.balancer_for(4).mac == "02:00:00:00:00:03"
+
+
+def test_several_balancers_must_differ():
+    doc = two_balancers(base())
+    doc["balancers"][1]["dpid"] = 1
+    doc["balancers"][1]["mac"] = "02:00:00:00:00:02"
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc)
+    paths = {(e.path, e.message.split(" ")[1]) for e in info.value.errors}
+    assert {("balancers[1].dpid", "balancer"), ("balancers[1].mac", "balancer")} <= paths
+
+
+def test_exactly_one_balancer_form():
+    doc = base()
+    doc["balancers"] = [doc["balancer"]]
+    with pytest.raises(ConfigError, match="exactly one of balancer"):
+        parse_config(doc)
