@@ -196,9 +196,10 @@ def explain(text: str, cfg: Config | None = None) -> Explanation:
 _VOLATILE = re.compile(r"\b(duration|n_packets|n_bytes|idle_age|hard_age)=[^ ,]+,? ?")
 
 
-def normalize(text: str) -> str:
+def normalize(text: str, sessions: bool = True) -> str:
     """A dump reduced to what a pipeline change would alter: counters, durations and ages
-    dropped, the cookie's generation and session ids blanked, lines sorted."""
+    dropped, the cookie's generation and session ids blanked, lines sorted. ``sessions=False``
+    leaves out per-connection flows (when ECMP decides which balancer gets a connection)."""
     lines = []
     for line in text.splitlines():
         if _NOT_A_FLOW.match(line):
@@ -211,6 +212,8 @@ def normalize(text: str) -> str:
             if c is not None:
                 value &= ~cookies.GEN_MASK
                 shown = f"{value:#x}"
+                if c.stage == cookies.STAGE_SESSION and c.obj and not sessions:
+                    continue
                 if c.stage == cookies.STAGE_SESSION and c.obj:
                     # a session: its id and the client's ephemeral port vary from run to run
                     shown = f"{value & ~cookies.OBJECT_MASK:#x}+session"

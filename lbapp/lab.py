@@ -22,8 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 TOPOLOGIES = ROOT / "topologies"
 ECHO_SERVER = TOPOLOGIES / "services" / "echo_server.py"
 SYSTEM_PYTHON = "/usr/bin/python3"  # what Mininet hosts run the services with (Debian's mininet lives there)
+STREAM_CLIENT = TOPOLOGIES / "services" / "stream_client.py"
 HTTP_PORTS = (80, 8080)
 UDP_PORTS = (5353,)
+STREAM_PORTS = (7000,)
 
 
 class LabError(RuntimeError):
@@ -35,6 +37,8 @@ def load_topology(name: str) -> ModuleType:
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in TOPOLOGIES.glob("*.py") if not p.stem.startswith("_")))
         raise LabError(f"no topology {name!r} in {TOPOLOGIES} (have: {known})")
+    if str(TOPOLOGIES) not in sys.path:
+        sys.path.insert(0, str(TOPOLOGIES))  # the topologies import their shared node classes
     spec = importlib.util.spec_from_file_location(f"lbapp_topology_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -45,6 +49,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.2):
@@ -103,6 +112,9 @@ class MininetLab:
         self.controller = subprocess.Popen(
             [sys.executable, "-m", "lbapp.cli.main", "run", "-c", str(self.config), "--listen", "127.0.0.1",
              "--port", str(port), "-v"], stdout=open(self.controller_log, "w"), stderr=subprocess.STDOUT, cwd=ROOT)
+        wait_for(lambda: _listening(port) or self.controller.poll() is not None, 30, "the controller to listen")
+        if self.controller.poll() is not None:
+            raise LabError(f"the controller exited: see {self.controller_log}")
         setLogLevel("warning")
         self.net = Mininet(topo=topo, controller=None, autoSetMacs=False, build=False, waitConnected=False)
         self.net.addController("c0", controller=RemoteController, ip="127.0.0.1", port=port)
@@ -111,16 +123,18 @@ class MininetLab:
         for switch in self.net.switches:
             wait_for(lambda: "table=0" in self.dump_flows(switch.name), 30,
                      f"the controller to program {switch.name} (see {self.controller_log})")
-        for name in self.module.backend_names():
+        lab = self.module.LAB
+        for name, _ in lab.backends:
             host = self.net.get(name)
             proc = host.popen([SYSTEM_PYTHON, str(ECHO_SERVER), name, "--http", *map(str, HTTP_PORTS),
-                               "--udp", *map(str, UDP_PORTS)], stdout=subprocess.PIPE, text=True)
+                               "--udp", *map(str, UDP_PORTS), "--stream", *map(str, STREAM_PORTS)],
+                              stdout=subprocess.PIPE, text=True)
             self.services.append(proc)
             if proc.stdout.readline().strip() != "ready":
                 raise LabError(f"the service on {name} did not start")
-        router_mac = self.net.get(self.module.ROUTER).intf(self.module.ROUTER_BALANCER_INTF).MAC()
-        wait_for(lambda: router_mac in self.dump_flows(self.module.BALANCER_SWITCH, "table=40"), 30,
-                 "the balancer to learn the router's MAC")
+        for switch in lab.balancer_switches:
+            wait_for(lambda: lab.router_balancer_mac in self.dump_flows(switch, "table=40"), 30,
+                     f"balancer {switch} to learn the router's MAC")
 
     def stop(self) -> None:
         for proc in self.services:
@@ -172,8 +186,22 @@ class MininetLab:
         out = self.net.get(client).cmd(f"{SYSTEM_PYTHON} -c \"{script}\" 2>/dev/null").strip()
         return out if out.startswith("backend=") else None
 
+    def ask(self, client: str, vip) -> str | None:
+        """One request to ``vip`` on a new connection, with the service its port runs."""
+        if vip.protocol == "udp":
+            return self.udp_ask(client, str(vip.ip), vip.port)
+        if vip.port in STREAM_PORTS:
+            out, _ = self.stream(client, str(vip.ip), vip.port, 1, 0).communicate(timeout=15)
+            return out.strip() if out.startswith("backend=") else None
+        return self.http_get(client, f"http://{vip.ip}:{vip.port}/")
+
+    def stream(self, client: str, ip: str, port: int, count: int, interval: float) -> subprocess.Popen:
+        """A long-lived TCP connection from ``client``, in the background; read its stdout."""
+        return self.net.get(client).popen([SYSTEM_PYTHON, str(STREAM_CLIENT), ip, str(port), str(count), str(interval)],
+                                          stdout=subprocess.PIPE, text=True)
+
     def save_state(self) -> None:
-        for switch in self.module.SWITCHES:
+        for switch in self.module.LAB.switches:
             (self.workdir / f"{switch}.flows").write_text(self.dump_flows(switch))
             (self.workdir / f"{switch}.ports").write_text(self.dump_ports(switch))
 

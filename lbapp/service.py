@@ -183,8 +183,9 @@ class Balancer:
             return []
         sess = self.sessions.remove(decoded.obj)
         if sess is not None:
-            LOG.info("session %d ended (%s) after %.1fs: %s:%d -> %s", sess.session_id, _REASONS.get(reason, reason),
-                     now - sess.created, sess.key.src_ip, sess.key.src_port, sess.backend)
+            LOG.info("session %d ended (%s) after %.1fs: %s:%d -> %s; %d live", sess.session_id,
+                     _REASONS.get(reason, reason), now - sess.created, sess.key.src_ip, sess.key.src_port, sess.backend,
+                     len(self.sessions))
         return []
 
 

@@ -4,8 +4,8 @@ check holds. Everything started is stopped again, also on Ctrl-C."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import re
 import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -15,8 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lbapp.config import load_config
-from lbapp.pipeline import cookies
-from lbapp.pipeline.tables import BY_STAGE
+from lbapp.flows import explain
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +40,7 @@ class VipResult:
     expected: dict[str, float]
     served: Counter = field(default_factory=Counter)
     clients_seen: dict[str, set] = field(default_factory=lambda: defaultdict(set))
+    clients_sent: set = field(default_factory=set)
     failures: int = 0
 
 
@@ -57,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
     config_path = Path(module.__file__).with_suffix(".yaml")
     cfg = load_config(config_path)
     workdir = Path(tempfile.mkdtemp(prefix="lbapp-demo-"))
-    names = {str(ip): name for name, ip, *_ in _backends(module)}
-    client = module.CLIENTS[0]
+    lab_info = module.LAB
+    names = {ip: name for name, ip in lab_info.backends}
+    clients = lab_info.clients
     checks: list[Check] = []
     results: list[VipResult] = []
 
@@ -66,30 +67,33 @@ def run(args: argparse.Namespace) -> int:
             MininetLab(args.topology, workdir, config_path) as lab:
         console.log(f"topology {args.topology} up; controller log {lab.controller_log}")
         backend_ips = {b.ip for v in cfg.vips for b in v.backends}
-        with UplinkCapture(module.BALANCER_UPLINK) as capture:
+        with contextlib.ExitStack() as stack:
+            captures = [stack.enter_context(UplinkCapture(port)) for port in lab_info.uplinks]
             for vip in cfg.vips:
                 total_weight = sum(b.weight for b in vip.backends)
                 expected = {} if vip.external_director else {
                     names.get(str(b.ip), str(b.ip)): b.weight / total_weight for b in vip.backends if b.weight}
                 res = VipResult(vip.name, f"{vip.ip}:{vip.port}/{vip.protocol}", expected)
                 count = args.rounds * (total_weight if not vip.external_director else 4)
-                for i in range(count):
-                    status.update(f"VIP {vip.name} {res.target}: request {i + 1}/{count} from {client}")
-                    if vip.protocol == "tcp":
-                        answer = lab.http_get(client, f"http://{vip.ip}:{vip.port}/")
-                    else:
-                        answer = lab.udp_ask(client, str(vip.ip), vip.port)
+                for i in range(count * len(clients)):
+                    client = clients[i % len(clients)]
+                    status.update(f"VIP {vip.name} {res.target}: request {i + 1}/{count * len(clients)} from {client}")
+                    answer = lab.ask(client, vip)
                     if answer is None:
                         res.failures += 1
                         continue
                     seen = parse_answer(answer)
                     res.served[seen["backend"]] += 1
                     res.clients_seen[seen["backend"]].add(seen["client"].split(":")[0])
+                    res.clients_sent.add(lab.net.get(client).IP())
                 results.append(res)
-        client_ip = lab.net.get(client).IP()
+        by_source = sum((c.by_source for c in captures), Counter())
+        client_ips = {lab.net.get(c).IP() for c in clients}
         status.update("reading flows and counters")
-        stage_counts = {sw: _flows_per_stage(lab.dump_flows(sw)) for sw in module.SWITCHES}
-        ports = lab.dump_ports(module.BALANCER_SWITCH)
+        explained = {sw: explain(lab.dump_flows(sw), cfg) for sw in lab_info.balancer_switches + lab_info.edge_switches}
+        stage_counts = {sw: {**{k: len(v) for k, v in e.stages.items()}, "foreign": len(e.foreign)}
+                        for sw, e in explained.items()}
+        ports = {sw: lab.dump_ports(sw) for sw in lab_info.balancer_switches}
         lab.save_state()
 
     for res in results:
@@ -103,9 +107,9 @@ def run(args: argparse.Namespace) -> int:
                           f"{exp:.0%}" if exp is not None else "director", ", ".join(sorted(res.clients_seen[backend])))
         console.print(table)
         checks.append(Check(f"{res.name}: every request answered", res.failures == 0, f"{res.failures} failed"))
-        checks.append(Check(f"{res.name}: backends saw the client's real IP",
-                            all(s == {client_ip} for s in res.clients_seen.values()) and bool(res.clients_seen),
-                            ", ".join(sorted({ip for s in res.clients_seen.values() for ip in s}))))
+        seen_ips = {ip for s in res.clients_seen.values() for ip in s}
+        checks.append(Check(f"{res.name}: backends saw the clients' real IPs",
+                            bool(seen_ips) and seen_ips == res.clients_sent, ", ".join(sorted(seen_ips))))
         if res.expected:
             off = {b: abs(res.served[b] / total - share) for b, share in res.expected.items()}
             checks.append(Check(f"{res.name}: share matches the weights", max(off.values()) < 0.01,
@@ -114,11 +118,16 @@ def run(args: argparse.Namespace) -> int:
             checks.append(Check(f"{res.name}: director spread connections", len(res.served) > 1,
                                 " ".join(f"{b}={n}" for b, n in sorted(res.served.items()))))
 
-    replies = sum(capture.by_source[str(ip)] for ip in backend_ips | {v.ip for v in cfg.vips})
-    checks.append(Check("replies bypassed the balancer",
-                        replies == 0 and capture.by_source[client_ip] > 0,
-                        f"into {module.BALANCER_SWITCH} from the router: {capture.by_source[client_ip]} client packets, "
+    replies = sum(by_source[str(ip)] for ip in backend_ips | {v.ip for v in cfg.vips})
+    from_clients = sum(by_source[ip] for ip in client_ips)
+    checks.append(Check("replies bypassed the balancer", replies == 0 and from_clients > 0,
+                        f"into {', '.join(lab_info.uplinks)} from the router: {from_clients} client packets, "
                         f"{replies} from VIPs or backends"))
+
+    if len(lab_info.balancer_switches) > 1:
+        per_balancer = {sw: len(explained[sw].sessions) for sw in lab_info.balancer_switches}
+        checks.append(Check("every balancer took connections (router ECMP)", all(per_balancer.values()),
+                            " ".join(f"{sw}={n} sessions" for sw, n in per_balancer.items())))
 
     flows = Table(title="flows per pipeline stage", title_justify="left")
     flows.add_column("switch")
@@ -128,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
     for sw, counts in stage_counts.items():
         flows.add_row(sw, *(str(counts.get(s, 0)) for s in stages))
     console.print(flows)
-    console.print(f"[bold]{module.BALANCER_SWITCH} port counters[/bold]\n{_port_lines(ports)}")
+    for sw, dump in ports.items():
+        console.print(f"[bold]{sw} port counters[/bold]\n{_port_lines(dump)}")
 
     verdict = Table(title="checks", title_justify="left")
     for col in ("check", "result", "detail"):
@@ -138,18 +148,6 @@ def run(args: argparse.Namespace) -> int:
     console.print(verdict)
     console.print(f"work folder: {workdir}" if args.keep or not all(c.ok for c in checks) else "")
     return 0 if all(c.ok for c in checks) else 1
-
-
-def _backends(module):
-    return [(name, ip.split("/")[0]) for name, ip, *_ in module.BACKENDS]
-
-
-def _flows_per_stage(dump: str) -> dict[str, int]:
-    counts: Counter[str] = Counter()
-    for cookie in re.findall(r"cookie=(0x[0-9a-f]+)", dump):
-        decoded = cookies.decode(int(cookie, 16))
-        counts[BY_STAGE[decoded.stage].name if decoded and decoded.stage in BY_STAGE else "foreign"] += 1
-    return dict(counts)
 
 
 def _port_lines(dump: str) -> str:

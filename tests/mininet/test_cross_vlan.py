@@ -1,11 +1,13 @@
 """Real traffic across VLANs in Mininet: userspace OVS, a Linux router, unmodified backends."""
 import re
 import subprocess
+import time
 from collections import Counter
 
 import pytest
 
-from lbapp.lab import MininetLab, UplinkCapture, parse_answer
+from lbapp.flows import explain
+from lbapp.lab import MininetLab, UplinkCapture, parse_answer, wait_for
 from tests.helpers.net import have_root_and_ovs
 
 
@@ -84,3 +86,48 @@ def test_external_director_reaches_backends_across_vlans(lab):
     assert {s["client"].split(":")[0] for s in seen} == {"200.1.1.19"}
     neigh = lab.net.get("d1").cmd("ip neigh show 10.11.13.13")
     assert "aa:bb:0a:0b:0d:0d" in neigh, neigh  # the director learned the fabricated MAC
+
+
+def _answers(proc, timeout=60):
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, [parse_answer(line) for line in out.splitlines() if line.startswith("backend=")]
+
+
+def test_a_connection_stays_on_its_backend_while_new_ones_rotate(lab):
+    long_lived = lab.stream("h1", "117.78.6.19", 7000, 30, 0.1)
+    time.sleep(0.5)
+    others = [lab.stream("h1", "117.78.6.19", 7000, 1, 0) for _ in range(6)]
+    other_backends = [_answers(p)[1][0]["backend"] for p in others]
+    rc, seen = _answers(long_lived)
+    assert rc == 0 and len(seen) == 30
+    assert len({s["backend"] for s in seen}) == 1, seen  # pinned for its whole life
+    assert len(set(other_backends)) == 3, other_backends  # meanwhile rr kept rotating new connections
+
+
+def test_idle_sessions_expire_and_the_controller_count_drops(lab):
+    for _ in range(3):
+        assert lab.udp_ask("h1", "117.78.6.19", 5353)
+    udp_sessions = lambda: [s for s in explain(lab.dump_flows("s1"), lab.cfg).sessions if "echo-udp" in s.vip]  # noqa: E731
+    assert len(udp_sessions()) >= 3
+    # idle_timeout 10 s for the UDP VIP: OVS removes the flows, the controller hears flow-removed
+    wait_for(lambda: not udp_sessions(), 30, "the idle UDP session flows to expire")
+    live = [int(n) for n in re.findall(r"ended \(idle\).*; (\d+) live", lab.controller_log.read_text())]
+    assert live and live[-1] < max(live), live
+
+
+def test_next_hop_change_mid_connection_keeps_the_connection(lab):
+    router = lab.net.get("r0")
+    stream = lab.stream("h1", "117.78.6.19", 7000, 40, 0.1)
+    time.sleep(1.0)
+    router.cmd("ip link set r0-eth1 address aa:bb:cc:dd:ee:fe")
+    router.cmd("arping -U -c 2 -I r0-eth1 10.0.0.1")  # the router announces its new MAC
+    try:
+        rc, seen = _answers(stream)
+        assert rc == 0 and len(seen) == 40, "the connection broke when the next hop changed"
+        assert len({s["backend"] for s in seen}) == 1
+        table = lab.dump_flows("s1", "table=40")
+        assert "aa:bb:cc:dd:ee:fe" in table and "aa:bb:cc:dd:ee:ff" not in table
+    finally:
+        router.cmd("ip link set r0-eth1 address aa:bb:cc:dd:ee:ff")
+        router.cmd("arping -U -c 2 -I r0-eth1 10.0.0.1")
+        wait_for(lambda: "aa:bb:cc:dd:ee:ff" in lab.dump_flows("s1", "table=40"), 10, "the original next hop")

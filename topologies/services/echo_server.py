@@ -1,7 +1,7 @@
 """A backend's service: HTTP and UDP servers that answer with the backend's name and the client
 address they saw, so a test can tell which backend served and whether the source IP survived.
 
-    python3 echo_server.py NAME --http 80 8080 --udp 5353
+    python3 echo_server.py NAME --http 80 8080 --udp 5353 --stream 7000
 Answer: ``backend=NAME client=IP:PORT server=IP:PORT``.
 """
 import argparse
@@ -32,6 +32,15 @@ def http_handler(name):
     return Handler
 
 
+class StreamEcho(socketserver.StreamRequestHandler):
+    """A long-lived TCP connection: every line gets the answer, until the client closes."""
+
+    def handle(self):
+        for _ in self.rfile:
+            self.wfile.write(answer(self.server.name, self.client_address, self.connection.getsockname()))
+            self.wfile.flush()
+
+
 class UdpEcho(socketserver.BaseRequestHandler):
     def handle(self):
         data, sock = self.request
@@ -43,6 +52,7 @@ def main():
     parser.add_argument("name")
     parser.add_argument("--http", type=int, nargs="*", default=[80])
     parser.add_argument("--udp", type=int, nargs="*", default=[])
+    parser.add_argument("--stream", type=int, nargs="*", default=[])
     args = parser.parse_args()
     servers = []
     for port in args.http:
@@ -51,6 +61,11 @@ def main():
         udp = socketserver.ThreadingUDPServer(("0.0.0.0", port), UdpEcho)
         udp.name = args.name
         servers.append(udp)
+    for port in args.stream:
+        stream = socketserver.ThreadingTCPServer(("0.0.0.0", port), StreamEcho)
+        stream.daemon_threads = True
+        stream.name = args.name
+        servers.append(stream)
     for s in servers[1:]:
         threading.Thread(target=s.serve_forever, daemon=True).start()
     print("ready", flush=True)
