@@ -23,6 +23,7 @@ class LabInfo:
     edge_switches: tuple[str, ...]  # lbapp's edge switches (source NAT)
     clients: tuple[str, ...]
     backends: tuple[tuple[str, str], ...]  # (host name, IP)
+    internet_switches: tuple[str, ...] = ()  # plain switches on the clients' side
 
 
 class PlainHost(Host):

@@ -1,0 +1,23 @@
+"""``lbapp draw TOPOLOGY``: a picture of a topology, generated from its graph."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lbapp.lab import ROOT, load_topology
+from lbapp.topograph import draw
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("draw", help="draw a topology in topologies/ as a PNG")
+    p.add_argument("topology", nargs="+", help="topology names, e.g. cross_vlan")
+    p.add_argument("-o", "--out-dir", default=str(ROOT / "docs" / "topologies"), help="where the PNGs go")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in args.topology:
+        print(draw(load_topology(name), out / f"{name}.png"))
+    return 0

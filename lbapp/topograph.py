@@ -1,0 +1,92 @@
+"""A Mininet topology as a networkx graph, and its picture: clients on the left, the router,
+the balancer VLAN, the edge switches, the backends on the right, access links labelled with
+their VLAN."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import networkx as nx
+
+LAYERS = {"client": 0, "internet": 1, "router": 2, "balancer": 3, "director": 4, "core": 3, "edge": 4, "backend": 5}
+# the balancer VLAN above the middle line, the backends' VLANs below it
+BANDS = {"client": (-0.6, 0.6), "internet": (-0.35, -0.35), "router": (0.0, 0.0), "balancer": (0.25, 1.0),
+         "core": (0.6, 0.6), "director": (0.9, 0.9), "edge": (-0.25, -0.9), "backend": (-0.05, -1.15)}
+COLOURS = {"client": "#9ecae1", "internet": "#d9d9d9", "router": "#fdae6b", "balancer": "#e6550d",
+           "director": "#fd8d3c", "core": "#d9d9d9", "edge": "#31a354", "backend": "#a1d99b"}
+
+
+def role_of(name: str, info: dict, lab) -> str:
+    if name in lab.balancer_switches:
+        return "balancer"
+    if name in lab.edge_switches:
+        return "edge"
+    if name == lab.router:
+        return "router"
+    if name in lab.clients:
+        return "client"
+    if name in {b for b, _ in lab.backends}:
+        return "backend"
+    if info.get("isSwitch"):
+        return "internet" if name in lab.internet_switches else "core"
+    return "director"  # the only other hosts the topologies have
+
+
+def graph(module) -> nx.MultiGraph:
+    """Nodes carry role, label and layer; edges carry the VLAN of the access port, if any."""
+    topo = next(iter(module.topos.values()))()
+    lab = module.LAB
+    g = nx.MultiGraph()
+    for name in topo.nodes():
+        info = topo.nodeInfo(name)
+        role = role_of(name, info, lab)
+        ip = info.get("ip")
+        label = f"{name}\n{ip.split('/')[0]}" if ip else name
+        g.add_node(name, role=role, layer=LAYERS[role], label=label)
+    for a, b, info in topo.links(withInfo=True):
+        vlan = info.get("params2", {}).get("vlan") or info.get("params1", {}).get("vlan")
+        g.add_edge(a, b, vlan=vlan)
+    return g
+
+
+def _layout(g: nx.MultiGraph) -> dict[str, tuple[float, float]]:
+    """Columns by role, rows spread within each role's band."""
+    pos = {}
+    by_role: dict[str, list[str]] = {}
+    for n in sorted(g.nodes):
+        by_role.setdefault(g.nodes[n]["role"], []).append(n)
+    for role, names in by_role.items():
+        top, bottom = BANDS[role]
+        step = (bottom - top) / (len(names) - 1) if len(names) > 1 else 0
+        for i, n in enumerate(names):
+            pos[n] = (LAYERS[role], top + i * step if len(names) > 1 else (top + bottom) / 2)
+    return pos
+
+
+def draw(module, path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    g = graph(module)
+    pos = _layout(g)
+    fig, ax = plt.subplots(figsize=(11, 7.5))
+    nx.draw_networkx_edges(g, pos, ax=ax, edge_color="#888888")
+    nx.draw_networkx_nodes(g, pos, ax=ax, node_size=1500,
+                           node_color=[COLOURS[g.nodes[n]["role"]] for n in g.nodes])
+    nx.draw_networkx_labels(g, pos, ax=ax, labels={n: g.nodes[n]["label"] for n in g.nodes}, font_size=7)
+    vlans: dict[tuple[str, str], list[str]] = {}
+    for a, b, d in g.edges(data=True):
+        if d["vlan"]:
+            vlans.setdefault((a, b), []).append(str(d["vlan"]))
+    labels = {k: "VLAN " + ", ".join(v) for k, v in vlans.items()}
+    labels.update({(a, b): "trunk" for a, b in g.edges() if {g.nodes[a]["role"], g.nodes[b]["role"]} == {"edge"}})
+    nx.draw_networkx_edge_labels(g, pos, ax=ax, font_size=6, edge_labels=labels)
+    for role, colour in COLOURS.items():
+        ax.scatter([], [], c=colour, s=80, label=role)
+    ax.legend(loc="lower left", fontsize=7, frameon=False, ncol=4)
+    ax.set_title(module.__doc__.strip().splitlines()[0], fontsize=9)
+    ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
