@@ -1,4 +1,5 @@
-"""lbapp flows on real dumps saved from the cross_vlan demo (tests/data/)."""
+"""lbapp flows on real dumps saved from a cross_vlan demo run (tests/data/, with the config
+that run used: cookies carry VIP indexes, so a dump is read with its own config)."""
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from lbapp.flows import explain, normalize
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
-CFG = load_config(ROOT / "topologies" / "cross_vlan.yaml")
+CFG = load_config(DATA / "cross_vlan.yaml")
 
 
 def test_balancer_dump_grouped_by_stage_with_owners():
@@ -25,7 +26,7 @@ def test_balancer_dump_grouped_by_stage_with_owners():
 
 def test_sessions_shown_as_client_vip_backend():
     result = explain((DATA / "cross_vlan_s1.flows").read_text(), CFG)
-    assert len(result.sessions) == 18
+    assert len(result.sessions) == 27  # 3 rounds: 9 web, 9 stream, 9 UDP connections
     web = [s for s in result.sessions if s.vip == "VIP web 117.78.6.19:80/tcp"]
     assert Counter(s.backend for s in web) == {"10.11.12.11": 3, "10.11.12.12": 3, "10.11.13.13": 3}
     assert all(s.client.startswith("200.1.1.19:") for s in result.sessions)
@@ -58,9 +59,9 @@ def test_normalize_drops_what_varies_between_runs():
 
 def test_cli_json_and_table():
     args = [sys.executable, "-m", "lbapp.cli.main", "flows", "-f", str(DATA / "cross_vlan_s1.flows"),
-            "-c", str(ROOT / "topologies" / "cross_vlan.yaml")]
+            "-c", str(DATA / "cross_vlan.yaml")]
     out = subprocess.run(args + ["--json"], capture_output=True, text=True, cwd=ROOT)
     doc = json.loads(out.stdout)
-    assert len(doc["sessions"]) == 18 and "next_hop" in doc["stages"]
+    assert len(doc["sessions"]) == 27 and "next_hop" in doc["stages"]
     out = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
-    assert "sessions: 18" in out.stdout and "table 40 next_hop" in out.stdout
+    assert "sessions: 27" in out.stdout and "table 40 next_hop" in out.stdout
