@@ -137,25 +137,36 @@ class MininetLab:
                      f"balancer {switch} to learn the router's MAC")
 
     def stop(self) -> None:
-        for proc in self.services:
-            if proc.poll() is None:
-                proc.terminate()
+        """Stop everything this lab started; each step runs even if an earlier one failed."""
+        try:
+            for proc in self.services:
+                if proc.poll() is None:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+            self.services.clear()
+            if self.net is not None:
+                net, self.net = self.net, None
+                for host in net.hosts:
+                    if host.waiting:  # interrupted in the middle of a command: finish it first
+                        host.sendInt()
+                        host.waitOutput()
                 try:
-                    proc.wait(timeout=5)
+                    net.stop()
+                finally:
+                    for switch in net.switches:  # in case Mininet stopped half-way
+                        run("ovs-vsctl", "--if-exists", "del-br", switch.name, check=False)
+        finally:
+            if self.controller is not None and self.controller.poll() is None:
+                self.controller.send_signal(signal.SIGINT)
+                try:
+                    self.controller.wait(timeout=10)
                 except subprocess.TimeoutExpired:
-                    proc.kill()
-        self.services.clear()
-        if self.net is not None:
-            self.net.stop()
-            self.net = None
-        if self.controller is not None and self.controller.poll() is None:
-            self.controller.send_signal(signal.SIGINT)
-            try:
-                self.controller.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.controller.kill()
-                self.controller.wait()
-        self.controller = None
+                    self.controller.kill()
+                    self.controller.wait()
+            self.controller = None
 
     @staticmethod
     def _remove_leftovers(topo) -> None:

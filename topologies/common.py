@@ -76,13 +76,14 @@ class DirectorHost(PlainHost):
 
 
 class VlanOVSSwitch(OVSSwitch):
-    """Userspace-datapath OVS (this kernel has no openvswitch module), OpenFlow 1.3, secure fail
-    mode (nothing forwards until the controller says how), access ports tagged from the link's
-    ``vlan`` parameter; a port without one is a trunk."""
+    """Userspace-datapath OVS (this kernel has no openvswitch module), secure fail mode (nothing
+    forwards until the controller says how), access ports tagged from the link's ``vlan``
+    parameter; a port without one is a trunk. The controller speaks OpenFlow 1.3; 1.0 is allowed
+    too so that ``ovs-ofctl dump-flows`` can show each flow's idle_age."""
 
     def __init__(self, name, **params):
         params.setdefault("datapath", "user")
-        params.setdefault("protocols", "OpenFlow13")
+        params.setdefault("protocols", "OpenFlow10,OpenFlow13")
         params.setdefault("failMode", "secure")
         super().__init__(name, **params)
 

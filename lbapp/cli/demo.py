@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -49,6 +50,11 @@ def run(args: argparse.Namespace) -> int:
         print("error: the demo needs root (Mininet, Open vSwitch)")
         return 2
     from lbapp.lab import MininetLab, UplinkCapture, load_topology, parse_answer
+
+    # Ctrl-C and SIGTERM both unwind through the lab's cleanup. Set explicitly: a shell that
+    # starts the demo in the background hands it SIGINT ignored.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupted)
 
     console = Console()
     if not console.is_terminal:
@@ -148,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
     console.print(verdict)
     console.print(f"work folder: {workdir}" if args.keep or not all(c.ok for c in checks) else "")
     return 0 if all(c.ok for c in checks) else 1
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _port_lines(dump: str) -> str:

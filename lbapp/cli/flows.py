@@ -18,7 +18,7 @@ from lbapp.pipeline.tables import TABLES
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("flows", help="explain a switch's flows by stage, VIP, backend and session")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("bridge", nargs="?", help="a live OVS bridge (runs ovs-ofctl -O OpenFlow13 dump-flows)")
+    src.add_argument("bridge", nargs="?", help="a live OVS bridge (runs ovs-ofctl dump-flows)")
     src.add_argument("-f", "--file", help="a saved `ovs-ofctl dump-flows` text ('-' for stdin)")
     p.add_argument("-c", "--config", help="the balancer config, to name VIPs, routes and backends")
     out = p.add_mutually_exclusive_group()
@@ -31,10 +31,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def read_dump(bridge: str | None, file: str | None) -> str:
     if file:
         return sys.stdin.read() if file == "-" else Path(file).read_text()
-    result = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"error: ovs-ofctl dump-flows {bridge}: {result.stderr.strip()}")
-    return result.stdout
+    # Nicira flow stats (OpenFlow 1.0 + NXM) carry idle_age; OpenFlow 1.3's do not. Use them
+    # when the bridge allows OpenFlow 1.0, else fall back to 1.3.
+    for version in ("OpenFlow10", "OpenFlow13"):
+        result = subprocess.run(["ovs-ofctl", "-O", version, "dump-flows", bridge], capture_output=True, text=True)
+        if result.returncode == 0:
+            return result.stdout
+    raise SystemExit(f"error: ovs-ofctl dump-flows {bridge}: {result.stderr.strip()}")
 
 
 def run(args: argparse.Namespace) -> int:

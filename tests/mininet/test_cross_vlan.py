@@ -131,3 +131,16 @@ def test_next_hop_change_mid_connection_keeps_the_connection(lab):
         router.cmd("ip link set r0-eth1 address aa:bb:cc:dd:ee:ff")
         router.cmd("arping -U -c 2 -I r0-eth1 10.0.0.1")
         wait_for(lambda: "aa:bb:cc:dd:ee:ff" in lab.dump_flows("s1", "table=40"), 10, "the original next hop")
+
+
+def test_lbapp_flows_on_the_live_balancer_shows_sessions_with_idle_time(lab):
+    import json
+    import sys
+
+    assert lab.http_get("h1", "http://117.78.6.19/")
+    out = subprocess.run([sys.executable, "-m", "lbapp.cli.main", "flows", "s1", "-c", str(lab.config), "--json"],
+                         capture_output=True, text=True, check=True)
+    sessions = json.loads(out.stdout)["sessions"]
+    web = [s for s in sessions if s["vip"].startswith("VIP web")]
+    assert web and all(s["idle_age"] is not None and s["packets"] > 0 for s in web)
+    assert all(s["client"].startswith("200.1.1.19:") for s in web)

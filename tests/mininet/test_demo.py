@@ -24,3 +24,24 @@ def test_demo_every_check_holds(topology):
     assert "replies bypassed the balancer" in out.stdout
     if topology == "two_balancers":
         assert "every balancer took connections" in out.stdout  # and, as every check, it held
+
+
+def test_interrupted_demo_cleans_up():
+    import signal
+    import time
+
+    why_not = have_root_and_ovs()
+    if why_not:
+        pytest.skip(f"Mininet tier: {why_not}")
+    proc = subprocess.Popen([sys.executable, "-m", "lbapp.cli.main", "demo", "large", "--rounds", "50"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while "topology large up" not in (line := proc.stdout.readline()):
+        assert line and time.monotonic() < deadline, "the demo did not come up"
+    time.sleep(1)  # in the middle of the requests
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    bridges = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout.split()
+    assert not {"s0", "s1", "s2", "s3"} & set(bridges), bridges
+    left = subprocess.run(["pgrep", "-f", "topologies/large.yaml"], capture_output=True, text=True).stdout
+    assert left == "", f"controller still running: {left}"
