@@ -1,12 +1,15 @@
-"""The scheduler interface the balancer calls for every new connection."""
+"""The scheduler interface the balancer calls for every new connection, and the pieces the
+policies share (eligibility, least-load choice, key hashing, a weighted bucket table)."""
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Mapping, Sequence
+from typing import Callable, ClassVar, Literal, Mapping, Sequence
 
 IPv4 = ipaddress.IPv4Address
+HashFields = Literal["src_ip", "five_tuple"]
 
 
 @dataclass(frozen=True)
@@ -26,26 +29,87 @@ class BackendWeight:
     weight: int
 
 
+@dataclass(frozen=True)
+class SchedulerOptions:
+    hash_fields: HashFields = "src_ip"  # what sh and mh hash (dh always hashes the destination)
+    table_size: int = 65537  # Maglev lookup table size M (a prime)
+
+
 class Scheduler(ABC):
-    """Chooses a backend. Deterministic for a given sequence of calls; holds no clock.
+    """Chooses a backend. Deterministic for a given sequence of calls; holds no clock (``now``
+    comes in with each call).
 
     ``active`` maps each backend to its live connection count, for the connection-aware
     policies; ``pick`` returns None when no backend can take a connection (all weights 0).
+    A backend with weight 0 is drained: it gets no new connections, its sessions run on.
     """
 
     name: ClassVar[str]
 
-    def __init__(self, backends: Sequence[BackendWeight]) -> None:
-        self.backends = list(backends)
+    def __init__(self, backends: Sequence[BackendWeight], options: SchedulerOptions = SchedulerOptions()) -> None:
+        self.options = options
+        self.backends: list[BackendWeight] = []
+        self.set_backends(backends)
 
     @abstractmethod
-    def pick(self, key: ConnKey, active: Mapping[IPv4, int]) -> IPv4 | None:
+    def pick(self, key: ConnKey, active: Mapping[IPv4, int], now: float = 0.0) -> IPv4 | None:
         """The backend for the new connection ``key``."""
 
     def set_backends(self, backends: Sequence[BackendWeight]) -> None:
-        """Replace the backend set (weights changed, backend added or drained)."""
+        """Replace the backend set (weights changed, backend added, drained or removed)."""
         self.backends = list(backends)
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """Recompute derived state (hash tables) after the backend set changed."""
 
     @property
     def eligible(self) -> list[BackendWeight]:
         return [b for b in self.backends if b.weight > 0]
+
+
+def least(candidates: Sequence[BackendWeight], cost: Callable[[BackendWeight], tuple[int, int]]) -> IPv4 | None:
+    """The candidate with the smallest cost, a fraction (numerator, denominator) compared
+    exactly by cross-multiplication, as IPVS does; ties go to the first in config order."""
+    best, best_cost = None, None
+    for b in candidates:
+        c = cost(b)
+        if best is None or c[0] * best_cost[1] < best_cost[0] * c[1]:
+            best, best_cost = b, c
+    return best.ip if best else None
+
+
+def wlc_cost(active: Mapping[IPv4, int]) -> Callable[[BackendWeight], tuple[int, int]]:
+    return lambda b: (active.get(b.ip, 0), b.weight)
+
+
+def key_hash(key: ConnKey, fields: str) -> int:
+    """A stable 64-bit hash of the connection fields a policy keys on."""
+    if fields == "src_ip":
+        data = key.src_ip.packed
+    elif fields == "dst_ip":
+        data = key.dst_ip.packed
+    elif fields == "five_tuple":
+        data = (key.src_ip.packed + key.dst_ip.packed + key.src_port.to_bytes(2, "big")
+                + key.dst_port.to_bytes(2, "big") + bytes([key.protocol]))
+    else:
+        raise ValueError(f"unknown hash fields {fields!r}")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def weighted_buckets(backends: Sequence[BackendWeight], size: int = 256) -> list[IPv4]:
+    """A table of ``size`` buckets, each backend holding a share proportional to its weight,
+    interleaved (as IPVS sh/dh fill their 256-bucket tables)."""
+    eligible = [b for b in backends if b.weight > 0]
+    if not eligible:
+        return []
+    total = sum(b.weight for b in eligible)
+    table: list[IPv4] = []
+    credit = {b.ip: 0 for b in eligible}
+    for _ in range(size):  # smooth weighted round robin over the buckets
+        for b in eligible:
+            credit[b.ip] += b.weight
+        best = max(eligible, key=lambda b: credit[b.ip])
+        credit[best.ip] -= total
+        table.append(best.ip)
+    return table

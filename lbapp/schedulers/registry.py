@@ -6,9 +6,10 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Sequence
 
-from lbapp.schedulers.base import BackendWeight, Scheduler
+from lbapp.schedulers.base import BackendWeight, Scheduler, SchedulerOptions
 
-BUILTIN_MODULES = ("lbapp.schedulers.rr", "lbapp.schedulers.wrr")
+BUILTIN_MODULES = tuple(f"lbapp.schedulers.{name}" for name in
+                        ("rr", "wrr", "lc", "wlc", "sed", "nq", "lblc", "lblcr", "dh", "sh", "mh"))
 ENTRY_POINT_GROUP = "lbapp.schedulers"
 
 _registry: dict[str, type[Scheduler]] = {}
@@ -42,10 +43,10 @@ def names() -> list[str]:
     return sorted(_registry)
 
 
-def create(name: str, backends: Sequence[BackendWeight]) -> Scheduler:
+def create(name: str, backends: Sequence[BackendWeight], options: SchedulerOptions = SchedulerOptions()) -> Scheduler:
     _load()
     try:
         cls = _registry[name]
     except KeyError:
         raise KeyError(f"unknown scheduler {name!r} (known: {', '.join(sorted(_registry))})") from None
-    return cls(backends)
+    return cls(backends, options)

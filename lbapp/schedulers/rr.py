@@ -12,7 +12,7 @@ class RoundRobin(Scheduler):
     name = "rr"
     _next = 0
 
-    def pick(self, key: ConnKey, active: Mapping[IPv4, int]) -> IPv4 | None:
+    def pick(self, key: ConnKey, active: Mapping[IPv4, int], now: float = 0.0) -> IPv4 | None:
         eligible = self.eligible
         if not eligible:
             return None

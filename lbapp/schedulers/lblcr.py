@@ -1,0 +1,48 @@
+"""lblcr: locality-based least connection with replication (IPVS ``lblcr``). Each destination
+IP maps to a set of backends; a connection goes to the least loaded member; when that member is
+overloaded, the least loaded backend overall joins the set; a set unchanged for
+``SHRINK_AFTER`` seconds drops its busiest member."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from lbapp.schedulers.base import IPv4, ConnKey, Scheduler, least, wlc_cost
+from lbapp.schedulers.lblc import overloaded
+from lbapp.schedulers.registry import register
+
+SHRINK_AFTER = 360.0  # IPVS's default: 6 minutes
+
+
+@dataclass
+class ReplicaSet:
+    members: list[IPv4] = field(default_factory=list)
+    modified: float = 0.0
+
+
+@register
+class LocalityLeastConnectionReplicated(Scheduler):
+    name = "lblcr"
+
+    def rebuild(self) -> None:
+        self.sets: dict[IPv4, ReplicaSet] = getattr(self, "sets", {})
+
+    def pick(self, key: ConnKey, active: Mapping[IPv4, int], now: float = 0.0) -> IPv4 | None:
+        eligible = self.eligible
+        by_ip = {b.ip: b for b in eligible}
+        rs = self.sets.setdefault(key.dst_ip, ReplicaSet(modified=now))
+        rs.members = [ip for ip in rs.members if ip in by_ip]  # drained or removed backends leave
+        if len(rs.members) > 1 and now - rs.modified > SHRINK_AFTER:
+            busiest = max(rs.members, key=lambda ip: active.get(ip, 0) / by_ip[ip].weight)
+            rs.members.remove(busiest)
+            rs.modified = now
+        member = least([by_ip[ip] for ip in rs.members], wlc_cost(active))
+        if member is None or overloaded(by_ip[member], eligible, active):
+            added = least(eligible, wlc_cost(active))
+            if added is None:
+                return member
+            if added not in rs.members:
+                rs.members.append(added)
+                rs.modified = now
+            member = added
+        return member

@@ -1,0 +1,69 @@
+"""mh: Maglev consistent hashing (Eisenbud et al., NSDI 2016; IPVS ``mh``).
+
+Each backend has a permutation of the M table slots (offset and skip from two hashes of its
+address); backends take turns claiming their next free slot, ``weight / gcd(weights)`` turns
+per round, until the table is full. A connection hashes (source IP, or the 5-tuple) to a slot.
+Removing one of N backends moves about 1/N of keys beyond those it held.
+"""
+from __future__ import annotations
+
+import hashlib
+from math import gcd
+from functools import reduce
+from typing import Mapping
+
+from lbapp.schedulers.base import IPv4, BackendWeight, ConnKey, Scheduler, key_hash
+from lbapp.schedulers.registry import register
+
+
+def is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    f = 2
+    while f * f <= n:
+        if n % f == 0:
+            return False
+        f += 1
+    return True
+
+
+def _h(ip: IPv4, salt: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(ip.packed, digest_size=8, salt=salt).digest(), "big")
+
+
+def build_table(backends: list[BackendWeight], size: int) -> list[IPv4]:
+    eligible = [b for b in backends if b.weight > 0]
+    if not eligible:
+        return []
+    if not is_prime(size):
+        raise ValueError(f"Maglev table size {size} is not prime")
+    g = reduce(gcd, (b.weight for b in eligible))
+    turns = [b.weight // g for b in eligible]
+    offset = [_h(b.ip, b"offset") % size for b in eligible]
+    skip = [_h(b.ip, b"skip") % (size - 1) + 1 for b in eligible]
+    nxt = [0] * len(eligible)
+    table: list[int] = [-1] * size
+    filled = 0
+    while True:
+        for i in range(len(eligible)):
+            for _ in range(turns[i]):
+                c = (offset[i] + nxt[i] * skip[i]) % size
+                while table[c] >= 0:
+                    nxt[i] += 1
+                    c = (offset[i] + nxt[i] * skip[i]) % size
+                table[c] = i
+                nxt[i] += 1
+                filled += 1
+                if filled == size:
+                    return [eligible[i].ip for i in table]
+
+
+@register
+class Maglev(Scheduler):
+    name = "mh"
+
+    def rebuild(self) -> None:
+        self.table = build_table(self.backends, self.options.table_size)
+
+    def pick(self, key: ConnKey, active: Mapping[IPv4, int], now: float = 0.0) -> IPv4 | None:
+        return self.table[key_hash(key, self.options.hash_fields) % len(self.table)] if self.table else None
