@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import threading
 import time
 
 from os_ken import cfg
@@ -16,7 +17,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from lbapp.config import load_config
+from lbapp.config import ConfigError, load_config
 from lbapp.service import Balancer, Out
 
 LOG = logging.getLogger("lbapp")
@@ -31,11 +32,14 @@ class LbApp(app_manager.OSKenApp):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        path = cfg.CONF.lbapp.config or os.environ.get("LBAPP_CONFIG")
-        if not path:
+        self.config_path = cfg.CONF.lbapp.config or os.environ.get("LBAPP_CONFIG")
+        if not self.config_path:
             raise RuntimeError("lbapp needs a config file: [lbapp] config = FILE, or LBAPP_CONFIG=FILE")
-        self.balancer = Balancer(load_config(path), generation=random.randrange(256))
+        # generation 0 marks session flows; static flows take 1..255
+        self.balancer = Balancer(load_config(self.config_path), generation=random.randrange(1, 256))
         self.datapaths: dict[int, object] = {}
+        # os-ken 4 runs the event loop and our ticker on native threads: one lock around the logic
+        self.lock = threading.Lock()
 
     def start(self):
         thread = super().start()
@@ -44,8 +48,23 @@ class LbApp(app_manager.OSKenApp):
 
     def _ticker(self) -> None:
         while self.is_active:
-            self.send(self.balancer.tick(time.time()))
+            self._call(self.balancer.tick, time.time())
             hub.sleep(TICK_SECONDS)
+
+    def _call(self, method, *args) -> None:
+        with self.lock:
+            out = method(*args)
+        self.send(out)
+
+    def reload(self) -> None:
+        """Re-read the config file (SIGHUP); an invalid file is reported and the running config kept."""
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            LOG.error("reload refused, keeping the running config: %s", exc)
+            return
+        LOG.info("reloading %s", self.config_path)
+        self._call(self.balancer.reconfigure, new, time.time())
 
     def send(self, out: list[Out]) -> None:
         """The one sender: attach the datapath and send, in order."""
@@ -63,30 +82,36 @@ class LbApp(app_manager.OSKenApp):
         # on another thread, and may not have run yet.
         dp, dpid = ev.msg.datapath, ev.msg.datapath_id
         self.datapaths[dpid] = dp
-        self.send(self.balancer.switch_connected(dpid, time.time()))
+        self._call(self.balancer.switch_connected, dpid, time.time())
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _dead(self, ev) -> None:
         dp = ev.datapath
         if dp.id is not None and self.datapaths.get(dp.id) is dp:
             del self.datapaths[dp.id]
-            self.balancer.switch_disconnected(dp.id)
+            with self.lock:
+                self.balancer.switch_disconnected(dp.id)
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev) -> None:
         msg = ev.msg
         try:
-            out = self.balancer.packet_in(msg.datapath.id, msg.match["in_port"], msg.cookie, msg.data, time.time())
+            self._call(self.balancer.packet_in, msg.datapath.id, msg.match["in_port"], msg.cookie, msg.data,
+                       time.time())
         except Exception:  # the controller never dies on a packet
             LOG.exception("switch %016x: packet-in (cookie %#x, %d bytes) failed", msg.datapath.id, msg.cookie,
                           len(msg.data))
-            return
-        self.send(out)
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def _flow_removed(self, ev) -> None:
         msg = ev.msg
-        self.send(self.balancer.flow_removed(msg.datapath.id, msg.cookie, msg.reason, time.time()))
+        self._call(self.balancer.flow_removed, msg.datapath.id, msg.cookie, msg.reason, time.time(), msg.byte_count)
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    def _flow_stats(self, ev) -> None:
+        msg = ev.msg
+        self._call(self.balancer.session_stats, msg.datapath.id, [(s.cookie, s.byte_count) for s in msg.body],
+                   time.time())
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev) -> None:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from lbapp import mac as macs
 from lbapp.schedulers import registry
+from lbapp.schedulers.mh import is_prime
 
 IPv4 = ipaddress.IPv4Address
 
@@ -121,7 +122,8 @@ class FabricatedMacModel(_Model):
 
 class BackendModel(_Model):
     ip: IPv4
-    weight: int = Field(1, ge=0, description="0 drains: no new connections")
+    weight: int = Field(1, ge=0, le=10000, description="0 drains: no new connections")
+    down: bool = Field(False, description="marked down: no new connections, established ones run on")
 
 
 class VipModel(_Model):
@@ -131,9 +133,18 @@ class VipModel(_Model):
     protocol: Literal["tcp", "udp"] = "tcp"
     scheduler: str = "rr"
     idle_timeout: int = Field(60, ge=1, le=65535, description="seconds")
+    hash: Literal["src_ip", "five_tuple"] = Field("src_ip", description="what sh and mh hash")
+    table_size: int = Field(65537, ge=3, description="mh: Maglev table size, a prime")
     external_director: bool = Field(False, description="scheduled by an external DR director: the balancer "
                                                        "only translates its frames; edges source-NAT replies")
     backends: list[BackendModel] = Field(min_length=1)
+
+
+class FeedbackModel(_Model):
+    interval: float = Field(5.0, gt=0, description="seconds between load readings")
+    max_step: float = Field(0.25, gt=0, lt=1, description="largest change of a factor per reading")
+    min_factor: float = Field(0.25, gt=0, le=1)
+    max_factor: float = Field(2.0, ge=1)
 
 
 class EdgeModel(_Model):
@@ -155,6 +166,7 @@ class Config(_Model):
     fabricated_mac: FabricatedMacModel = Field(default_factory=FabricatedMacModel)
     vips: list[VipModel] = Field(min_length=1)
     edges: list[EdgeModel] = Field(default_factory=list)
+    feedback: FeedbackModel | None = Field(None, description="dynamic feedback: adjust weights from measured load")
 
     @model_validator(mode="after")
     def _one_form(self) -> "Config":
@@ -305,11 +317,13 @@ def _semantic_errors(cfg: Config) -> list[FieldError]:
             err(f"{path}.ip", f"VIP {vip.ip} lies inside a backend route; it would be translated as a backend")
         if vip.scheduler not in sched_names:
             err(f"{path}.scheduler", f"unknown scheduler {vip.scheduler!r} (known: {', '.join(sched_names)})")
+        if vip.scheduler == "mh" and not is_prime(vip.table_size):
+            err(f"{path}.table_size", f"{vip.table_size} is not prime; Maglev needs a prime table size (e.g. 65537)")
         for ip, idx in _duplicates([b.ip for b in vip.backends]).items():
             for j in idx[1:]:
                 err(f"{path}.backends[{j}].ip", f"duplicate backend {ip} (first at backends[{idx[0]}])")
-        if all(b.weight == 0 for b in vip.backends):
-            err(f"{path}.backends", "every backend has weight 0: the VIP could take no connection")
+        if all(b.weight == 0 or b.down for b in vip.backends):
+            err(f"{path}.backends", "every backend has weight 0 or is down: the VIP could take no connection")
         for j, backend in enumerate(vip.backends):
             bpath = f"{path}.backends[{j}]"
             if cfg.route_for(backend.ip) is None:

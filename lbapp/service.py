@@ -6,6 +6,7 @@ messages are os-ken parser objects without a datapath, which the sender attaches
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +20,9 @@ from lbapp.pipeline import arp_proxy, classify, cookies, next_hop, session, snat
 from lbapp.pipeline.actions import L4, output
 from lbapp.pipeline.context import Context
 from lbapp.pipeline.tables import BALANCER_TABLES, EDGE_TABLES, TABLES
+from lbapp.feedback import Feedback
 from lbapp.schedulers import registry
-from lbapp.schedulers.base import BackendWeight, ConnKey
+from lbapp.schedulers.base import IPv4, BackendWeight, ConnKey, Scheduler, SchedulerOptions
 from lbapp.state.nexthops import Gateway, NextHops
 from lbapp.state.sessions import Sessions
 
@@ -37,54 +39,120 @@ class Site:
 
 
 class Balancer:
-    def __init__(self, cfg: Config, generation: int = 0) -> None:
-        self.cfg = cfg
-        self.ctx = Context(cfg, generation=generation)  # the switch-independent view (edges, VIPs)
-        self.sites = {b.dpid: Site(Context(cfg, b, generation),
-                                   NextHops([(g.name, g.ip) for g in cfg.gateways], b.probe_interval))
-                      for _, b in cfg.all_balancers()}
+    def __init__(self, cfg: Config, generation: int = 1) -> None:
+        if not 1 <= generation <= 255:
+            raise ValueError("static flows use generations 1..255 (0 marks session flows)")
         self.sessions = Sessions()
-        self.schedulers = {vip_id: registry.create(vip.scheduler, [BackendWeight(b.ip, b.weight)
-                                                                   for b in vip.backends])
-                           for vip_id, vip in self.ctx.vips()}
-        self.vip_by_key = {(vip.ip, L4[vip.protocol][0], vip.port): (vip_id, vip)
-                           for vip_id, vip in self.ctx.balanced_vips()}
         self.connected: set[int] = set()
+        self.schedulers: dict[int, Scheduler] = {}
+        self.sites: dict[int, Site] = {}
+        self.feedback: Feedback | None = None
+        self.removed_bytes: Counter[IPv4] = Counter()  # bytes of ended sessions, per backend (feedback)
         self.dropped_no_backend = 0
         self.bad_packets = 0
+        self._apply(cfg, generation)
+
+    def _apply(self, cfg: Config, generation: int) -> None:
+        """Take ``cfg`` as the running config; learned next hops and schedulers' state survive
+        where the config still names the same balancer, gateway or scheduler."""
+        self.cfg = cfg
+        self.generation = generation
+        self.ctx = Context(cfg, generation=generation)  # the switch-independent view (edges, VIPs)
+        old_sites, self.sites = self.sites, {}
+        for _, b in cfg.all_balancers():
+            hops = NextHops([(g.name, g.ip) for g in cfg.gateways], b.probe_interval)
+            if b.dpid in old_sites:
+                hops.keep_learned(old_sites[b.dpid].next_hops)
+            self.sites[b.dpid] = Site(Context(cfg, b, generation), hops)
+        if cfg.feedback is None:
+            self.feedback = None
+        elif self.feedback is None:
+            fb = cfg.feedback
+            self.feedback = Feedback(fb.interval, fb.max_step, fb.min_factor, fb.max_factor)
+        old_schedulers, self.schedulers = self.schedulers, {}
+        for vip_id, vip in self.ctx.vips():
+            old = old_schedulers.get(vip_id)
+            options = SchedulerOptions(hash_fields=vip.hash, table_size=vip.table_size)
+            if old is not None and old.name == vip.scheduler and old.options == options:
+                self.schedulers[vip_id] = old
+                old.set_backends(self._weights(vip))
+            else:
+                self.schedulers[vip_id] = registry.create(vip.scheduler, self._weights(vip), options)
+        self.vip_by_key = {(vip.ip, L4[vip.protocol][0], vip.port): (vip_id, vip)
+                           for vip_id, vip in self.ctx.balanced_vips()}
+
+    def _weights(self, vip) -> list[BackendWeight]:
+        """The weights a VIP's scheduler uses: 0 for drained or down backends; scaled by
+        dynamic feedback when it runs."""
+        out = []
+        for b in vip.backends:
+            weight = 0 if b.down else b.weight
+            out.append(BackendWeight(b.ip, self.feedback.effective(b.ip, weight) if self.feedback else weight))
+        return out
 
     # --- switch lifecycle ---
 
     def switch_connected(self, dpid: int, now: float) -> list[Out]:
         """Sweep our stale static flows, install this switch's pipeline, probe gateways."""
         self.connected.add(dpid)
-        roles = []
+        site = self.sites.get(dpid)
+        if site is not None:
+            site.next_hops.forget_port()
+            site.next_hops.probe_soon()
+        flows, names, roles = self._static_flows(dpid)
+        if not roles:
+            LOG.warning("switch %016x is in no balancer or edge of the config; leaving it alone", dpid)
+            return []
+        # A fresh connection: we do not know what an earlier run left, so every static stage is
+        # swept (sessions stay: they carry live connections) before the pipeline goes in.
+        sweep = [TABLES[n].delete({}, cookie=cookies.make(TABLES[n].stage), cookie_mask=cookies.stage_mask())
+                 for n in sorted(names) if not TABLES[n].session_owned]
+        LOG.info("switch %016x connected as %s: installing %d flows", dpid, "+".join(roles), len(flows))
+        return [(dpid, m) for m in sweep + flows] + self.tick(now)
+
+    def reconfigure(self, cfg: Config, now: float) -> list[Out]:
+        """Apply a new config without losing a connection: established sessions keep their
+        flows and backends; new flows go in under a new cookie generation, then the previous
+        generation's leftovers (flows the new config no longer has) are deleted."""
+        old_generation = self.generation
+        self._apply(cfg, old_generation % 255 + 1)
+        out: list[Out] = []
+        for dpid in sorted(self.connected):
+            flows, names, roles = self._static_flows(dpid)
+            site = self.sites.get(dpid)
+            if site is not None:  # the next hops already learned stay in force
+                flows = [f for f in flows if f.table_id != TABLES["next_hop"].table_id or f.priority == 0]
+                for gw in site.next_hops.by_name.values():
+                    flows += self._next_hop_flows(site, gw, clear=False)  # replaced in place: no gap
+            # every stage, the session table's static flows too: connections' flows carry
+            # generation 0 and are never matched here
+            stale = [TABLES[n].delete({}, cookie=cookies.make(TABLES[n].stage, generation=old_generation),
+                                      cookie_mask=cookies.stage_mask() | cookies.GEN_MASK)
+                     for n in sorted(names)]
+            out += [(dpid, m) for m in flows + stale]
+            LOG.info("switch %016x reconfigured as %s: %d flows (generation %d)", dpid, "+".join(roles) or "nothing",
+                     len(flows), self.generation)
+        return out
+
+    def _static_flows(self, dpid: int) -> tuple[list[Any], set[str], list[str]]:
+        """This switch's pipeline (everything but sessions), the tables it uses, its roles."""
+        roles: list[str] = []
         flows: list[Any] = []
         names: set[str] = set()
         site = self.sites.get(dpid)
         if site is not None:
             roles.append(f"balancer {site.ctx.balancer.name}")
             names.update(BALANCER_TABLES)
-            site.next_hops.forget_port()
-            site.next_hops.probe_soon()
             ctx = site.ctx
             flows += (classify.balancer_flows(ctx) + arp_proxy.balancer_flows(ctx) + session.balancer_flows(ctx)
                       + translate.balancer_flows(ctx) + next_hop.balancer_flows(ctx))
         if self.ctx.edges_of(dpid):
             roles.append("edge")
             names.update(EDGE_TABLES)
-            if site is None:
-                flows += classify.edge_flows(self.ctx, dpid)
-            else:
-                flows += [f for f in classify.edge_flows(self.ctx, dpid) if f.priority != 0]
+            edge_classify = classify.edge_flows(self.ctx, dpid)
+            flows += edge_classify if site is None else [f for f in edge_classify if f.priority != 0]
             flows += snat.edge_flows(self.ctx, dpid)
-        if not roles:
-            LOG.warning("switch %016x is in no balancer or edge of the config; leaving it alone", dpid)
-            return []
-        sweep = [TABLES[n].delete({}, cookie=cookies.make(TABLES[n].stage), cookie_mask=cookies.stage_mask())
-                 for n in sorted(names) if not TABLES[n].session_owned]
-        LOG.info("switch %016x connected as %s: installing %d flows", dpid, "+".join(roles), len(flows))
-        return [(dpid, m) for m in sweep + flows] + self.tick(now)
+        return flows, names, roles
 
     def switch_disconnected(self, dpid: int) -> None:
         self.connected.discard(dpid)
@@ -93,8 +161,15 @@ class Balancer:
     # --- periodic work ---
 
     def tick(self, now: float) -> list[Out]:
-        """ARP probes that are due, sent from each balancer's own address and MAC."""
+        """ARP probes that are due, sent from each balancer's own address and MAC; session
+        statistics requests when dynamic feedback is due."""
         out = []
+        if self.feedback is not None and self.feedback.due(now):
+            stage = TABLES["session"]
+            for dpid in sorted(self.connected & set(self.sites)):
+                out.append((dpid, parser.OFPFlowStatsRequest(
+                    datapath=None, table_id=stage.table_id, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+                    cookie=cookies.make(stage.stage), cookie_mask=cookies.stage_mask(), match=parser.OFPMatch())))
         for dpid, site in self.sites.items():
             if dpid not in self.connected:
                 continue
@@ -134,7 +209,7 @@ class Balancer:
         vip_id, vip = found
         sess = self.sessions.get(key)
         if sess is None:  # else: a retransmission raced the session flow; re-send the same rule
-            backend = self.schedulers[vip_id].pick(key, self.sessions.counts(vip_id))
+            backend = self.schedulers[vip_id].pick(key, self.sessions.counts(vip_id), now)
             if backend is None:
                 self.dropped_no_backend += 1
                 LOG.warning("VIP %s: no backend can take %s:%d (all drained)", vip.name, key.src_ip, key.src_port)
@@ -157,9 +232,9 @@ class Balancer:
         return [(dpid, m) for m in self._next_hop_flows(site, gw)]
 
     @staticmethod
-    def _next_hop_flows(site: Site, gw: Gateway) -> list[Any]:
+    def _next_hop_flows(site: Site, gw: Gateway, clear: bool = True) -> list[Any]:
         return [m for route_id, route in site.ctx.routes() if route.via == gw.name
-                for m in next_hop.route_flows(site.ctx, route_id, gw.mac, gw.port)]
+                for m in next_hop.route_flows(site.ctx, route_id, gw.mac, gw.port, clear)]
 
     def _answer_arp(self, dpid: int, in_port: int, data: bytes) -> list[Out]:
         """Controller-mode ARP proxy: answer a request for a backend IP with its fabricated MAC."""
@@ -177,15 +252,40 @@ class Balancer:
 
     # --- flow-removed ---
 
-    def flow_removed(self, dpid: int, cookie: int, reason: int, now: float) -> list[Out]:
+    def flow_removed(self, dpid: int, cookie: int, reason: int, now: float, byte_count: int = 0) -> list[Out]:
         decoded = cookies.decode(cookie)
         if decoded is None or decoded.stage != cookies.STAGE_SESSION:
             return []
         sess = self.sessions.remove(decoded.obj)
         if sess is not None:
+            self.removed_bytes[sess.backend] += byte_count
             LOG.info("session %d ended (%s) after %.1fs: %s:%d -> %s; %d live", sess.session_id,
                      _REASONS.get(reason, reason), now - sess.created, sess.key.src_ip, sess.key.src_port, sess.backend,
                      len(self.sessions))
+        return []
+
+
+    # --- statistics (dynamic feedback) ---
+
+    def session_stats(self, dpid: int, stats: list[tuple[int, int]], now: float) -> list[Out]:
+        """A balancer's session flows as (cookie, byte_count): feed the backends' load to
+        dynamic feedback and re-weight the schedulers when it moves."""
+        if self.feedback is None:
+            return []
+        live: Counter[IPv4] = Counter()
+        for cookie, byte_count in stats:
+            decoded = cookies.decode(cookie)
+            sess = self.sessions.by_id.get(decoded.obj) if decoded and decoded.stage == cookies.STAGE_SESSION else None
+            if sess is not None:
+                live[sess.backend] += byte_count
+        weights: dict[IPv4, int] = {}
+        for vip in self.cfg.vips:
+            for b in vip.backends:
+                weights[b.ip] = max(weights.get(b.ip, 0), 0 if b.down else b.weight)
+        total = {ip: live[ip] + self.removed_bytes[ip] for ip in weights}
+        if self.feedback.observe(now, total, weights):
+            for vip_id, vip in self.ctx.vips():
+                self.schedulers[vip_id].set_backends(self._weights(vip))
         return []
 
 

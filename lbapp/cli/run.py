@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-c", "--config", required=True, help="the balancer's YAML config")
     p.add_argument("--listen", default="0.0.0.0", help="OpenFlow listen address (default 0.0.0.0)")
     p.add_argument("--port", type=int, default=6653, help="OpenFlow listen port (default 6653)")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging (SIGHUP reloads the config)")
     p.set_defaults(func=run)
 
 
@@ -39,11 +39,15 @@ def run(args: argparse.Namespace) -> int:
     manager = AppManager.get_instance()
     manager.load_apps(["lbapp.app"])
     manager.instantiate_apps(**manager.create_contexts())
-    stop = threading.Event()
+    stop, reload = threading.Event(), threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: reload.set())
+    app = next(a for a in manager.applications.values() if type(a).__name__ == "LbApp")
     while not stop.wait(0.5):
-        pass
+        if reload.is_set():
+            reload.clear()
+            app.reload()
     log = logging.getLogger("lbapp")
     log.info("lbapp: stopping")
     manager.close()

@@ -51,7 +51,7 @@ def _request(tpa: str | tuple[str, str]) -> dict:
 
 
 def balancer_flows(ctx: Context) -> list:
-    flows = [TABLE.miss_flow(),
+    flows = [TABLE.miss_flow(ctx.generation),
              TABLE.flow("probe_reply", {"eth_type": ETH_TYPE_ARP, "arp_op": ARP_REPLY,
                                         "arp_tpa": str(ctx.balancer_ip)}, cookie=_cookie(ctx))]
     own = [(0, ctx.balancer_ip)] + [(vip_id, v.ip) for vip_id, v in ctx.balanced_vips()]

@@ -15,7 +15,7 @@ def _cookie(ctx: Context, vip: int = 0, obj: int = 0) -> int:
 
 
 def balancer_flows(ctx: Context) -> list:
-    flows = [TABLE.miss_flow()]
+    flows = [TABLE.miss_flow(ctx.generation)]
     for i, gw in enumerate(ctx.cfg.gateways):
         # The learning table's input: every ARP a gateway sends (probe replies, GARP, requests).
         flows.append(TABLE.flow("gateway_arp", {"eth_type": ETH_TYPE_ARP, "arp_spa": str(gw.ip)},
@@ -46,7 +46,7 @@ def fabricated_flows(ctx: Context) -> list:
 
 
 def edge_flows(ctx: Context, dpid: int) -> list:
-    flows = [TABLE.miss_flow()]
+    flows = [TABLE.miss_flow(ctx.generation)]
     for edge in ctx.edges_of(dpid):
         for ip in edge.backends:
             flows.append(TABLE.flow("backend_reply", {"eth_type": ETH_TYPE_IP, "ipv4_src": str(ip)},

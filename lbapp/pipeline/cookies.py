@@ -2,7 +2,8 @@
 
     bits 63..56  APP_TAG (0x1b): the flow is lbapp's; anything else is foreign
     bits 55..52  stage code (the table's role)
-    bits 51..44  generation: which controller start installed a static flow
+    bits 51..44  generation: which controller start or reload installed a static flow (1..255);
+                 0 on per-connection session flows, which outlive both
     bits 43..32  VIP id (1-based index into vips:, 0 = none)
     bits 31..0   object id: gateway/route/backend index + 1, or a session id
 

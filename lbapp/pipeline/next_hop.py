@@ -30,11 +30,13 @@ def _match(route, in_port: int | None = None) -> dict:
     return match
 
 
-def route_flows(ctx: Context, route_id: int, gateway_mac: int | None, gateway_port: int | None) -> list:
-    """Replace everything for one route: remove its flows, then install drop or forward flows."""
+def route_flows(ctx: Context, route_id: int, gateway_mac: int | None, gateway_port: int | None,
+                clear: bool = True) -> list:
+    """One route's flows: drop while its gateway is unknown, else forward. With ``clear`` its
+    previous flows go first (the gateway's port may have changed, leaving an in_port variant)."""
     route = ctx.cfg.routes[route_id - 1]
     cookie = route_cookie(ctx, route_id)
-    msgs = [TABLE.delete({}, cookie=cookie, cookie_mask=cookies.object_mask())]
+    msgs = [TABLE.delete({}, cookie=cookie, cookie_mask=cookies.object_mask())] if clear else []
     offset = route_priority_offset(route.dst.prefixlen, on_gateway_port=False)
     if gateway_mac is None or gateway_port is None:
         msgs.append(TABLE.flow("route", _match(route), cookie=cookie, priority_offset=offset))
@@ -52,7 +54,7 @@ def route_flows(ctx: Context, route_id: int, gateway_mac: int | None, gateway_po
 
 def balancer_flows(ctx: Context) -> list:
     """At connect: every route drops until its gateway is learned."""
-    flows = [TABLE.miss_flow()]
+    flows = [TABLE.miss_flow(ctx.generation)]
     for route_id, _ in ctx.routes():
-        flows.extend(route_flows(ctx, route_id, None, None)[1:])
+        flows.extend(route_flows(ctx, route_id, None, None, clear=False))
     return flows

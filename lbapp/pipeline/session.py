@@ -34,7 +34,7 @@ def remove(key: ConnKey, vip_id: int, session_id: int):
 
 
 def balancer_flows(ctx: Context) -> list:
-    flows = [TABLE.miss_flow()]
+    flows = [TABLE.miss_flow(ctx.generation)]
     for vip_id, vip in ctx.balanced_vips():
         proto, _, dst_field = L4[vip.protocol]
         flows.append(TABLE.flow("new_connection", {"eth_type": ETH_TYPE_IP, "ip_proto": proto,

@@ -10,7 +10,7 @@ TABLE = TABLES["snat"]
 
 
 def edge_flows(ctx: Context, dpid: int) -> list:
-    flows = [TABLE.miss_flow()]
+    flows = [TABLE.miss_flow(ctx.generation)]
     on_edge = {ip for e in ctx.edges_of(dpid) for ip in e.backends}
     for vip_id, vip in ctx.vips():
         proto, src_field, _ = L4[vip.protocol]

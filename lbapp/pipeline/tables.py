@@ -9,7 +9,7 @@ cleanup on reconnect are derived from this one list.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
@@ -91,9 +91,9 @@ class Table:
             priority=self.priority(priority, priority_offset) if strict else 0,
             out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY, match=parser.OFPMatch(**match))
 
-    def miss_flow(self) -> parser.OFPFlowMod:
+    def miss_flow(self, generation: int = 0) -> parser.OFPFlowMod:
         actions = [parser.OFPActionOutput(ofp.OFPP_NORMAL)] if self.miss == "normal" else []
-        return self.flow("miss", {}, cookie=cookies.make(self.stage), actions=actions)
+        return self.flow("miss", {}, cookie=cookies.make(self.stage, generation=generation), actions=actions)
 
 
 _ETH = {"in_port", "eth_type", "eth_src", "eth_dst"}
@@ -194,10 +194,6 @@ EDGE_TABLES = ("classify", "snat")
 def route_priority_offset(prefixlen: int, on_gateway_port: bool) -> int:
     """Longest prefix first; the in_port variant just above its route."""
     return 2 * prefixlen + (1 if on_gateway_port else 0)
-
-
-def miss_flows(names: Iterable[str]) -> list[parser.OFPFlowMod]:
-    return [TABLES[n].miss_flow() for n in names]
 
 
 def pipeline_doc() -> str:

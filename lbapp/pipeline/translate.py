@@ -16,7 +16,7 @@ TABLE = TABLES["translate"]
 
 
 def balancer_flows(ctx: Context) -> list:
-    flows = [TABLE.miss_flow()]
+    flows = [TABLE.miss_flow(ctx.generation)]
     scheme = ctx.scheme
     if isinstance(scheme, macs.ComputedScheme):
         actions = moves(scheme.layout.ip_segments, "eth_dst", "ipv4_dst", into_mac=False)

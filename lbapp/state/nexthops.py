@@ -27,6 +27,13 @@ class NextHops:
         self.by_ip = {g.ip: g for g in self.by_name.values()}
         self.probe_interval = probe_interval
 
+    def keep_learned(self, previous: "NextHops") -> None:
+        """After a config reload: what was learned about a gateway still named (same IP) stays."""
+        for name, gw in self.by_name.items():
+            old = previous.by_name.get(name)
+            if old is not None and old.ip == gw.ip:
+                gw.mac, gw.port, gw.learned_at, gw.next_probe = old.mac, old.port, old.learned_at, old.next_probe
+
     def learn(self, ip: IPv4, mac: int, port: int, now: float) -> Gateway | None:
         """Record what an ARP from ``ip`` said; the gateway when its MAC or port changed."""
         gw = self.by_ip.get(ip)

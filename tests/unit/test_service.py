@@ -96,3 +96,67 @@ def test_probes_follow_the_interval():
     lb, _ = connected()
     assert lb.tick(1.0) == []
     assert len(lb.tick(CFG.balancer.probe_interval + 0.5)) == 1
+
+
+def _cfg_with(**vip0):
+    import yaml
+
+    from lbapp.config import parse_config
+    doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
+    doc["vips"][0].update(vip0)
+    doc["edges"][0]["backends"] = [b["ip"] for b in doc["vips"][0]["backends"]]
+    return parse_config(doc)
+
+
+def test_reconfigure_drains_a_backend_and_keeps_sessions_and_next_hops():
+    lb, _ = connected()
+    lb.packet_in(1, 3, GW_ARP, arp_request("aa:bb:cc:dd:ee:ff", "10.0.0.1", "10.0.0.2"), 1.0)
+    first = lb.packet_in(1, 1, NEW_CONN, syn(40000), 2.0)[0][1]  # -> .11
+    drained = _cfg_with(backends=[{"ip": "10.11.12.11", "weight": 0}, {"ip": "10.11.12.12"}, {"ip": "10.11.12.13"}])
+    out = [m for _, m in lb.reconfigure(drained, 3.0)]
+    # no message touches session flows of live connections
+    deletes = [m for m in out if m.command in (ofp.OFPFC_DELETE, ofp.OFPFC_DELETE_STRICT)]
+    assert all(cookies.decode(m.cookie).generation == 1 and m.cookie_mask & cookies.GEN_MASK for m in deletes)
+    assert all(cookies.decode(m.cookie).generation == 2 for m in out if m.command == ofp.OFPFC_ADD)
+    # the learned next hop is re-installed, not forgotten (no drop window)
+    hop = [m for m in out if m.table_id == 40 and m.priority > 0]
+    assert hop and all(m.instructions for m in hop)
+    assert len(lb.sessions) == 1 and lb.sessions.by_id[cookies.decode(first.cookie).obj].backend == IP("10.11.12.11")
+    new = {lb.packet_in(1, 1, NEW_CONN, syn(40001 + i), 4.0)[0][1].instructions[0].actions[0].value for i in range(4)}
+    assert new == {"aa:bb:0a:0b:0c:0c", "aa:bb:0a:0b:0c:0d"}  # the drained .11 takes no new connection
+    again = lb.packet_in(1, 1, NEW_CONN, syn(40000), 5.0)[0][1]  # the established one stays on .11
+    assert again.instructions[0].actions[0].value == "aa:bb:0a:0b:0c:0b"
+
+
+def test_marked_down_backend_gets_no_new_connections():
+    lb = Balancer(_cfg_with(backends=[{"ip": "10.11.12.11", "down": True}, {"ip": "10.11.12.12"}]))
+    lb.switch_connected(1, 0.0)
+    chosen = {lb.packet_in(1, 1, NEW_CONN, syn(40000 + i), 1.0)[0][1].instructions[0].actions[0].value
+              for i in range(4)}
+    assert chosen == {"aa:bb:0a:0b:0c:0c"}
+
+
+def test_dynamic_feedback_gives_a_busy_backend_fewer_connections():
+    import yaml
+
+    from lbapp.config import parse_config
+    doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
+    doc["vips"][0]["scheduler"] = "wrr"
+    doc["vips"][0]["backends"] = [{"ip": "10.11.12.11"}, {"ip": "10.11.12.12"}]
+    doc["edges"][0]["backends"] = ["10.11.12.11", "10.11.12.12"]
+    doc["feedback"] = {"interval": 5, "max_step": 0.25}
+    lb = Balancer(parse_config(doc))
+    lb.switch_connected(1, 0.0)
+    flows = [lb.packet_in(1, 1, NEW_CONN, syn(41000 + i), 1.0)[0][1] for i in range(2)]
+    by_backend = {f.instructions[0].actions[0].value: f.cookie for f in flows}
+    busy, idle = by_backend["aa:bb:0a:0b:0c:0b"], by_backend["aa:bb:0a:0b:0c:0c"]
+    requests = [m for _, m in lb.tick(5.0) if isinstance(m, parser.OFPFlowStatsRequest)]
+    assert len(requests) == 1 and requests[0].table_id == 20
+    for n, now in enumerate((5.0, 10.0, 15.0, 20.0), start=1):
+        lb.session_stats(1, [(busy, n * 900_000), (idle, n * 100_000)], now)
+    factors = lb.feedback.factors
+    assert factors[IP("10.11.12.11")] < 1.0 < factors[IP("10.11.12.12")]
+    assert factors[IP("10.11.12.11")] >= 0.25 ** 1  # bounded: at most 25% per reading, floor 0.25
+    picks = [lb.packet_in(1, 1, NEW_CONN, syn(42000 + i), 21.0)[0][1].instructions[0].actions[0].value
+             for i in range(40)]
+    assert picks.count("aa:bb:0a:0b:0c:0b") < picks.count("aa:bb:0a:0b:0c:0c")
