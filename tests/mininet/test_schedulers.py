@@ -1,0 +1,92 @@
+"""Connection-aware scheduling and draining with real traffic: lc steers new connections away
+from backends holding long-lived ones; a drained backend (weight 0, applied by SIGHUP reload)
+finishes its open connection while new ones go elsewhere."""
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lbapp.lab import MininetLab, parse_answer, wait_for
+from tests.helpers.net import have_root_and_ovs
+
+ROOT = Path(__file__).resolve().parents[2]
+VIP = "117.78.6.19"
+STREAM = 7000
+
+
+def stream_vip(doc):
+    return next(v for v in doc["vips"] if v["name"] == "stream")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    why_not = have_root_and_ovs()
+    if why_not:
+        pytest.skip(f"Mininet tier: {why_not}")
+    workdir = tmp_path_factory.mktemp("schedulers")
+    doc = yaml.safe_load((ROOT / "topologies" / "cross_vlan.yaml").read_text())
+    stream_vip(doc).update(scheduler="lc", idle_timeout=1)  # a short connection's session ends 1 s after it
+    config = workdir / "lb.yaml"
+    config.write_text(yaml.safe_dump(doc))
+    with MininetLab("cross_vlan", workdir, config) as running:
+        try:
+            yield running
+        finally:
+            running.save_state()
+
+
+def first_backend(proc):
+    line = proc.stdout.readline()
+    assert line.startswith("backend="), line
+    return parse_answer(line)["backend"]
+
+
+def finish(proc):
+    out, _ = proc.communicate(timeout=60)
+    return proc.returncode, [parse_answer(line)["backend"] for line in out.splitlines() if line.startswith("backend=")]
+
+
+def short_connection(lab):
+    proc = lab.stream("h1", VIP, STREAM, 1, 0)
+    backend = first_backend(proc)
+    proc.communicate(timeout=10)
+    return backend
+
+
+def test_lc_steers_new_connections_away_from_backends_holding_long_lived_ones(lab):
+    long1 = lab.stream("h1", VIP, STREAM, 50, 0.25)
+    held1 = first_backend(long1)
+    long2 = lab.stream("h1", VIP, STREAM, 50, 0.25)
+    held2 = first_backend(long2)
+    assert held1 != held2  # lc spread the long-lived ones
+    free = {"b1", "b2", "b3"} - {held1, held2}
+    shorts = []
+    for _ in range(3):
+        time.sleep(2.5)  # the previous short connection's session has idled out
+        shorts.append(short_connection(lab))
+    assert set(shorts) == free, (held1, held2, shorts)  # rr would have rotated over all three
+    for proc, held in ((long1, held1), (long2, held2)):
+        rc, backends = finish(proc)
+        assert rc == 0 and set(backends) == {held}
+
+
+def test_draining_a_backend_lets_its_open_connection_finish(lab):
+    long_lived = lab.stream("h1", VIP, STREAM, 40, 0.25)
+    held = first_backend(long_lived)
+    held_ip = {"b1": "10.11.12.11", "b2": "10.11.12.12", "b3": "10.11.13.13"}[held]
+    doc = yaml.safe_load(lab.config.read_text())
+    for b in stream_vip(doc)["backends"]:
+        if b["ip"] == held_ip:
+            b["weight"] = 0
+    lab.config.write_text(yaml.safe_dump(doc))
+    lab.controller.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reconfigured" in lab.controller_log.read_text(), 10, "the controller to reload")
+    news = []
+    for _ in range(4):
+        time.sleep(1.5)
+        news.append(short_connection(lab))
+    assert len(news) == 4 and held not in news, (held, news)  # drained: no new connection
+    rc, backends = finish(long_lived)
+    assert rc == 0 and len(backends) == 40 and set(backends) == {held}
