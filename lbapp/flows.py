@@ -6,6 +6,7 @@ from the cookie (:mod:`lbapp.pipeline.cookies`), names from the config when one 
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -75,6 +76,8 @@ class Namer:
         self.backend_by_id = {i: ip for ip, i in self.ctx.backend_ids.items()} if self.ctx else {}
 
     def vip(self, vip_id: int) -> str:
+        if vip_id == cookies.LINGER_VIP:
+            return "lingering (backend left the config, sessions live)"
         if self.cfg and 0 < vip_id <= len(self.cfg.vips):
             v = self.cfg.vips[vip_id - 1]
             return f"VIP {v.name} {v.ip}:{v.port}/{v.protocol}"
@@ -117,6 +120,8 @@ def _role(table: Table, priority: int) -> str | None:
 def _owner(namer: Namer, table: Table, role: str | None, c: cookies.Cookie) -> str:
     if role == "miss":
         return "table miss"
+    if c.vip == cookies.LINGER_VIP:
+        return f"{namer.vip(c.vip)} / backend {ipaddress.IPv4Address(c.obj)}"
     if table.name == "classify":
         return {"gateway_arp": lambda: namer.gateway(c.obj), "vip": lambda: namer.vip(c.vip),
                 "fabricated": lambda: namer.fabricated_owner(c.obj), "backend_reply": lambda: namer.backend(c.obj),

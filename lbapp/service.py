@@ -17,14 +17,14 @@ from lbapp import mac as macs
 from lbapp import packets
 from lbapp.config import Config
 from lbapp.pipeline import arp_proxy, classify, cookies, next_hop, session, snat, translate
-from lbapp.pipeline.actions import L4, output
+from lbapp.pipeline.actions import L4, PROTO_NAMES, output
 from lbapp.pipeline.context import Context
 from lbapp.pipeline.tables import BALANCER_TABLES, EDGE_TABLES, TABLES
 from lbapp.feedback import Feedback
 from lbapp.schedulers import registry
 from lbapp.schedulers.base import IPv4, BackendWeight, ConnKey, Scheduler, SchedulerOptions
 from lbapp.state.nexthops import Gateway, NextHops
-from lbapp.state.sessions import Sessions
+from lbapp.state.sessions import Session, Sessions
 
 LOG = logging.getLogger("lbapp")
 Out = tuple[int, Any]
@@ -48,6 +48,9 @@ class Balancer:
         self.sites: dict[int, Site] = {}
         self.feedback: Feedback | None = None
         self.removed_bytes: Counter[IPv4] = Counter()  # bytes of ended sessions, per backend (feedback)
+        # (VIP ip, protocol, port, backend) -> edge dpid, for backends removed from the config
+        # whose sessions still live: their source NAT stays until the last one ends
+        self.lingering: dict[tuple[IPv4, str, int, IPv4], int] = {}
         self.dropped_no_backend = 0
         self.bad_packets = 0
         self._apply(cfg, generation)
@@ -115,7 +118,9 @@ class Balancer:
         flows and backends; new flows go in under a new cookie generation, then the previous
         generation's leftovers (flows the new config no longer has) are deleted."""
         old_generation = self.generation
+        old_edge = {ip: e.dpid for e in self.cfg.edges for ip in e.backends}
         self._apply(cfg, old_generation % 255 + 1)
+        self._find_lingering(old_edge)
         out: list[Out] = []
         for dpid in sorted(self.connected):
             flows, names, roles = self._static_flows(dpid)
@@ -133,6 +138,30 @@ class Balancer:
             LOG.info("switch %016x reconfigured as %s: %d flows (generation %d)", dpid, "+".join(roles) or "nothing",
                      len(flows), self.generation)
         return out
+
+    def _find_lingering(self, old_edge: dict[IPv4, int]) -> None:
+        """Sessions whose (VIP, backend) the config no longer has keep their edge's source NAT."""
+        served = {(v.ip, v.protocol, v.port, b.ip) for v in self.cfg.vips for b in v.backends}
+        still = {}
+        for sess in self.sessions.by_id.values():
+            pair = (sess.key.dst_ip, PROTO_NAMES[sess.key.protocol], sess.key.dst_port, sess.backend)
+            if pair in served:
+                continue
+            edge = self.lingering.get(pair, old_edge.get(sess.backend))
+            if edge is not None:
+                still[pair] = edge
+        for pair in set(still) - set(self.lingering):
+            LOG.info("backend %s left %s:%d/%s with live sessions: its source NAT stays until they end",
+                     pair[3], pair[0], pair[2], pair[1])
+        self.lingering = still
+
+    def _lingering_flows(self, dpid: int) -> list[Any]:
+        pairs = [pair for pair, edge in self.lingering.items() if edge == dpid]
+        if not pairs:
+            return []
+        on_edge = {ip for e in self.ctx.edges_of(dpid) for ip in e.backends}
+        return (classify.lingering_flows(self.ctx, {p[3] for p in pairs} - on_edge)
+                + snat.lingering_flows(self.ctx, pairs))
 
     def _static_flows(self, dpid: int) -> tuple[list[Any], set[str], list[str]]:
         """This switch's pipeline (everything but sessions), the tables it uses, its roles."""
@@ -152,6 +181,13 @@ class Balancer:
             edge_classify = classify.edge_flows(self.ctx, dpid)
             flows += edge_classify if site is None else [f for f in edge_classify if f.priority != 0]
             flows += snat.edge_flows(self.ctx, dpid)
+        lingering = self._lingering_flows(dpid)
+        if lingering:
+            if not names & set(EDGE_TABLES):
+                roles.append("edge (lingering)")
+                names.update(EDGE_TABLES)
+                flows.append(TABLES["snat"].miss_flow(self.generation))
+            flows += lingering
         return flows, names, roles
 
     def switch_disconnected(self, dpid: int) -> None:
@@ -257,12 +293,36 @@ class Balancer:
         if decoded is None or decoded.stage != cookies.STAGE_SESSION:
             return []
         sess = self.sessions.remove(decoded.obj)
+        out: list[Out] = []
         if sess is not None:
             self.removed_bytes[sess.backend] += byte_count
+            out = self._end_lingering(sess)
             LOG.info("session %d ended (%s) after %.1fs: %s:%d -> %s; %d live", sess.session_id,
                      _REASONS.get(reason, reason), now - sess.created, sess.key.src_ip, sess.key.src_port, sess.backend,
                      len(self.sessions))
-        return []
+        return out
+
+    def _end_lingering(self, ended: Session) -> list[Out]:
+        """The last session of a lingering (VIP, backend): remove its source NAT."""
+        pair = (ended.key.dst_ip, PROTO_NAMES[ended.key.protocol], ended.key.dst_port, ended.backend)
+        dpid = self.lingering.get(pair)
+        if dpid is None or any((s.key.dst_ip, s.key.protocol, s.key.dst_port, s.backend)
+                               == (ended.key.dst_ip, ended.key.protocol, ended.key.dst_port, ended.backend)
+                               for s in self.sessions.by_id.values()):
+            return []
+        del self.lingering[pair]
+        LOG.info("backend %s: last session on %s:%d ended; its source NAT goes", ended.backend, pair[0], pair[2])
+        proto, src_field, _ = L4[pair[1]]
+        # both cookies under the lingering VIP id and this backend, any generation
+        mask = cookies.object_mask()
+        out = [(dpid, TABLES["snat"].delete({"eth_type": 0x0800, "ip_proto": proto, "ipv4_src": str(pair[3]),
+                                             src_field: pair[2]},
+                                            cookie=cookies.make_lingering(cookies.STAGE_SNAT, 0, int(pair[3])),
+                                            cookie_mask=mask))]
+        if not any(p[3] == pair[3] and d == dpid for p, d in self.lingering.items()):
+            out.append((dpid, TABLES["classify"].delete(
+                {}, cookie=cookies.make_lingering(cookies.STAGE_CLASSIFY, 0, int(pair[3])), cookie_mask=mask)))
+        return out
 
 
     # --- statistics (dynamic feedback) ---

@@ -1,6 +1,8 @@
 """Stage classify (table 0): sort arriving frames into the pipeline."""
 from __future__ import annotations
 
+from ipaddress import IPv4Address
+
 from lbapp import mac as macs
 from lbapp.pipeline import cookies
 from lbapp.pipeline.actions import ARP_REQUEST, ETH_TYPE_ARP, ETH_TYPE_IP, L4, to_controller
@@ -43,6 +45,13 @@ def fabricated_flows(ctx: Context) -> list:
     return [TABLE.flow("fabricated", {"eth_type": ETH_TYPE_IP, "eth_dst": macs.format_mac(scheme.encode(ip))},
                        cookie=_cookie(ctx, obj=backend_id), goto="translate")
             for ip, backend_id in ctx.backend_ids.items()]
+
+
+def lingering_flows(ctx: Context, backends: set[IPv4Address]) -> list:
+    """Replies of backends removed from the config whose sessions still live go to snat."""
+    return [TABLE.flow("backend_reply", {"eth_type": ETH_TYPE_IP, "ipv4_src": str(ip)},
+                       cookie=cookies.make_lingering(TABLE.stage, ctx.generation, int(ip)), goto="snat")
+            for ip in sorted(backends)]
 
 
 def edge_flows(ctx: Context, dpid: int) -> list:

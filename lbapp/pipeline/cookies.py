@@ -50,6 +50,15 @@ def make(stage: int, *, generation: int = 0, vip: int = 0, obj: int = 0) -> int:
             | (vip << VIP_SHIFT) | (obj & OBJECT_MASK))
 
 
+# A backend removed from the config keeps its edge flows while its sessions live ("lingering"):
+# those flows carry this VIP id and the backend's IPv4 address as object id.
+LINGER_VIP = MAX_VIPS
+
+
+def make_lingering(stage: int, generation: int, backend_ip: int) -> int:
+    return make(stage, generation=generation, vip=LINGER_VIP, obj=backend_ip)
+
+
 def is_ours(cookie: int) -> bool:
     return (cookie & APP_MASK) >> APP_SHIFT == APP_TAG
 

@@ -1,12 +1,26 @@
 """Stage snat (table 50, edge switches): a backend's reply leaves with src = its VIP."""
 from __future__ import annotations
 
+from ipaddress import IPv4Address
+
 from lbapp.pipeline import cookies
 from lbapp.pipeline.actions import ETH_TYPE_IP, L4, normal, set_field
 from lbapp.pipeline.context import Context
 from lbapp.pipeline.tables import TABLES
 
 TABLE = TABLES["snat"]
+
+
+def _reply(vip_ip: IPv4Address, protocol: str, port: int, backend: IPv4Address, cookie: int):
+    proto, src_field, _ = L4[protocol]
+    return TABLE.flow("reply", {"eth_type": ETH_TYPE_IP, "ip_proto": proto, "ipv4_src": str(backend), src_field: port},
+                      cookie=cookie, actions=[set_field(ipv4_src=str(vip_ip)), normal()])
+
+
+def lingering_flows(ctx: Context, pairs: list[tuple[IPv4Address, str, int, IPv4Address]]) -> list:
+    """Source NAT for (VIP ip, protocol, port, backend) pairs no longer in the config."""
+    return [_reply(vip_ip, protocol, port, backend, cookies.make_lingering(TABLE.stage, ctx.generation, int(backend)))
+            for vip_ip, protocol, port, backend in pairs]
 
 
 def edge_flows(ctx: Context, dpid: int) -> list:
@@ -17,9 +31,7 @@ def edge_flows(ctx: Context, dpid: int) -> list:
         for b in vip.backends:
             if b.ip not in on_edge:
                 continue
-            flows.append(TABLE.flow(
-                "reply", {"eth_type": ETH_TYPE_IP, "ip_proto": proto, "ipv4_src": str(b.ip), src_field: vip.port},
-                cookie=cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id,
-                                    obj=ctx.backend_ids[b.ip]),
-                actions=[set_field(ipv4_src=str(vip.ip)), normal()]))
+            flows.append(_reply(vip.ip, vip.protocol, vip.port, b.ip,
+                                cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id,
+                                             obj=ctx.backend_ids[b.ip])))
     return flows

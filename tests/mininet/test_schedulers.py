@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lbapp.flows import explain
 from lbapp.lab import MininetLab, parse_answer, wait_for
 from tests.helpers.net import have_root_and_ovs
 
@@ -90,3 +91,30 @@ def test_draining_a_backend_lets_its_open_connection_finish(lab):
     assert len(news) == 4 and held not in news, (held, news)  # drained: no new connection
     rc, backends = finish(long_lived)
     assert rc == 0 and len(backends) == 39 and set(backends) == {held}  # every line after the first
+
+
+def test_removing_a_backend_keeps_its_open_connection_and_source_nat(lab):
+    long_lived = lab.stream("h1", VIP, STREAM, 30, 0.25)
+    held = first_backend(long_lived)
+    held_ip = {"b1": "10.11.12.11", "b2": "10.11.12.12", "b3": "10.11.13.13"}[held]
+    doc = yaml.safe_load(lab.config.read_text())
+    vip = stream_vip(doc)
+    vip["backends"] = [b | {"weight": 1} for b in vip["backends"] if b["ip"] != held_ip]
+    lab.config.write_text(yaml.safe_dump(doc))
+    log_lines = len(lab.controller_log.read_text().splitlines())
+    lab.controller.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reconfigured" in "\n".join(lab.controller_log.read_text().splitlines()[log_lines:]), 10,
+             "the controller to reload")
+    assert f"backend {held_ip} left" in lab.controller_log.read_text()
+    assert held not in {short_connection(lab) for _ in range(3)}
+    assert lingering_owners(lab), "no lingering source NAT on the edge"
+    rc, backends = finish(long_lived)
+    assert rc == 0 and len(backends) == 29 and set(backends) == {held}  # replies still leave as the VIP
+    # once its session idles out, the lingering source NAT goes too
+    wait_for(lambda: "its source NAT goes" in lab.controller_log.read_text(), 15, "the lingering flows to go")
+    assert lingering_owners(lab) == []
+
+
+def lingering_owners(lab):
+    result = explain(lab.dump_flows("s2"), lab.cfg)
+    return [f.owner for flows in result.stages.values() for f in flows if f.owner.startswith("lingering")]

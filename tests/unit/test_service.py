@@ -160,3 +160,21 @@ def test_dynamic_feedback_gives_a_busy_backend_fewer_connections():
     picks = [lb.packet_in(1, 1, NEW_CONN, syn(42000 + i), 21.0)[0][1].instructions[0].actions[0].value
              for i in range(40)]
     assert picks.count("aa:bb:0a:0b:0c:0b") < picks.count("aa:bb:0a:0b:0c:0c")
+
+
+def test_removed_backend_keeps_source_nat_until_its_last_session_ends():
+    lb = Balancer(CFG)
+    lb.switch_connected(1, 0.0)
+    lb.switch_connected(2, 0.0)
+    flow = lb.packet_in(1, 1, NEW_CONN, syn(40000), 1.0)[0][1]  # -> 10.11.12.11
+    removed = _cfg_with(backends=[{"ip": "10.11.12.12"}, {"ip": "10.11.12.13"}])
+    out = lb.reconfigure(removed, 2.0)
+    edge_adds = [m for dpid, m in out if dpid == 2 and m.command == ofp.OFPFC_ADD]
+    lingering = [m for m in edge_adds if cookies.decode(m.cookie).vip == cookies.LINGER_VIP]
+    assert {m.table_id for m in lingering} == {0, 50}
+    snat_flow = next(m for m in lingering if m.table_id == 50)
+    assert snat_flow.match["ipv4_src"] == "10.11.12.11" and snat_flow.match["tcp_src"] == 80
+    assert snat_flow.instructions[0].actions[0].value == "117.78.6.19"
+    out = lb.flow_removed(1, flow.cookie, ofp.OFPRR_IDLE_TIMEOUT, 30.0)
+    assert [(dpid, m.table_id, m.command) for dpid, m in out] == [(2, 50, ofp.OFPFC_DELETE), (2, 0, ofp.OFPFC_DELETE)]
+    assert lb.lingering == {}
