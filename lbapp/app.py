@@ -18,6 +18,7 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
 from lbapp.config import ConfigError, load_config
+from lbapp.pipeline.fastpath import RawMessage
 from lbapp.service import Balancer, Out
 
 LOG = logging.getLogger("lbapp")
@@ -73,8 +74,11 @@ class LbApp(app_manager.OSKenApp):
             if dp is None:
                 LOG.debug("switch %016x not connected; dropped %s", dpid, type(msg).__name__)
                 continue
-            msg.datapath = dp
-            dp.send_msg(msg)
+            if isinstance(msg, RawMessage):  # pre-serialised on the hot path
+                dp.send(msg.buf)
+            else:
+                msg.datapath = dp
+                dp.send_msg(msg)
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _features(self, ev) -> None:

@@ -19,6 +19,7 @@ from lbapp.config import Config
 from lbapp.pipeline import arp_proxy, classify, cookies, next_hop, session, snat, translate
 from lbapp.pipeline.actions import L4, PROTO_NAMES, output
 from lbapp.pipeline.context import Context
+from lbapp.pipeline.fastpath import SessionTemplate, packet_out_to_table
 from lbapp.pipeline.tables import BALANCER_TABLES, EDGE_TABLES, TABLES
 from lbapp.feedback import Feedback
 from lbapp.schedulers import registry
@@ -83,6 +84,8 @@ class Balancer:
                 self.schedulers[vip_id] = registry.create(vip.scheduler, self._weights(vip), options)
         self.vip_by_key = {(vip.ip, L4[vip.protocol][0], vip.port): (vip_id, vip)
                            for vip_id, vip in self.ctx.balanced_vips()}
+        self.templates = {vip_id: SessionTemplate(vip_id, vip.ip, L4[vip.protocol][0], vip.port, vip.idle_timeout)
+                          for vip_id, vip in self.ctx.balanced_vips()}
 
     def _weights(self, vip) -> list[BackendWeight]:
         """The weights a VIP's scheduler uses: 0 for drained or down backends; scaled by
@@ -238,7 +241,9 @@ class Balancer:
         return []
 
     def _new_connection(self, dpid: int, in_port: int, data: bytes, now: float) -> list[Out]:
-        key = packets.parse_connection(data)
+        """The hot path: one packet-in, one session flow-mod and one packet-out, both patched
+        from pre-serialised templates (see lbapp.pipeline.fastpath)."""
+        key = packets.connection_key(data)
         found = self.vip_by_key.get((key.dst_ip, key.protocol, key.dst_port))
         if found is None:
             raise packets.PacketError(f"{key.src_ip}:{key.src_port} -> {key.dst_ip}:{key.dst_port} is no VIP")
@@ -251,12 +256,12 @@ class Balancer:
                 LOG.warning("VIP %s: no backend can take %s:%d (all drained)", vip.name, key.src_ip, key.src_port)
                 return []
             sess = self.sessions.add(key, vip_id, backend, now)
-            LOG.info("session %d: %s:%d -> %s %s:%d -> %s", sess.session_id, key.src_ip, key.src_port,
+            LOG.debug("session %d: %s:%d -> %s %s:%d -> %s", sess.session_id, key.src_ip, key.src_port,
                      vip.name, vip.ip, vip.port, backend)
         fab = self.ctx.scheme.encode(sess.backend)
-        return [(dpid, session.install(key, vip_id, sess.session_id, fab, vip.idle_timeout)),
+        return [(dpid, self.templates[vip_id].render(key, sess.session_id, fab)),
                 # Re-enter the pipeline at table 0: the new session flow now carries it on.
-                (dpid, packet_out(data, in_port, [output(ofp.OFPP_TABLE)]))]
+                (dpid, packet_out_to_table(data, in_port))]
 
     def _gateway_arp(self, site: Site, dpid: int, in_port: int, data: bytes, now: float) -> list[Out]:
         info = packets.parse_arp(data)
@@ -297,7 +302,7 @@ class Balancer:
         if sess is not None:
             self.removed_bytes[sess.backend] += byte_count
             out = self._end_lingering(sess)
-            LOG.info("session %d ended (%s) after %.1fs: %s:%d -> %s; %d live", sess.session_id,
+            LOG.debug("session %d ended (%s) after %.1fs: %s:%d -> %s; %d live", sess.session_id,
                      _REASONS.get(reason, reason), now - sess.created, sess.key.src_ip, sess.key.src_port, sess.backend,
                      len(self.sessions))
         return out

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Callable
 
 from lbapp.config import load_config
 
@@ -22,32 +23,43 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     load_config(args.config)  # refuse an invalid file before anything starts
-    from os_ken import cfg
-    from os_ken.base.app_manager import AppManager
-
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     import lbapp.app  # noqa: F401  (registers the [lbapp] options)
-    cfg.CONF(args=[], project="os_ken")
-    cfg.CONF.set_override("ofp_listen_host", args.listen)
-    cfg.CONF.set_override("ofp_tcp_listen_port", args.port)
-    cfg.CONF.set_override("config", args.config, group="lbapp")
     logging.getLogger("lbapp").info("lbapp: OpenFlow on %s:%d, config %s", args.listen, args.port, args.config)
-    # Not AppManager.run_apps: with os-ken 4's native-thread hub its shutdown path calls a
-    # kill() that threads lack. The app threads cannot be killed either, so after closing the
-    # apps the process exits directly.
+    serve(["lbapp.app"], args.listen, args.port, overrides={("config", "lbapp"): args.config},
+          on_hup=lambda apps: next(a for a in apps if type(a).__name__ == "LbApp").reload())
+    return 0
+
+
+def serve(app_modules: list[str], listen: str, port: int, overrides: dict | None = None,
+          on_hup: Callable[[list], None] | None = None) -> None:
+    """Run os-ken apps until SIGINT/SIGTERM, then exit the process.
+
+    Not AppManager.run_apps: with os-ken 4's native-thread hub its shutdown path calls a kill()
+    that threads lack, and the app threads cannot be killed either, so after closing the apps
+    the process exits directly.
+    """
+    from os_ken import cfg
+    from os_ken.base.app_manager import AppManager
+
+    cfg.CONF(args=[], project="os_ken")
+    cfg.CONF.set_override("ofp_listen_host", listen)
+    cfg.CONF.set_override("ofp_tcp_listen_port", port)
+    for (name, group), value in (overrides or {}).items():
+        cfg.CONF.set_override(name, value, group=group)
     manager = AppManager.get_instance()
-    manager.load_apps(["lbapp.app"])
+    manager.load_apps(app_modules)
     manager.instantiate_apps(**manager.create_contexts())
-    stop, reload = threading.Event(), threading.Event()
+    stop, hup = threading.Event(), threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: reload.set())
-    app = next(a for a in manager.applications.values() if type(a).__name__ == "LbApp")
+    signal.signal(signal.SIGHUP, lambda *_: hup.set())
     while not stop.wait(0.5):
-        if reload.is_set():
-            reload.clear()
-            app.reload()
+        if hup.is_set():
+            hup.clear()
+            if on_hup:
+                on_hup(list(manager.applications.values()))
     log = logging.getLogger("lbapp")
     log.info("lbapp: stopping")
     manager.close()

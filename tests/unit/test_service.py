@@ -6,6 +6,9 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from lbapp.config import load_config
+from lbapp.mac import format_mac
+from lbapp.pipeline import session
+from lbapp.pipeline.fastpath import serialize
 from lbapp.pipeline import cookies
 from lbapp.pipeline.tables import TABLES
 from lbapp.service import Balancer
@@ -16,6 +19,10 @@ CFG = load_config(ROOT / "topologies" / "worked_example.yaml")
 IP = ipaddress.IPv4Address
 NEW_CONN = cookies.make(cookies.STAGE_SESSION, vip=1)
 GW_ARP = cookies.make(cookies.STAGE_CLASSIFY, obj=1)
+
+
+def fab(msg):
+    return format_mac(msg.info["eth_dst"])
 
 
 def syn(sport):
@@ -52,10 +59,12 @@ def test_new_connection_installs_session_and_reinjects_first_packet():
     lb, _ = connected()
     out = lb.packet_in(1, 1, NEW_CONN, syn(40000), now=1.0)
     flow, pkt_out = out[0][1], out[1][1]
-    assert flow.table_id == TABLES["session"].table_id and flow.idle_timeout == 30
-    assert flow.flags & ofp.OFPFF_SEND_FLOW_REM
-    assert flow.instructions[0].actions[0].value == "aa:bb:0a:0b:0c:0b"
-    assert pkt_out.in_port == 1 and pkt_out.actions[0].port == ofp.OFPP_TABLE
+    assert flow.info["table_id"] == TABLES["session"].table_id and flow.info["idle_timeout"] == 30
+    assert fab(flow) == "aa:bb:0a:0b:0c:0b"
+    assert pkt_out.info == {"in_port": 1, "port": ofp.OFPP_TABLE}
+    # the bytes are what os-ken would serialise for the same flow (see test_fastpath)
+    assert flow.buf == serialize(session.install(flow.info["key"], 1, cookies.decode(flow.info["cookie"]).obj,
+                                                 0xAABB0A0B0C0B, 30))
     assert lb.sessions.counts(1) == {IP("10.11.12.11"): 1}
 
 
@@ -63,14 +72,14 @@ def test_retransmitted_first_packet_keeps_its_backend():
     lb, _ = connected()
     first = lb.packet_in(1, 1, NEW_CONN, syn(40000), 1.0)[0][1]
     again = lb.packet_in(1, 1, NEW_CONN, syn(40000), 1.1)[0][1]
-    assert first.instructions[0].actions[0].value == again.instructions[0].actions[0].value
+    assert fab(first) == fab(again)
     assert len(lb.sessions) == 1
 
 
 def test_flow_removed_ends_session_and_frees_backend_count():
     lb, _ = connected()
     flow = lb.packet_in(1, 1, NEW_CONN, syn(40000), 1.0)[0][1]
-    lb.flow_removed(1, flow.cookie, ofp.OFPRR_IDLE_TIMEOUT, 40.0)
+    lb.flow_removed(1, flow.info['cookie'], ofp.OFPRR_IDLE_TIMEOUT, 40.0)
     assert len(lb.sessions) == 0 and lb.sessions.counts(1) == {}
 
 
@@ -121,17 +130,17 @@ def test_reconfigure_drains_a_backend_and_keeps_sessions_and_next_hops():
     # the learned next hop is re-installed, not forgotten (no drop window)
     hop = [m for m in out if m.table_id == 40 and m.priority > 0]
     assert hop and all(m.instructions for m in hop)
-    assert len(lb.sessions) == 1 and lb.sessions.by_id[cookies.decode(first.cookie).obj].backend == IP("10.11.12.11")
-    new = {lb.packet_in(1, 1, NEW_CONN, syn(40001 + i), 4.0)[0][1].instructions[0].actions[0].value for i in range(4)}
+    assert len(lb.sessions) == 1 and lb.sessions.by_id[cookies.decode(first.info['cookie']).obj].backend == IP("10.11.12.11")
+    new = {fab(lb.packet_in(1, 1, NEW_CONN, syn(40001 + i), 4.0)[0][1]) for i in range(4)}
     assert new == {"aa:bb:0a:0b:0c:0c", "aa:bb:0a:0b:0c:0d"}  # the drained .11 takes no new connection
     again = lb.packet_in(1, 1, NEW_CONN, syn(40000), 5.0)[0][1]  # the established one stays on .11
-    assert again.instructions[0].actions[0].value == "aa:bb:0a:0b:0c:0b"
+    assert fab(again) == "aa:bb:0a:0b:0c:0b"
 
 
 def test_marked_down_backend_gets_no_new_connections():
     lb = Balancer(_cfg_with(backends=[{"ip": "10.11.12.11", "down": True}, {"ip": "10.11.12.12"}]))
     lb.switch_connected(1, 0.0)
-    chosen = {lb.packet_in(1, 1, NEW_CONN, syn(40000 + i), 1.0)[0][1].instructions[0].actions[0].value
+    chosen = {fab(lb.packet_in(1, 1, NEW_CONN, syn(40000 + i), 1.0)[0][1])
               for i in range(4)}
     assert chosen == {"aa:bb:0a:0b:0c:0c"}
 
@@ -148,7 +157,7 @@ def test_dynamic_feedback_gives_a_busy_backend_fewer_connections():
     lb = Balancer(parse_config(doc))
     lb.switch_connected(1, 0.0)
     flows = [lb.packet_in(1, 1, NEW_CONN, syn(41000 + i), 1.0)[0][1] for i in range(2)]
-    by_backend = {f.instructions[0].actions[0].value: f.cookie for f in flows}
+    by_backend = {fab(f): f.info['cookie'] for f in flows}
     busy, idle = by_backend["aa:bb:0a:0b:0c:0b"], by_backend["aa:bb:0a:0b:0c:0c"]
     requests = [m for _, m in lb.tick(5.0) if isinstance(m, parser.OFPFlowStatsRequest)]
     assert len(requests) == 1 and requests[0].table_id == 20
@@ -157,7 +166,7 @@ def test_dynamic_feedback_gives_a_busy_backend_fewer_connections():
     factors = lb.feedback.factors
     assert factors[IP("10.11.12.11")] < 1.0 < factors[IP("10.11.12.12")]
     assert factors[IP("10.11.12.11")] >= 0.25 ** 1  # bounded: at most 25% per reading, floor 0.25
-    picks = [lb.packet_in(1, 1, NEW_CONN, syn(42000 + i), 21.0)[0][1].instructions[0].actions[0].value
+    picks = [fab(lb.packet_in(1, 1, NEW_CONN, syn(42000 + i), 21.0)[0][1])
              for i in range(40)]
     assert picks.count("aa:bb:0a:0b:0c:0b") < picks.count("aa:bb:0a:0b:0c:0c")
 
@@ -175,6 +184,6 @@ def test_removed_backend_keeps_source_nat_until_its_last_session_ends():
     snat_flow = next(m for m in lingering if m.table_id == 50)
     assert snat_flow.match["ipv4_src"] == "10.11.12.11" and snat_flow.match["tcp_src"] == 80
     assert snat_flow.instructions[0].actions[0].value == "117.78.6.19"
-    out = lb.flow_removed(1, flow.cookie, ofp.OFPRR_IDLE_TIMEOUT, 30.0)
+    out = lb.flow_removed(1, flow.info['cookie'], ofp.OFPRR_IDLE_TIMEOUT, 30.0)
     assert [(dpid, m.table_id, m.command) for dpid, m in out] == [(2, 50, ofp.OFPFC_DELETE), (2, 0, ofp.OFPFC_DELETE)]
     assert lb.lingering == {}

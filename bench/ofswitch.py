@@ -1,0 +1,185 @@
+"""A fake OpenFlow 1.3 switch that loads a controller with new connections.
+
+It does the handshake a real switch does (hello, features reply, port-description and other
+multipart replies, echo, barrier, get-config), then sends packet-ins for new TCP connections to
+a VIP, as the session table's controller flow would, keeping at most ``window`` outstanding. A
+setup completes when the controller sends the packet back out (a packet-out carrying the
+connection's frame); flow-mods are counted too. Replies are matched first-in first-out: a
+controller handles one switch's messages in order.
+
+Standard library only and pre-built messages patched in place, so the generator is not what
+limits the rate (measured: well over 100k packet-ins/s on its own).
+"""
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+OFP_VERSION = 4
+HELLO, ECHO_REQUEST, ECHO_REPLY, FEATURES_REQUEST, FEATURES_REPLY = 0, 2, 3, 5, 6
+GET_CONFIG_REQUEST, GET_CONFIG_REPLY, PACKET_IN, PACKET_OUT, FLOW_MOD = 7, 8, 10, 13, 14
+MULTIPART_REQUEST, MULTIPART_REPLY, BARRIER_REQUEST, BARRIER_REPLY, ROLE_REQUEST, ROLE_REPLY = 18, 19, 20, 21, 24, 25
+HEADER = struct.Struct("!BBHI")
+
+
+def _checksum(data: bytes) -> int:
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def syn_frame(src_ip: str, vip: str, vip_port: int, src_mac: bytes, dst_mac: bytes) -> bytearray:
+    """An Ethernet/IPv4/TCP SYN; the TCP source port is patched per connection (offset 34)."""
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 1, 0, 64, 6, 0, socket.inet_aton(src_ip), socket.inet_aton(vip))
+    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+    tcp = struct.pack("!HHIIBBHHH", 40000, vip_port, 1, 0, 5 << 4, 0x02, 1024, 0, 0)
+    return bytearray(dst_mac + src_mac + b"\x08\x00" + ip + tcp)
+
+
+@dataclass
+class Result:
+    completed: int
+    seconds: float
+    flow_mods: int
+    latencies_us: list[float] = field(repr=False)
+
+    @property
+    def rate(self) -> float:
+        return self.completed / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies_us:
+            return float("nan")
+        ordered = sorted(self.latencies_us)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+class FakeSwitch:
+    def __init__(self, host: str, port: int, dpid: int, cookie: int, vip: str = "117.78.6.19", vip_port: int = 80,
+                 in_port: int = 1) -> None:
+        self.sock = socket.create_connection((host, port), timeout=10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.dpid, self.cookie, self.vip_port = dpid, cookie, vip_port
+        self.buf = bytearray()
+        self.flow_mods = 0
+        self.vip_bytes = socket.inet_aton(vip)
+        frame = syn_frame("200.1.1.19", vip, vip_port, b"\xaa\xbb\xcc\xdd\xee\xff", b"\x02\x00\x00\x00\x00\x02")
+        # OF1.3 packet-in: buffer_id, total_len, reason (action), table 20, cookie, OXM match
+        # {in_port} padded to 16 bytes, 2 pad bytes, then the frame.
+        match = struct.pack("!HHHBBI", 1, 12, 0x8000, 0 << 1, 4, in_port) + b"\x00" * 4
+        body = struct.pack("!IHBBQ", 0xFFFFFFFF, len(frame), 1, 20, cookie) + match + b"\x00\x00"
+        self.packet_in = bytearray(HEADER.pack(OFP_VERSION, PACKET_IN, 8 + len(body) + len(frame), 0) + body + frame)
+        self.frame_offset = 8 + len(body)
+        self.xid = 0
+
+    # --- the handshake and housekeeping replies ---
+
+    def _send(self, msg_type: int, xid: int, body: bytes = b"") -> None:
+        self.sock.sendall(HEADER.pack(OFP_VERSION, msg_type, 8 + len(body), xid) + body)
+
+    def handshake(self, settle: float = 1.0) -> None:
+        """Hello, features, port descriptions; then answer whatever comes for ``settle`` seconds
+        (the controller installs its pipeline)."""
+        self._send(HELLO, 1)
+        deadline = time.monotonic() + settle
+        self.sock.settimeout(0.05)
+        while time.monotonic() < deadline:
+            try:
+                self._pump(None)
+            except socket.timeout:
+                pass
+
+    def _handle(self, msg_type: int, xid: int, msg: memoryview, completions) -> None:
+        if msg_type == PACKET_OUT:
+            actions_len = struct.unpack_from("!H", msg, 16)[0]
+            data = msg[24 + actions_len:]
+            # a setup's packet-out re-injects the connection's frame: IPv4/TCP to the VIP
+            if len(data) >= 38 and data[23] == 6 and data[30:34] == self.vip_bytes and completions is not None:
+                completions()
+        elif msg_type == FLOW_MOD:
+            self.flow_mods += 1
+        elif msg_type == FEATURES_REQUEST:
+            self._send(FEATURES_REPLY, xid, struct.pack("!QIBB2xII", self.dpid, 0, 254, 0, 0x4F, 0))
+        elif msg_type == MULTIPART_REQUEST:
+            mp_type = struct.unpack_from("!H", msg, 8)[0]
+            self._send(MULTIPART_REPLY, xid, struct.pack("!HH4x", mp_type, 0))
+        elif msg_type == ECHO_REQUEST:
+            self._send(ECHO_REPLY, xid, bytes(msg[8:]))
+        elif msg_type == BARRIER_REQUEST:
+            self._send(BARRIER_REPLY, xid)
+        elif msg_type == GET_CONFIG_REQUEST:
+            self._send(GET_CONFIG_REPLY, xid, struct.pack("!HH", 0, 0xFFFF))
+        elif msg_type == ROLE_REQUEST:
+            self._send(ROLE_REPLY, xid, bytes(msg[8:]))
+
+    def _pump(self, completions) -> None:
+        chunk = self.sock.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError("the controller closed the connection")
+        self.buf += chunk
+        view = memoryview(self.buf)
+        pos = 0
+        while len(self.buf) - pos >= 8:
+            _, msg_type, length, xid = HEADER.unpack_from(view, pos)
+            if len(self.buf) - pos < length:
+                break
+            self._handle(msg_type, xid, view[pos:pos + length], completions)
+            pos += length
+        view.release()
+        del self.buf[:pos]
+
+    # --- the load ---
+
+    def _client(self, n: int) -> None:
+        """Connection ``n``: source port 1024 + n mod 64000, source IP 200.1.x.y beyond that."""
+        host = n // 64000
+        if host != getattr(self, "_host", 0):
+            self._host = host
+            ip_at = self.frame_offset + 14
+            struct.pack_into("!BBH", self.packet_in, ip_at + 14, 1, (19 + host) >> 8 & 0xFF, (19 + host) & 0xFF)
+            struct.pack_into("!H", self.packet_in, ip_at + 10, 0)
+            struct.pack_into("!H", self.packet_in, ip_at + 10, _checksum(bytes(self.packet_in[ip_at:ip_at + 20])))
+        struct.pack_into("!H", self.packet_in, self.frame_offset + 34, 1024 + n % 64000)
+
+    def run(self, seconds: float, window: int) -> Result:
+        """New connections for ``seconds``, at most ``window`` outstanding."""
+        sent_at: deque[float] = deque()
+        latencies: list[float] = []
+        n = getattr(self, "_n", 0)
+        done = 0
+        clock = time.perf_counter
+
+        def completed() -> None:
+            nonlocal done
+            latencies.append((clock() - sent_at.popleft()) * 1e6)
+            done += 1
+
+        self.sock.settimeout(5)
+        start = clock()
+        end = start + seconds
+        flow_mods_before = self.flow_mods
+        while True:
+            now = clock()
+            if now >= end:
+                break
+            batch = bytearray()
+            while len(sent_at) < window:
+                self._client(n)
+                n += 1
+                self.xid += 1
+                struct.pack_into("!I", self.packet_in, 4, self.xid)
+                batch += self.packet_in
+                sent_at.append(clock())
+            if batch:
+                self.sock.sendall(batch)
+            self._pump(completed)
+        elapsed = clock() - start
+        self._n = n
+        return Result(done, elapsed, self.flow_mods - flow_mods_before, latencies)
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,122 @@
+"""Controller connection-setup rate and first-packet latency: lbapp (each scheduler) against a
+null os-ken app that answers each packet-in with one pre-built message, measured side by side
+in one run by the fake switch in ofswitch.py.
+
+    python bench/setup_rate.py [--seconds 3] [--runs 3] [--window 64] [--schedulers rr,wrr,...]
+
+Prints a table (median of the runs) and writes bench/results/setup_rate.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(ROOT))
+
+from ofswitch import FakeSwitch  # noqa: E402
+
+from lbapp.pipeline import cookies  # noqa: E402
+from lbapp.schedulers import registry  # noqa: E402
+
+DPID = 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"controller exited ({proc.returncode})")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError("controller did not listen")
+
+
+def config_for(scheduler: str, path: Path) -> Path:
+    doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
+    doc["vips"][0]["scheduler"] = scheduler
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def measure(cmd: list[str], port: int, seconds: float, window: int) -> dict:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        wait_listening(port, proc)
+        switch = FakeSwitch("127.0.0.1", port, DPID, cookies.make(cookies.STAGE_SESSION, vip=1))
+        switch.handshake(settle=1.0)
+        switch.run(0.5, window)  # warm-up
+        result = switch.run(seconds, window)
+        switch.close()
+        return {"rate": result.rate, "p50_us": result.percentile(50), "p99_us": result.percentile(99),
+                "flow_mods": result.flow_mods, "completed": result.completed}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def median_of(runs: list[dict]) -> dict:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--window", type=int, default=64)
+    parser.add_argument("--schedulers", default=",".join(registry.names()))
+    parser.add_argument("--out", default=str(BENCH / "results" / "setup_rate.json"))
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="lbapp-bench-"))
+    targets = [("null app", lambda port: [sys.executable, str(BENCH / "serve_null.py"), str(port)])]
+    for name in args.schedulers.split(","):
+        cfg = config_for(name, tmp / f"{name}.yaml")
+        targets.append((f"lbapp {name}", lambda port, cfg=cfg: [
+            sys.executable, "-m", "lbapp.cli.main", "run", "-c", str(cfg), "--listen", "127.0.0.1", "--port",
+            str(port)]))
+    results = {name: [] for name, _ in targets}
+    for _ in range(args.runs):  # interleaved, so drift on a shared machine hits every target alike
+        for name, cmd in targets:
+            port = free_port()
+            results[name].append(measure(cmd(port), port, args.seconds, args.window))
+    summary = {name: median_of(runs) for name, runs in results.items()}
+    ref = summary["null app"]
+    print(f"{'target':<14}{'setups/s':>10}{'x null':>8}{'p50 us':>9}{'p99 us':>9}{'p99 x null':>11}")
+    for name, r in summary.items():
+        r["rate_ratio"] = r["rate"] / ref["rate"]
+        r["p99_ratio"] = r["p99_us"] / ref["p99_us"]
+        print(f"{name:<14}{r['rate']:>10.0f}{r['rate_ratio']:>8.2f}{r['p50_us']:>9.0f}{r['p99_us']:>9.0f}"
+              f"{r['p99_ratio']:>11.2f}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, "
+                               f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
+                               "seconds": args.seconds, "runs": args.runs, "window": args.window,
+                               "summary": summary, "runs_raw": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
