@@ -155,8 +155,9 @@ class FakeSwitch:
 
         def completed() -> None:
             nonlocal done
-            latencies.append((clock() - sent_at.popleft()) * 1e6)
-            done += 1
+            if sent_at:  # else a late packet-out of something else the controller re-injected
+                latencies.append((clock() - sent_at.popleft()) * 1e6)
+                done += 1
 
         self.sock.settimeout(5)
         start = clock()
@@ -179,6 +180,9 @@ class FakeSwitch:
             self._pump(completed)
         elapsed = clock() - start
         self._n = n
+        drain_until = clock() + 5  # let the outstanding ones finish so the next run starts clean
+        while sent_at and clock() < drain_until:
+            self._pump(lambda: sent_at.popleft())
         return Result(done, elapsed, self.flow_mods - flow_mods_before, latencies)
 
     def close(self) -> None:
