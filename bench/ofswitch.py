@@ -140,13 +140,15 @@ class FakeSwitch:
         if host != getattr(self, "_host", 0):
             self._host = host
             ip_at = self.frame_offset + 14
-            struct.pack_into("!BBH", self.packet_in, ip_at + 14, 1, (19 + host) >> 8 & 0xFF, (19 + host) & 0xFF)
+            # the source address's last two octets: 200.1.(1 + host // 256).(host % 256)
+            struct.pack_into("!BB", self.packet_in, ip_at + 14, (1 + (host >> 8)) & 0xFF, host & 0xFF)
             struct.pack_into("!H", self.packet_in, ip_at + 10, 0)
             struct.pack_into("!H", self.packet_in, ip_at + 10, _checksum(bytes(self.packet_in[ip_at:ip_at + 20])))
         struct.pack_into("!H", self.packet_in, self.frame_offset + 34, 1024 + n % 64000)
 
-    def run(self, seconds: float, window: int) -> Result:
-        """New connections for ``seconds``, at most ``window`` outstanding."""
+    def run(self, seconds: float, window: int, limit: int | None = None) -> Result:
+        """New connections for ``seconds`` (or until ``limit`` completed), at most ``window``
+        outstanding."""
         sent_at: deque[float] = deque()
         latencies: list[float] = []
         n = getattr(self, "_n", 0)
@@ -165,10 +167,10 @@ class FakeSwitch:
         flow_mods_before = self.flow_mods
         while True:
             now = clock()
-            if now >= end:
+            if now >= end or (limit is not None and done >= limit):
                 break
             batch = bytearray()
-            while len(sent_at) < window:
+            while len(sent_at) < window and (limit is None or done + len(sent_at) < limit):
                 self._client(n)
                 n += 1
                 self.xid += 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -51,6 +52,10 @@ def serve(app_modules: list[str], listen: str, port: int, overrides: dict | None
     manager = AppManager.get_instance()
     manager.load_apps(app_modules)
     manager.instantiate_apps(**manager.create_contexts())
+    # Long-lived start-up objects out of the collector's way, and fewer young-generation
+    # collections: each session makes a few objects, and full collections showed in the p99.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     stop, hup = threading.Event(), threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

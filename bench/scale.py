@@ -1,0 +1,82 @@
+"""Scale: setup rate and controller memory with many live sessions, and Maglev table build time
+for many backends.
+
+    python bench/scale.py [--sessions 1000,10000,100000] [--measure 2000]
+
+The controller keeps every session it made (the fake switch never removes flows), so each step
+first makes sessions up to the next size, then measures the setup rate there, and the
+controller's resident memory per session (from /proc).
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(ROOT))
+
+from ofswitch import FakeSwitch  # noqa: E402
+from setup_rate import config_for, free_port, wait_listening  # noqa: E402
+
+from lbapp.pipeline import cookies  # noqa: E402
+from lbapp.schedulers.base import BackendWeight  # noqa: E402
+from lbapp.schedulers.mh import build_table  # noqa: E402
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", default="1000,10000,100000")
+    parser.add_argument("--measure", type=int, default=2000, help="setups timed at each size")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sessions.split(",")]
+
+    port = free_port()
+    cfg = config_for("rr", Path(tempfile.mkdtemp()) / "rr.yaml")
+    proc = subprocess.Popen([sys.executable, "-m", "lbapp.cli.main", "run", "-c", str(cfg), "--listen", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        wait_listening(port, proc)
+        switch = FakeSwitch("127.0.0.1", port, 1, cookies.make(cookies.STAGE_SESSION, vip=1))
+        switch.handshake()
+        base = rss_kib(proc.pid)
+        made = 0
+        rows = []
+        print(f"{'live sessions':>14}{'setups/s':>10}{'x at first':>11}{'KiB/session':>12}")
+        for size in sizes:
+            while made < size:  # fill up to this size
+                made += switch.run(30, 64, limit=size - made).completed
+            rate = switch.run(30, 64, limit=args.measure)
+            made += rate.completed
+            per_session = (rss_kib(proc.pid) - base) / made
+            rows.append((made, rate.rate, per_session))
+            print(f"{made:>14}{rate.rate:>10.0f}{rate.rate / rows[0][1]:>11.2f}{per_session:>12.2f}")
+        switch.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+    print(f"\n{'backends':>9}{'Maglev M':>10}{'build s':>9}")
+    for n in (10, 100, 1000):
+        backends = [BackendWeight(ipaddress.IPv4Address(0x0A000000 + i), 1) for i in range(n)]
+        start = time.perf_counter()
+        build_table(backends, 65537)
+        print(f"{n:>9}{65537:>10}{time.perf_counter() - start:>9.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""The benchmarks run (they measure; the suite only checks they work and report)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_setup_rate_benchmark_runs_and_reports(tmp_path):
+    out = tmp_path / "r.json"
+    run = subprocess.run([sys.executable, "bench/setup_rate.py", "--seconds", "0.5", "--runs", "1", "--schedulers",
+                          "rr,mh", "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "null app" in run.stdout and "lbapp mh" in run.stdout
+    summary = json.loads(out.read_text())["summary"]
+    assert all(r["rate"] > 0 and r["p99_us"] > 0 for r in summary.values())
+    assert summary["lbapp rr"]["flow_mods"] > 0  # lbapp installed session flows
+
+
+def test_scale_benchmark_runs():
+    run = subprocess.run([sys.executable, "bench/scale.py", "--sessions", "200,400", "--measure", "200"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "KiB/session" in run.stdout and "Maglev" in run.stdout
