@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # Install what is needed and run the benchmarks; prints the results tables.
+# The OVS and Mininet ones (ARP latency, end to end) need root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/python bench/setup_rate.py "$@"
 .venv/bin/python bench/scale.py
+if [ "$(id -u)" = 0 ]; then
+  bash scripts/ovs.sh
+  .venv/bin/python bench/arp_latency.py
+  .venv/bin/python bench/e2e.py
+else
+  echo "bench: arp_latency.py and e2e.py need root (OVS, Mininet); skipped"
+fi

@@ -25,7 +25,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"  # what Mininet hosts run the services with (
 STREAM_CLIENT = TOPOLOGIES / "services" / "stream_client.py"
 HTTP_PORTS = (80, 8080)
 UDP_PORTS = (5353,)
-STREAM_PORTS = (7000,)
+STREAM_PORTS = (7000, 7001)  # 7001 is in no VIP: direct access for comparisons
 
 
 class LabError(RuntimeError):

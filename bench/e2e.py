@@ -1,0 +1,90 @@
+"""End to end on Mininet with real OVS (userspace datapath): new TCP connections per second and
+iperf3 throughput, through the VIP and straight to the same backend, on the cross_vlan topology,
+same offload settings both ways.
+
+    python bench/e2e.py [--seconds 5] [--runs 3]     (root)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+
+from lbapp.lab import SYSTEM_PYTHON, TOPOLOGIES, MininetLab  # noqa: E402
+
+LOAD = TOPOLOGIES / "services" / "conn_load.py"
+VIP, BACKEND = "117.78.6.19", "10.11.12.11"
+IPERF_PORT = 5201
+# The edge rewrites every reply from a VIP's service port on a backend to the VIP (the source's
+# method keys source NAT on backend and port), so the direct path uses ports in no VIP.
+DIRECT_STREAM, DIRECT_IPERF = 7001, 5202
+
+
+def config(path: Path) -> Path:
+    doc = yaml.safe_load((TOPOLOGIES / "cross_vlan.yaml").read_text())
+    # one backend for the comparison, so the VIP and the direct path end at the same server
+    for vip in doc["vips"]:
+        if vip["name"] == "stream":
+            vip["backends"] = [{"ip": BACKEND}]
+    doc["vips"].append({"name": "iperf", "ip": VIP, "port": IPERF_PORT, "protocol": "tcp", "scheduler": "rr",
+                        "idle_timeout": 10, "backends": [{"ip": BACKEND}]})
+    doc["edges"][0]["backends"] = sorted({b["ip"] for v in doc["vips"] for b in v["backends"]})
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def connections(lab, target: str, port: int, seconds: float, workers: int = 8) -> float:
+    out = lab.net.get("h1").cmd(f"{SYSTEM_PYTHON} {LOAD} {target} {port} {seconds} {workers}").split()
+    done, failed = int(out[0]), int(out[1])
+    if failed:
+        print(f"  {target}:{port}: {failed} connections failed", file=sys.stderr)
+    return done / seconds
+
+
+def iperf(lab, target: str, port: int, seconds: float) -> float:
+    out = lab.net.get("h1").cmd(f"iperf3 -c {target} -p {port} -t {seconds} -J")
+    return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="lbapp-e2e-"))
+    rows: dict[str, list[float]] = {"conn/s via VIP": [], "conn/s direct": [], "Gbit/s via VIP": [],
+                                    "Gbit/s direct": []}
+    with MininetLab("cross_vlan", work, config(work / "lb.yaml")) as lab:
+        # the load client closes thousands of connections a second: let it reuse ports in
+        # TIME_WAIT, or both paths soon measure the client's port exhaustion instead
+        lab.net.get("h1").cmd("sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range='1024 65000'")
+        servers = [lab.net.get("b1").popen(["iperf3", "-s", "-p", str(p)]) for p in (IPERF_PORT, DIRECT_IPERF)]
+        try:
+            for _ in range(args.runs):  # interleaved, side by side
+                rows["conn/s via VIP"].append(connections(lab, VIP, 7000, args.seconds))
+                rows["conn/s direct"].append(connections(lab, BACKEND, DIRECT_STREAM, args.seconds))
+                rows["Gbit/s via VIP"].append(iperf(lab, VIP, IPERF_PORT, args.seconds))
+                rows["Gbit/s direct"].append(iperf(lab, BACKEND, DIRECT_IPERF, args.seconds))
+        finally:
+            for server in servers:
+                server.terminate()
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    print(f"{'measure':<16}{'median':>10}   runs")
+    for k, v in rows.items():
+        print(f"{k:<16}{med[k]:>10.2f}   {', '.join(f'{x:.2f}' for x in v)}")
+    print(f"new connections via VIP / direct: {med['conn/s via VIP'] / med['conn/s direct']:.2f}")
+    print(f"throughput via VIP / direct:      {med['Gbit/s via VIP'] / med['Gbit/s direct']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""The OVS and Mininet benchmarks run (they measure; this only checks that they work)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.net import have_root_and_ovs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _needs_root():
+    why_not = have_root_and_ovs()
+    if why_not:
+        pytest.skip(f"Mininet tier: {why_not}")
+
+
+def test_arp_latency_benchmark_runs():
+    run = subprocess.run([sys.executable, "bench/arp_latency.py", "--count", "20"], capture_output=True, text=True,
+                         cwd=ROOT, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "controller / switch" in run.stdout
+
+
+def test_end_to_end_benchmark_runs():
+    run = subprocess.run([sys.executable, "bench/e2e.py", "--seconds", "1", "--runs", "1"], capture_output=True,
+                         text=True, cwd=ROOT, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "throughput via VIP / direct" in run.stdout
