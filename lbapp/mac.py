@@ -59,15 +59,23 @@ LAYOUTS: dict[str, Layout] = {
 }
 
 
-def parse_mac(text: str) -> int:
-    """``'aa:bb:0a:0b:0c:0d'`` -> 48-bit int. Accepts ``:`` or ``-`` separators."""
-    parts = text.strip().replace("-", ":").split(":")
-    if len(parts) != 6 or not all(1 <= len(p) <= 2 for p in parts):
-        raise MacError(f"{text!r} is not a MAC address (want six hex octets like aa:bb:0a:0b:0c:0d)")
+def _octets(text: str, count: int) -> int | None:
+    """``count`` colon-separated hex octets as an int, or None when ``text`` is not that."""
+    parts = text.strip().split(":")
+    if len(parts) != count or not all(1 <= len(p) <= 2 for p in parts):
+        return None
     try:
         return int("".join(p.zfill(2) for p in parts), 16)
     except ValueError:
-        raise MacError(f"{text!r} is not a MAC address (non-hex octet)") from None
+        return None
+
+
+def parse_mac(text: str) -> int:
+    """``'aa:bb:0a:0b:0c:0d'`` -> 48-bit int. Accepts ``:`` or ``-`` separators."""
+    value = _octets(text.replace("-", ":"), 6)
+    if value is None:
+        raise MacError(f"{text!r} is not a MAC address (want six hex octets like aa:bb:0a:0b:0c:0d)")
+    return value
 
 
 def format_mac(value: int) -> str:
@@ -76,13 +84,10 @@ def format_mac(value: int) -> str:
 
 def parse_tag(text: str) -> int:
     """``'aa:bb'`` -> 16-bit int."""
-    parts = text.strip().split(":")
-    if len(parts) != 2 or not all(1 <= len(p) <= 2 for p in parts):
+    value = _octets(text, 2)
+    if value is None:
         raise MacError(f"tag {text!r} must be two hex octets like aa:bb")
-    try:
-        return int("".join(p.zfill(2) for p in parts), 16)
-    except ValueError:
-        raise MacError(f"tag {text!r} must be two hex octets like aa:bb") from None
+    return value
 
 
 def is_multicast(mac: int) -> bool:

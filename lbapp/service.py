@@ -23,7 +23,7 @@ from lbapp.pipeline.fastpath import SessionTemplate, packet_out_to_table
 from lbapp.pipeline.tables import BALANCER_TABLES, EDGE_TABLES, TABLES
 from lbapp.feedback import Feedback
 from lbapp.schedulers import registry
-from lbapp.schedulers.base import IPv4, BackendWeight, ConnKey, Scheduler, SchedulerOptions
+from lbapp.schedulers.base import IPv4, BackendWeight, Scheduler, SchedulerOptions
 from lbapp.state.nexthops import Gateway, NextHops
 from lbapp.state.sessions import Session, Sessions
 

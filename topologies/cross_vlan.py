@@ -32,8 +32,9 @@ BACKENDS = [  # name, ip, gateway, VLAN
 # Fixed MACs on the router, so flow dumps (the learned next hop) are the same on every run.
 NEXT_HOP_MAC = "aa:bb:cc:dd:ee:ff"
 
-LAB = LabInfo(router="r0", router_balancer_mac=NEXT_HOP_MAC, balancer_switches=("s1",), edge_switches=("s2",), uplinks=("s1-eth1",),
-              switches=("s1", "s2"), clients=("h1",), backends=tuple((n, ip.split("/")[0]) for n, ip, *_ in BACKENDS))
+LAB = LabInfo(router="r0", router_balancer_mac=NEXT_HOP_MAC, balancer_switches=("s1",), edge_switches=("s2",),
+              uplinks=("s1-eth1",), switches=("s1", "s2"), clients=("h1",),
+              backends=tuple((n, ip.split("/")[0]) for n, ip, *_ in BACKENDS))
 
 
 class CrossVlanTopo(Topo):

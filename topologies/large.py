@@ -27,9 +27,9 @@ BACKENDS = [  # name, ip, VLAN, edge switch
     ("b5", "10.11.14.15", 40, "s3"), ("b6", "10.11.14.16", 40, "s3"),
 ]
 GATEWAY_OF_VLAN = {20: "10.11.12.1", 30: "10.11.13.1", 40: "10.11.14.1"}
-LAB = LabInfo(router="r0", router_balancer_mac="aa:bb:cc:dd:ee:ff", balancer_switches=("s1",), edge_switches=("s2", "s3"), uplinks=("s1-eth1",),
-              switches=("s0", "s1", "s2", "s3"), clients=("h1", "h2", "h3"),
-              internet_switches=("s0",), backends=tuple((n, ip) for n, ip, *_ in BACKENDS))
+LAB = LabInfo(router="r0", router_balancer_mac="aa:bb:cc:dd:ee:ff", balancer_switches=("s1",),
+              edge_switches=("s2", "s3"), uplinks=("s1-eth1",), switches=("s0", "s1", "s2", "s3"),
+              clients=("h1", "h2", "h3"), internet_switches=("s0",), backends=tuple((n, ip) for n, ip, *_ in BACKENDS))
 
 
 class LargeTopo(Topo):

@@ -21,9 +21,9 @@ from common import LabInfo, LinuxRouter, PlainHost, PlainSwitch, VlanOVSSwitch  
 
 BACKENDS = [("b1", "10.11.12.11", 20), ("b2", "10.11.12.12", 20), ("b3", "10.11.13.13", 30)]
 GATEWAY_OF_VLAN = {20: "10.11.12.1", 30: "10.11.13.1"}
-LAB = LabInfo(router="r0", router_balancer_mac="aa:bb:cc:dd:ee:ff", balancer_switches=("s1", "s4"), edge_switches=("s2",),
-              uplinks=("s1-eth1", "s4-eth1"), switches=("s0", "s9", "s1", "s4", "s2"), clients=("h1", "h2"),
-              internet_switches=("s0",), backends=tuple((n, ip) for n, ip, _ in BACKENDS))
+LAB = LabInfo(router="r0", router_balancer_mac="aa:bb:cc:dd:ee:ff", balancer_switches=("s1", "s4"),
+              edge_switches=("s2",), uplinks=("s1-eth1", "s4-eth1"), switches=("s0", "s9", "s1", "s4", "s2"),
+              clients=("h1", "h2"), internet_switches=("s0",), backends=tuple((n, ip) for n, ip, _ in BACKENDS))
 
 
 class TwoBalancersTopo(Topo):

@@ -20,8 +20,8 @@ from mininet.topo import Topo  # noqa: E402
 from common import LabInfo, LinuxRouter, PlainHost, VlanOVSSwitch  # noqa: E402
 
 BACKENDS = [("b1", "10.11.12.11"), ("b2", "10.11.12.12"), ("b3", "10.11.12.13")]
-LAB = LabInfo(router="r0", router_balancer_mac="aa:bb:cc:dd:ee:ff", balancer_switches=("s1",), edge_switches=("s2",), uplinks=("s1-eth1",),
-              switches=("s1", "s2"), clients=("h1",), backends=tuple(BACKENDS))
+LAB = LabInfo(router="r0", router_balancer_mac="aa:bb:cc:dd:ee:ff", balancer_switches=("s1",), edge_switches=("s2",),
+              uplinks=("s1-eth1",), switches=("s1", "s2"), clients=("h1",), backends=tuple(BACKENDS))
 
 
 class WorkedExampleTopo(Topo):

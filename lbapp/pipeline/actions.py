@@ -5,7 +5,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 from os_ken.ofproto.nicira_ext import ofs_nbits
 
-from lbapp.mac import Segment, format_mac
+from lbapp.mac import Segment
 
 ETH_TYPE_IP = 0x0800
 ETH_TYPE_ARP = 0x0806
@@ -47,6 +47,3 @@ def moves(segments: tuple[Segment, ...], src: str, dst: str, *, into_mac: bool) 
         return [move(src, dst, s.n_bits, s.src_ofs, s.mac_ofs) for s in segments]
     return [move(src, dst, s.n_bits, s.mac_ofs, s.src_ofs) for s in segments]
 
-
-def mac_text(value: int) -> str:
-    return format_mac(value)

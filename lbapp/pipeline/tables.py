@@ -113,11 +113,11 @@ PIPELINE: tuple[Table, ...] = (
               "for each gateway G, a priority-400 flow matching `arp, arp_spa=G` copies it to the "
               "controller (next-hop learning) and goes to arp_proxy",
               "a priority-300 flow matching `arp, arp_op=1` goes to arp_proxy",
+              "for each backend route (computed MACs) or backend (MAC table), a priority-250 flow "
+              "matching `ip, eth_dst=fabricated MAC range` goes to translate (external director)",
               "for each VIP it schedules, a priority-200 flow matching `ip, eth_dst=balancer, ip_proto, "
               "ipv4_dst=VIP, tp_dst=port` "
               "goes to session",
-              "for each backend route (computed MACs) or backend (MAC table), a priority-250 flow "
-              "matching `ip, eth_dst=fabricated MAC range` goes to translate (external director)",
               "on edge switches, for each backend B, a priority-100 flow matching `ip, ipv4_src=B` "
               "goes to snat",
               "priority 0: NORMAL")),
@@ -180,6 +180,8 @@ PIPELINE: tuple[Table, ...] = (
           flows_doc=(
               "for each (VIP, backend on this edge), a priority-100 flow matching "
               "`ip, ip_proto, ipv4_src=backend, tp_src=port` sets ipv4_src=VIP and outputs NORMAL",
+              "for each (VIP, backend) the config no longer has while sessions to it live, the same flow "
+              "(and its classify flow) under the lingering cookie, removed with the last session",
               "priority 0: NORMAL")),
 )
 

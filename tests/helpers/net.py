@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from lbapp.lab import free_port, wait_for  # noqa: F401  (the tests' polling helpers too)
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -32,23 +32,6 @@ def have_root_and_ovs() -> str | None:
     if subprocess.run(["ovs-vsctl", "--timeout=3", "show"], capture_output=True).returncode != 0:
         return "Open vSwitch is not running (scripts/ovs.sh)"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 class Lab:

@@ -56,3 +56,14 @@ def test_pipeline_doc_names_every_table():
     doc = pipeline_doc()
     for t in PIPELINE:
         assert f"Table {t.table_id}: {t.name}" in doc
+
+
+def test_docs_pipeline_md_is_generated_from_the_declaration():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-m", "lbapp.cli.main", "pipeline"], capture_output=True, text=True,
+                         cwd=root, check=True).stdout
+    assert out == (root / "docs" / "pipeline.md").read_text(), "run: lbapp pipeline > docs/pipeline.md"

@@ -5,7 +5,6 @@ address they saw, so a test can tell which backend served and whether the source
 Answer: ``backend=NAME client=IP:PORT server=IP:PORT``.
 """
 import argparse
-import socket
 import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
