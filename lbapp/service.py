@@ -265,6 +265,9 @@ class Balancer:
 
     def _gateway_arp(self, site: Site, dpid: int, in_port: int, data: bytes, now: float) -> list[Out]:
         info = packets.parse_arp(data)
+        if macs.is_multicast(info.src_mac) or info.src_mac == 0:
+            raise packets.PacketError(f"ARP from {info.src_ip} claims MAC {macs.format_mac(info.src_mac)}: "
+                                      "not a unicast next hop")
         gw = site.next_hops.learn(info.src_ip, info.src_mac, in_port, now)
         if gw is None:
             return []

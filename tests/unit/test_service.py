@@ -187,3 +187,34 @@ def test_removed_backend_keeps_source_nat_until_its_last_session_ends():
     out = lb.flow_removed(1, flow.info['cookie'], ofp.OFPRR_IDLE_TIMEOUT, 30.0)
     assert [(dpid, m.table_id, m.command) for dpid, m in out] == [(2, 50, ofp.OFPFC_DELETE), (2, 0, ofp.OFPFC_DELETE)]
     assert lb.lingering == {}
+
+
+def test_no_packet_kills_the_controller():
+    """Garbage, truncated and mutated frames under every cookie: always a list back, never an
+    exception (the app also guards, but the logic itself must hold)."""
+    import random
+
+    rng = random.Random(2026)
+    lb, _ = connected()
+    valid = [syn(40000), arp_request("aa:bb:cc:dd:ee:ff", "10.0.0.1", "10.0.0.2"),
+             arp_request("02:00:00:00:00:10", "10.0.0.10", "10.11.12.13")]
+    stage_cookies = [NEW_CONN, GW_ARP, cookies.make(cookies.STAGE_ARP_PROXY, obj=1), 0, 0x42,
+                     cookies.make(cookies.STAGE_TRANSLATE)]
+    for i in range(3000):
+        frame = bytearray(rng.choice(valid))
+        kind = i % 3
+        if kind == 0:
+            frame = frame[:rng.randrange(len(frame))]
+        elif kind == 1:
+            for _ in range(rng.randrange(1, 6)):
+                frame[rng.randrange(len(frame))] = rng.randrange(256)
+        else:
+            frame = bytearray(rng.randbytes(rng.randrange(0, 80)))
+        out = lb.packet_in(1, rng.randrange(1, 5), rng.choice(stage_cookies), bytes(frame), float(i))
+        assert isinstance(out, list)
+
+
+def test_a_gateway_arp_with_a_multicast_mac_is_not_learned():
+    lb, _ = connected()
+    assert lb.packet_in(1, 3, GW_ARP, arp_request("01:00:5e:00:00:01", "10.0.0.1", "10.0.0.2"), 1.0) == []
+    assert lb.sites[1].next_hops.by_name["router"].mac is None and lb.bad_packets == 1
