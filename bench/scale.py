@@ -1,5 +1,5 @@
-"""Scale: setup rate and controller memory with many live sessions, and Maglev table build time
-for many backends.
+"""Scale: setup rate and controller memory with many live sessions, setup rate with 10, 100
+and 1000 backends, and Maglev table build time for many backends.
 
     python bench/scale.py [--sessions 1000,10000,100000] [--measure 2000]
 
@@ -16,6 +16,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -35,6 +37,31 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError("no VmRSS")
+
+
+def backends_rate(n: int, scheduler: str, measure: int) -> float:
+    """Setup rate for one VIP with ``n`` backends (10.11.0.0/16 behind one route)."""
+    doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
+    ips = [str(ipaddress.IPv4Address(int(ipaddress.IPv4Address("10.11.0.10")) + i)) for i in range(n)]
+    doc["routes"] = [{"dst": "10.11.0.0/16", "via": "router"}]
+    doc["vips"][0].update(scheduler=scheduler, backends=[{"ip": ip} for ip in ips])
+    doc["edges"][0]["backends"] = ips
+    path = Path(tempfile.mkdtemp()) / f"{scheduler}-{n}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "lbapp.cli.main", "run", "-c", str(path), "--listen", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        wait_listening(port, proc)
+        switch = FakeSwitch("127.0.0.1", port, 1, cookies.make(cookies.STAGE_SESSION, vip=1))
+        switch.handshake()
+        switch.run(30, 64, limit=500)  # warm-up
+        rate = switch.run(30, 64, limit=measure).rate
+        switch.close()
+        return rate
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def main() -> int:
@@ -68,6 +95,14 @@ def main() -> int:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+    print(f"\n{'backends':>9}{'scheduler':>10}{'setups/s':>10}{'x at 10':>9}")
+    first: dict[str, float] = {}
+    for n in (10, 100, 1000):
+        for scheduler in ("rr", "wlc", "mh"):
+            rate = backends_rate(n, scheduler, args.measure)
+            first.setdefault(scheduler, rate)
+            print(f"{n:>9}{scheduler:>10}{rate:>10.0f}{rate / first[scheduler]:>9.2f}")
 
     print(f"\n{'backends':>9}{'Maglev M':>10}{'build s':>9}")
     for n in (10, 100, 1000):

@@ -58,6 +58,8 @@ class Scheduler(ABC):
     def set_backends(self, backends: Sequence[BackendWeight]) -> None:
         """Replace the backend set (weights changed, backend added, drained or removed)."""
         self.backends = list(backends)
+        self._eligible = [b for b in self.backends if b.weight > 0]  # per pick otherwise: O(N) for rr
+        self.eligible_by_ip = {b.ip: b for b in self._eligible}
         self.rebuild()
 
     def rebuild(self) -> None:
@@ -65,22 +67,18 @@ class Scheduler(ABC):
 
     @property
     def eligible(self) -> list[BackendWeight]:
-        return [b for b in self.backends if b.weight > 0]
+        return self._eligible
 
 
-def least(candidates: Sequence[BackendWeight], cost: Callable[[BackendWeight], tuple[int, int]]) -> IPv4 | None:
-    """The candidate with the smallest cost, a fraction (numerator, denominator) compared
-    exactly by cross-multiplication, as IPVS does; ties go to the first in config order."""
-    best, best_cost = None, None
-    for b in candidates:
-        c = cost(b)
-        if best is None or c[0] * best_cost[1] < best_cost[0] * c[1]:
-            best, best_cost = b, c
-    return best.ip if best else None
+def least(candidates: Sequence[BackendWeight], cost: Callable[[BackendWeight], float]) -> IPv4 | None:
+    """The candidate with the smallest cost; ties go to the first in config order. (IPVS
+    compares its fractions by cross-multiplication; with connection counts and weights far
+    below 2**53 a float division orders them the same, and ``min`` keeps the scan in C.)"""
+    return min(candidates, key=cost).ip if candidates else None
 
 
-def wlc_cost(active: Mapping[IPv4, int]) -> Callable[[BackendWeight], tuple[int, int]]:
-    return lambda b: (active.get(b.ip, 0), b.weight)
+def wlc_cost(active: Mapping[IPv4, int]) -> Callable[[BackendWeight], float]:
+    return lambda b: active.get(b.ip, 0) / b.weight
 
 
 def key_hash(key: ConnKey, fields: str) -> int:

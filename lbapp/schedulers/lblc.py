@@ -24,7 +24,7 @@ class LocalityLeastConnection(Scheduler):
 
     def pick(self, key: ConnKey, active: Mapping[IPv4, int], now: float = 0.0) -> IPv4 | None:
         eligible = self.eligible
-        by_ip = {b.ip: b for b in eligible}
+        by_ip = self.eligible_by_ip
         current = by_ip.get(self.assigned.get(key.dst_ip))
         if current is not None and not overloaded(current, eligible, active):
             return current.ip

@@ -29,7 +29,7 @@ class LocalityLeastConnectionReplicated(Scheduler):
 
     def pick(self, key: ConnKey, active: Mapping[IPv4, int], now: float = 0.0) -> IPv4 | None:
         eligible = self.eligible
-        by_ip = {b.ip: b for b in eligible}
+        by_ip = self.eligible_by_ip
         rs = self.sets.setdefault(key.dst_ip, ReplicaSet(modified=now))
         rs.members = [ip for ip in rs.members if ip in by_ip]  # drained or removed backends leave
         if len(rs.members) > 1 and now - rs.modified > SHRINK_AFTER:

@@ -15,4 +15,4 @@ class NeverQueue(Scheduler):
     def pick(self, key: ConnKey, active: Mapping[IPv4, int], now: float = 0.0) -> IPv4 | None:
         eligible = self.eligible
         idle = next((b.ip for b in eligible if active.get(b.ip, 0) == 0), None)
-        return idle or least(eligible, lambda b: (active.get(b.ip, 0) + 1, b.weight))
+        return idle or least(eligible, lambda b: (active.get(b.ip, 0) + 1) / b.weight)

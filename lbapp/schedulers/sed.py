@@ -12,4 +12,4 @@ class ShortestExpectedDelay(Scheduler):
     name = "sed"
 
     def pick(self, key: ConnKey, active: Mapping[IPv4, int], now: float = 0.0) -> IPv4 | None:
-        return least(self.eligible, lambda b: (active.get(b.ip, 0) + 1, b.weight))
+        return least(self.eligible, lambda b: (active.get(b.ip, 0) + 1) / b.weight)
