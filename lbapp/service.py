@@ -1,7 +1,8 @@
 """The balancer's logic: OpenFlow events in, OpenFlow messages out. No os-ken runtime, no clock.
 
 Every entry point takes ``now`` and returns a list of ``(dpid, message)`` for the sender; the
-messages are os-ken parser objects without a datapath, which the sender attaches.
+messages are os-ken parser objects without a datapath, which the sender attaches, or, on the
+per-connection hot path, pre-serialised ``RawMessage`` bytes (lbapp.pipeline.fastpath).
 """
 from __future__ import annotations
 
@@ -320,18 +321,10 @@ class Balancer:
             return []
         del self.lingering[pair]
         LOG.info("backend %s: last session on %s:%d ended; its source NAT goes", ended.backend, pair[0], pair[2])
-        proto, src_field, _ = L4[pair[1]]
-        # both cookies under the lingering VIP id and this backend, any generation
-        mask = cookies.object_mask()
-        out = [(dpid, TABLES["snat"].delete({"eth_type": 0x0800, "ip_proto": proto, "ipv4_src": str(pair[3]),
-                                             src_field: pair[2]},
-                                            cookie=cookies.make_lingering(cookies.STAGE_SNAT, 0, int(pair[3])),
-                                            cookie_mask=mask))]
+        out = [(dpid, snat.remove_lingering(pair))]
         if not any(p[3] == pair[3] and d == dpid for p, d in self.lingering.items()):
-            out.append((dpid, TABLES["classify"].delete(
-                {}, cookie=cookies.make_lingering(cookies.STAGE_CLASSIFY, 0, int(pair[3])), cookie_mask=mask)))
+            out.append((dpid, classify.remove_lingering(pair[3])))
         return out
-
 
     # --- statistics (dynamic feedback) ---
 

@@ -54,6 +54,12 @@ def lingering_flows(ctx: Context, backends: set[IPv4Address]) -> list:
             for ip in sorted(backends)]
 
 
+def remove_lingering(backend: IPv4Address):
+    """The removal of :func:`lingering_flows`' flow for ``backend``, any generation."""
+    return TABLE.delete({"eth_type": ETH_TYPE_IP, "ipv4_src": str(backend)},
+                        cookie=cookies.make_lingering(TABLE.stage, 0, int(backend)), cookie_mask=cookies.object_mask())
+
+
 def edge_flows(ctx: Context, dpid: int) -> list:
     flows = [TABLE.miss_flow(ctx.generation)]
     for edge in ctx.edges_of(dpid):

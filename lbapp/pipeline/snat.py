@@ -11,16 +11,27 @@ from lbapp.pipeline.tables import TABLES
 TABLE = TABLES["snat"]
 
 
-def _reply(vip_ip: IPv4Address, protocol: str, port: int, backend: IPv4Address, cookie: int):
+def _reply_match(protocol: str, port: int, backend: IPv4Address) -> dict:
     proto, src_field, _ = L4[protocol]
-    return TABLE.flow("reply", {"eth_type": ETH_TYPE_IP, "ip_proto": proto, "ipv4_src": str(backend), src_field: port},
-                      cookie=cookie, actions=[set_field(ipv4_src=str(vip_ip)), normal()])
+    return {"eth_type": ETH_TYPE_IP, "ip_proto": proto, "ipv4_src": str(backend), src_field: port}
+
+
+def _reply(vip_ip: IPv4Address, protocol: str, port: int, backend: IPv4Address, cookie: int):
+    return TABLE.flow("reply", _reply_match(protocol, port, backend), cookie=cookie,
+                      actions=[set_field(ipv4_src=str(vip_ip)), normal()])
 
 
 def lingering_flows(ctx: Context, pairs: list[tuple[IPv4Address, str, int, IPv4Address]]) -> list:
     """Source NAT for (VIP ip, protocol, port, backend) pairs no longer in the config."""
     return [_reply(vip_ip, protocol, port, backend, cookies.make_lingering(TABLE.stage, ctx.generation, int(backend)))
             for vip_ip, protocol, port, backend in pairs]
+
+
+def remove_lingering(pair: tuple[IPv4Address, str, int, IPv4Address]):
+    """The removal of :func:`lingering_flows`' flow for ``pair``, any generation."""
+    _, protocol, port, backend = pair
+    return TABLE.delete(_reply_match(protocol, port, backend),
+                        cookie=cookies.make_lingering(TABLE.stage, 0, int(backend)), cookie_mask=cookies.object_mask())
 
 
 def edge_flows(ctx: Context, dpid: int) -> list:
