@@ -23,10 +23,12 @@ from lbapp.service import Balancer, Out
 
 LOG = logging.getLogger("lbapp")
 
-cfg.CONF.register_opts([cfg.StrOpt("config", default=None, help="lbapp YAML config file")], group="lbapp")
+cfg.CONF.register_opts([cfg.StrOpt("config", default=None, help="lbapp YAML config file"),
+                        cfg.IntOpt("burst", default=256, min=1,
+                                   help="replies held back at most while packet-ins queue (1: send each at once)")],
+                       group="lbapp")
 
 TICK_SECONDS = 1.0
-MAX_PENDING = 256  # messages held back at most while packet-ins keep coming
 
 
 class LbApp(app_manager.OSKenApp):
@@ -43,6 +45,7 @@ class LbApp(app_manager.OSKenApp):
         # os-ken 4 runs the event loop and our ticker on native threads: one lock around the logic
         self.lock = threading.Lock()
         self.pending: list[Out] = []  # hot-path replies held while more packet-ins wait
+        self.burst = cfg.CONF.lbapp.burst
 
     def start(self):
         thread = super().start()
@@ -62,7 +65,7 @@ class LbApp(app_manager.OSKenApp):
         is kept, so each packet-out still follows its flow-mod; an idle controller sends at once."""
         with self.lock:
             self.pending += method(*args)
-            if hold and len(self.pending) < MAX_PENDING and not self.events.empty():
+            if hold and len(self.pending) < self.burst and not self.events.empty():
                 return
             out, self.pending = self.pending, []
         self.send(out)

@@ -18,6 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-c", "--config", required=True, help="the balancer's YAML config")
     p.add_argument("--listen", default="0.0.0.0", help="OpenFlow listen address (default 0.0.0.0)")
     p.add_argument("--port", type=int, default=6653, help="OpenFlow listen port (default 6653)")
+    p.add_argument("--burst", type=int, default=256,
+                   help="while packet-ins queue, hold up to this many replies and write them together "
+                        "(default 256; 1 sends each at once)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (SIGHUP reloads the config)")
     p.set_defaults(func=run)
 
@@ -28,7 +31,10 @@ def run(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     import lbapp.app  # noqa: F401  (registers the [lbapp] options)
     logging.getLogger("lbapp").info("lbapp: OpenFlow on %s:%d, config %s", args.listen, args.port, args.config)
-    serve(["lbapp.app"], args.listen, args.port, overrides={("config", "lbapp"): args.config},
+    if args.burst < 1:
+        raise SystemExit("error: --burst must be at least 1")
+    serve(["lbapp.app"], args.listen, args.port, overrides={("config", "lbapp"): args.config,
+                                                           ("burst", "lbapp"): args.burst},
           on_hup=lambda apps: next(a for a in apps if type(a).__name__ == "LbApp").reload())
     return 0
 

@@ -83,13 +83,13 @@ class Lab:
     def ns(self, ns: str, *args: str, check: bool = True, timeout: float = 30) -> str:
         return sh("ip", "netns", "exec", ns, *args, check=check, timeout=timeout)
 
-    def controller(self, config: Path, *bridges: str) -> None:
+    def controller(self, config: Path, *bridges: str, extra: tuple[str, ...] = ()) -> None:
         port = free_port()
         self.controller_log = self.artifacts / "controller.log"
         log = open(self.controller_log, "w")
         proc = subprocess.Popen([PYTHON, "-m", "lbapp.cli.main", "run", "-c", str(config), "--listen",
-                                 "127.0.0.1", "--port", str(port), "-v"], stdout=log, stderr=subprocess.STDOUT,
-                                cwd=ROOT)
+                                 "127.0.0.1", "--port", str(port), "-v", *extra], stdout=log,
+                                stderr=subprocess.STDOUT, cwd=ROOT)
         self.procs.append(proc)
         for br in bridges:
             sh("ovs-vsctl", "set-controller", br, f"tcp:127.0.0.1:{port}")

@@ -29,3 +29,10 @@ def test_end_to_end_benchmark_runs():
                          text=True, cwd=ROOT, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "throughput via VIP / direct" in run.stdout
+
+
+def test_ovs_scale_benchmark_runs():
+    run = subprocess.run([sys.executable, "bench/ovs_scale.py", "--count", "1500", "--rate", "1000"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "connections got a session flow" in run.stdout
