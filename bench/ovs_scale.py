@@ -44,7 +44,7 @@ def run(count: int, rate: float, burst: int, work: Path) -> list[tuple[float, in
     lab = Lab(f"lbs{burst % 100}", work)
     try:
         br = lab.bridge("br", 1)
-        gw = lab.host(br, "gw", 1, "10.0.0.1/24", "aa:bb:cc:dd:ee:ff")
+        lab.host(br, "gw", 1, "10.0.0.1/24", "aa:bb:cc:dd:ee:ff")  # the next hop, answering the probes
         cli = lab.host(br, "cl", 2, "10.0.0.50/24", "02:00:00:00:00:50")
         lab.controller(cfg, br, extra=("--burst", str(burst)))
         wait_for(lambda: "aa:bb:cc:dd:ee:ff" in lab.dump(br, "table=40"), 20, "the next hop")

@@ -116,8 +116,9 @@ def main() -> int:
               f"{r['p99_ratio']:>11.2f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, "
-                               f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
+    machine = (f"{platform.machine()}, {os.cpu_count()} cores, "
+               f"{platform.python_implementation()} {platform.python_version()}")
+    out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "machine": machine,
                                "seconds": args.seconds, "runs": args.runs, "window": args.window,
                                "summary": summary, "runs_raw": results}, indent=2))
     return 0

@@ -55,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
 def _age(value: float | None) -> str:
     return "-" if value is None else f"{value:g}s"
 
@@ -70,8 +74,8 @@ def show(result: Explanation, console: Console) -> None:
         for f in sorted(flows, key=lambda f: -f.priority):
             if stage == "session" and f.role == "connection":
                 continue  # listed below, one line per session
-            table.add_row(str(f.priority), f.role or "?", f.owner, f.match or "*", f.actions,
-                          str(f.packets if f.packets is not None else "-"), str(f.bytes if f.bytes is not None else "-"))
+            table.add_row(str(f.priority), f.role or "?", f.owner, f.match or "*", f.actions, _count(f.packets),
+                          _count(f.bytes))
         console.print(table)
     sessions = Table(title=f"sessions: {len(result.sessions)}", title_justify="left")
     for col in ("id", "client", "VIP", "backend (fabricated MAC)", "packets", "bytes", "idle", "age"):

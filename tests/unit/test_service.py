@@ -130,7 +130,8 @@ def test_reconfigure_drains_a_backend_and_keeps_sessions_and_next_hops():
     # the learned next hop is re-installed, not forgotten (no drop window)
     hop = [m for m in out if m.table_id == 40 and m.priority > 0]
     assert hop and all(m.instructions for m in hop)
-    assert len(lb.sessions) == 1 and lb.sessions.by_id[cookies.decode(first.info['cookie']).obj].backend == IP("10.11.12.11")
+    pinned = lb.sessions.by_id[cookies.decode(first.info["cookie"]).obj]
+    assert len(lb.sessions) == 1 and pinned.backend == IP("10.11.12.11")
     new = {fab(lb.packet_in(1, 1, NEW_CONN, syn(40001 + i), 4.0)[0][1]) for i in range(4)}
     assert new == {"aa:bb:0a:0b:0c:0c", "aa:bb:0a:0b:0c:0d"}  # the drained .11 takes no new connection
     again = lb.packet_in(1, 1, NEW_CONN, syn(40000), 5.0)[0][1]  # the established one stays on .11
