@@ -40,7 +40,8 @@ class LbApp(app_manager.OSKenApp):
         if not self.config_path:
             raise RuntimeError("lbapp needs a config file: [lbapp] config = FILE, or LBAPP_CONFIG=FILE")
         # generation 0 marks session flows; static flows take 1..255
-        self.balancer = Balancer(load_config(self.config_path), generation=random.randrange(1, 256))
+        self.balancer = Balancer(load_config(self.config_path), generation=random.randrange(1, 256),
+                                 first_session_id=random.randrange(1, 1 << 31))
         self.datapaths: dict[int, object] = {}
         # os-ken 4 runs the event loop and our ticker on native threads: one lock around the logic
         self.lock = threading.Lock()
@@ -63,12 +64,12 @@ class LbApp(app_manager.OSKenApp):
         events are queued: fewer writes, and OVS takes a burst of flow-mods in one main-loop
         pass (one walk of its timed rules, one revalidation) instead of one pass each. Order
         is kept, so each packet-out still follows its flow-mod; an idle controller sends at once."""
-        with self.lock:
+        with self.lock:  # sent under the lock too: threads' outputs reach the switch in order
             self.pending += method(*args)
             if hold and len(self.pending) < self.burst and not self.events.empty():
                 return
             out, self.pending = self.pending, []
-        self.send(out)
+            self.send(out)
 
     def reload(self) -> None:
         """Re-read the config file (SIGHUP); an invalid file is reported and the running config kept."""
@@ -78,7 +79,10 @@ class LbApp(app_manager.OSKenApp):
             LOG.error("reload refused, keeping the running config: %s", exc)
             return
         LOG.info("reloading %s", self.config_path)
-        self._call(self.balancer.reconfigure, new, time.time())
+        try:
+            self._call(self.balancer.reconfigure, new, time.time())
+        except Exception:  # a reload never takes the controller down
+            LOG.exception("reload of %s failed", self.config_path)
 
     def send(self, out: list[Out]) -> None:
         """The one sender: attach the datapath and send, in order. Consecutive pre-serialised

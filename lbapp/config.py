@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lbapp import mac as macs
+from lbapp.pipeline import cookies
 from lbapp.schedulers import registry
 from lbapp.schedulers.mh import is_prime
 
@@ -248,6 +249,9 @@ def _semantic_errors(cfg: Config) -> list[FieldError]:
         if macs.is_multicast(macs.parse_mac(bal.mac)):
             err(f"{path}.mac", f"{bal.mac} is a multicast MAC; the balancer needs a unicast one")
 
+    for ip, idx in _duplicates([g.ip for g in cfg.gateways]).items():
+        for i in idx[1:]:
+            err(f"gateways[{i}].ip", f"duplicate gateway address {ip} (first at gateways[{idx[0]}])")
     for name, idx in _duplicates([g.name for g in cfg.gateways]).items():
         for i in idx[1:]:
             err(f"gateways[{i}].name", f"duplicate gateway name {name!r} (first at gateways[{idx[0]}])")
@@ -301,6 +305,8 @@ def _semantic_errors(cfg: Config) -> list[FieldError]:
                     err(f"fabricated_mac.table.{ip}", f"{macs.format_mac(mac)} is {path}'s own MAC")
 
     sched_names = registry.names()
+    if len(cfg.vips) >= cookies.LINGER_VIP:
+        err("vips", f"{len(cfg.vips)} VIPs: at most {cookies.LINGER_VIP - 1} fit the flow cookies")
     for key, idx in _duplicates([(v.ip, v.port, v.protocol) for v in cfg.vips]).items():
         for i in idx[1:]:
             err(f"vips[{i}]", f"duplicate VIP {key[0]}:{key[1]}/{key[2]} (first at vips[{idx[0]}])")

@@ -21,6 +21,9 @@ class Feedback:
     _last: tuple[float, dict[IPv4, int]] | None = None
     _next: float = 0.0
 
+    def settings(self) -> tuple[float, float, float, float]:
+        return self.interval, self.max_step, self.min_factor, self.max_factor
+
     def due(self, now: float) -> bool:
         if now < self._next:
             return False

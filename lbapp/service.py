@@ -41,10 +41,10 @@ class Site:
 
 
 class Balancer:
-    def __init__(self, cfg: Config, generation: int = 1) -> None:
+    def __init__(self, cfg: Config, generation: int = 1, first_session_id: int = 1) -> None:
         if not 1 <= generation <= 255:
             raise ValueError("static flows use generations 1..255 (0 marks session flows)")
-        self.sessions = Sessions()
+        self.sessions = Sessions(first_session_id)
         self.connected: set[int] = set()
         self.schedulers: dict[int, Scheduler] = {}
         self.sites: dict[int, Site] = {}
@@ -71,9 +71,11 @@ class Balancer:
             self.sites[b.dpid] = Site(Context(cfg, b, generation), hops)
         if cfg.feedback is None:
             self.feedback = None
-        elif self.feedback is None:
+        else:
             fb = cfg.feedback
-            self.feedback = Feedback(fb.interval, fb.max_step, fb.min_factor, fb.max_factor)
+            settings = (fb.interval, fb.max_step, fb.min_factor, fb.max_factor)
+            if self.feedback is None or self.feedback.settings() != settings:
+                self.feedback = Feedback(*settings)
         old_schedulers, self.schedulers = self.schedulers, {}
         for vip_id, vip in self.ctx.vips():
             old = old_schedulers.get(vip_id)
@@ -146,10 +148,13 @@ class Balancer:
     def _find_lingering(self, old_edge: dict[IPv4, int]) -> None:
         """Sessions whose (VIP, backend) the config no longer has keep their edge's source NAT."""
         served = {(v.ip, v.protocol, v.port, b.ip) for v in self.cfg.vips for b in v.backends}
+        # source NAT matches (backend, protocol, port): a pair the new config serves under
+        # another VIP address must not be shadowed by the old one
+        nat_keys = {(b, proto, port) for _, proto, port, b in served}
         still = {}
         for sess in self.sessions.by_id.values():
             pair = (sess.key.dst_ip, PROTO_NAMES[sess.key.protocol], sess.key.dst_port, sess.backend)
-            if pair in served:
+            if pair in served or (pair[3], pair[1], pair[2]) in nat_keys:
                 continue
             edge = self.lingering.get(pair, old_edge.get(sess.backend))
             if edge is not None:
@@ -191,6 +196,8 @@ class Balancer:
                 roles.append("edge (lingering)")
                 names.update(EDGE_TABLES)
                 flows.append(TABLES["snat"].miss_flow(self.generation))
+                if site is None:  # its table-0 fallback goes with the old generation: re-add it
+                    flows.append(TABLES["classify"].miss_flow(self.generation))
             flows += lingering
         return flows, names, roles
 
@@ -301,6 +308,9 @@ class Balancer:
         decoded = cookies.decode(cookie)
         if decoded is None or decoded.stage != cookies.STAGE_SESSION:
             return []
+        known = self.sessions.by_id.get(decoded.obj)
+        if known is None or known.vip_id != decoded.vip:
+            return []  # a flow from an earlier controller run, not this run's session
         sess = self.sessions.remove(decoded.obj)
         out: list[Out] = []
         if sess is not None:

@@ -39,6 +39,12 @@ def build_table(backends: list[BackendWeight], size: int) -> list[IPv4]:
         raise ValueError(f"Maglev table size {size} is not prime")
     g = reduce(gcd, (b.weight for b in eligible))
     turns = [b.weight // g for b in eligible]
+    # Huge or coprime weights (dynamic feedback scales them) would let the first backends fill
+    # the table in one round: keep a round well under the table size, in proportion.
+    budget = max(len(eligible), size // 10)
+    if sum(turns) > budget:
+        scale = budget / sum(turns)
+        turns = [max(1, round(t * scale)) for t in turns]
     offset = [_h(b.ip, b"offset") % size for b in eligible]
     skip = [_h(b.ip, b"skip") % (size - 1) + 1 for b in eligible]
     nxt = [0] * len(eligible)

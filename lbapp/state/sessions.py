@@ -21,11 +21,13 @@ class Session:
 
 
 class Sessions:
-    def __init__(self) -> None:
+    def __init__(self, first_id: int = 1) -> None:
         self.by_key: dict[ConnKey, Session] = {}
         self.by_id: dict[int, Session] = {}
         self.active: dict[int, Counter[IPv4]] = {}  # vip id -> backend -> live sessions
-        self._next_id = 1
+        # a controller restart starts elsewhere in the id space: flows of the previous run
+        # still in the switch then do not collide with this run's sessions
+        self._next_id = min(max(first_id, 1), MAX_OBJECT)
 
     def __len__(self) -> int:
         return len(self.by_key)

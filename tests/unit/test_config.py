@@ -44,6 +44,8 @@ BAD = [
     ("bad dpid", [(("balancer", "dpid"), "xyz")], "balancer.dpid", "not a datapath id"),
     ("missing gateways", [(("gateways",), _DELETE)], "gateways", "Field required"),
     ("gateway off-link", [(("gateways", 0, "ip"), "10.1.0.1")], "gateways[0].ip", "not in balancer's subnet"),
+    ("duplicate gateway address", [(("gateways",), [{"name": "a", "ip": "10.0.0.1"}, {"name": "b", "ip": "10.0.0.1"}])],
+     "gateways[1].ip", "duplicate gateway address"),
     ("route via unknown gateway", [(("routes", 0, "via"), "nobody")], "routes[0].via", "no gateway named 'nobody'"),
     ("route overlapping balancer subnet", [(("routes", 0, "dst"), "10.0.0.0/16")], "routes[0].dst",
      "overlaps balancer's own subnet"),
@@ -169,4 +171,12 @@ def test_exactly_one_balancer_form():
     doc = base()
     doc["balancers"] = [doc["balancer"]]
     with pytest.raises(ConfigError, match="exactly one of balancer"):
+        parse_config(doc)
+
+
+def test_too_many_vips_for_the_cookie():
+    doc = base()
+    vip = doc["vips"][0]
+    doc["vips"] = [vip | {"name": f"v{i}", "port": 1 + i} for i in range(4095)]
+    with pytest.raises(ConfigError, match="at most 4094 fit the flow cookies"):
         parse_config(doc)

@@ -173,3 +173,9 @@ def test_schedulers_are_deterministic():
             sched = make(name, [(A, 2), (B, 1), (C, 3)])
             runs.append([sched.pick(key(sport=i), load, now=i) for i, load in enumerate(loads)])
         assert runs[0] == runs[1], name
+
+
+def test_maglev_keeps_proportion_with_huge_coprime_weights():
+    table = build_table([BackendWeight(A, 870001), BackendWeight(B, 113000)], 65537)
+    share = Counter(table)[A] / len(table)
+    assert abs(share - 870001 / 983001) < 0.01, share

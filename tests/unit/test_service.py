@@ -219,3 +219,43 @@ def test_a_gateway_arp_with_a_multicast_mac_is_not_learned():
     lb, _ = connected()
     assert lb.packet_in(1, 3, GW_ARP, arp_request("01:00:5e:00:00:01", "10.0.0.1", "10.0.0.2"), 1.0) == []
     assert lb.sites[1].next_hops.by_name["router"].mac is None and lb.bad_packets == 1
+
+
+def test_a_flow_removed_from_an_earlier_run_does_not_end_this_runs_session():
+    lb = Balancer(CFG, first_session_id=1000)
+    lb.switch_connected(1, 0.0)
+    flow = lb.packet_in(1, 1, NEW_CONN, syn(40000), 1.0)[0][1]
+    sid = cookies.decode(flow.info["cookie"]).obj
+    assert sid == 1000
+    stale = cookies.make(cookies.STAGE_SESSION, vip=2, obj=sid)  # same id, another VIP: an old run's flow
+    lb.flow_removed(1, stale, ofp.OFPRR_IDLE_TIMEOUT, 2.0)
+    assert len(lb.sessions) == 1
+
+
+def test_a_vip_address_change_does_not_leave_an_old_source_nat_shadowing_the_new():
+    lb = Balancer(CFG)
+    lb.switch_connected(1, 0.0)
+    lb.switch_connected(2, 0.0)
+    lb.packet_in(1, 1, NEW_CONN, syn(40000), 1.0)
+    out = lb.reconfigure(_cfg_with(ip="117.78.6.20"), 2.0)
+    assert lb.lingering == {}
+    snat = [m for dpid, m in out if dpid == 2 and m.table_id == 50 and m.command == ofp.OFPFC_ADD and m.priority]
+    assert {m.instructions[0].actions[0].value for m in snat} == {"117.78.6.20"}
+
+
+def test_an_edge_left_only_with_lingering_flows_keeps_its_table_miss():
+    import yaml
+
+    from lbapp.config import parse_config
+    doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
+    doc["edges"] = [{"name": "e2", "dpid": 2, "backends": ["10.11.12.12", "10.11.12.13"]},
+                    {"name": "e3", "dpid": 3, "backends": ["10.11.12.11"]}]
+    lb = Balancer(parse_config(doc))
+    for dpid in (1, 2, 3):
+        lb.switch_connected(dpid, 0.0)
+    lb.packet_in(1, 1, NEW_CONN, syn(40000), 1.0)  # -> .11, behind edge 3
+    doc["edges"] = doc["edges"][:1]
+    doc["vips"][0]["backends"] = [{"ip": "10.11.12.12"}, {"ip": "10.11.12.13"}]
+    out = lb.reconfigure(parse_config(doc), 2.0)
+    adds = [(m.table_id, m.priority) for dpid, m in out if dpid == 3 and m.command == ofp.OFPFC_ADD]
+    assert (0, 0) in adds and (50, 0) in adds and (50, 100) in adds
