@@ -144,8 +144,9 @@ class LbApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev) -> None:
         msg = ev.msg
+        more = bool(msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE)  # OVS splits large replies
         self._call(self.balancer.session_stats, msg.datapath.id, [(s.cookie, s.byte_count) for s in msg.body],
-                   time.time())
+                   time.time(), more)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev) -> None:

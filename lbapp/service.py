@@ -50,6 +50,8 @@ class Balancer:
         self.sites: dict[int, Site] = {}
         self.feedback: Feedback | None = None
         self.removed_bytes: Counter[IPv4] = Counter()  # bytes of ended sessions, per backend (feedback)
+        self._stats_waiting: set[int] = set()  # balancers whose session statistics this round lacks
+        self._stats_bytes: Counter[IPv4] = Counter()  # bytes of live sessions gathered this round
         # (VIP ip, protocol, port, backend) -> edge dpid, for backends removed from the config
         # whose sessions still live: their source NAT stays until the last one ends
         self.lingering: dict[tuple[IPv4, str, int, IPv4], int] = {}
@@ -213,7 +215,9 @@ class Balancer:
         out = []
         if self.feedback is not None and self.feedback.due(now):
             stage = TABLES["session"]
-            for dpid in sorted(self.connected & set(self.sites)):
+            self._stats_waiting = self.connected & set(self.sites)
+            self._stats_bytes = Counter()
+            for dpid in sorted(self._stats_waiting):
                 out.append((dpid, parser.OFPFlowStatsRequest(
                     datapath=None, table_id=stage.table_id, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
                     cookie=cookies.make(stage.stage), cookie_mask=cookies.stage_mask(), match=parser.OFPMatch())))
@@ -338,17 +342,23 @@ class Balancer:
 
     # --- statistics (dynamic feedback) ---
 
-    def session_stats(self, dpid: int, stats: list[tuple[int, int]], now: float) -> list[Out]:
-        """A balancer's session flows as (cookie, byte_count): feed the backends' load to
-        dynamic feedback and re-weight the schedulers when it moves."""
-        if self.feedback is None:
+    def session_stats(self, dpid: int, stats: list[tuple[int, int]], now: float, more: bool = False) -> list[Out]:
+        """One part of a balancer's session-flow statistics as (cookie, byte_count). Once every
+        balancer asked this round has sent its last part, the backends' load goes to dynamic
+        feedback, which re-weights the schedulers when it moves."""
+        if self.feedback is None or dpid not in self._stats_waiting:
             return []
-        live: Counter[IPv4] = Counter()
         for cookie, byte_count in stats:
             decoded = cookies.decode(cookie)
             sess = self.sessions.by_id.get(decoded.obj) if decoded and decoded.stage == cookies.STAGE_SESSION else None
             if sess is not None:
-                live[sess.backend] += byte_count
+                self._stats_bytes[sess.backend] += byte_count
+        if more:
+            return []
+        self._stats_waiting.discard(dpid)
+        if self._stats_waiting:
+            return []
+        live = self._stats_bytes
         weights: dict[IPv4, int] = {}
         for vip in self.cfg.vips:
             for b in vip.backends:
