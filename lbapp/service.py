@@ -78,9 +78,17 @@ class Balancer:
             settings = (fb.interval, fb.max_step, fb.min_factor, fb.max_factor)
             if self.feedback is None or self.feedback.settings() != settings:
                 self.feedback = Feedback(*settings)
+        # VIPs are known by (ip, protocol, port) across reloads, not by their place in the list
+        old_keys = getattr(self, "vip_keys", {})
+        self.vip_keys = {vip_id: (v.ip, v.protocol, v.port) for vip_id, v in self.ctx.vips()}
+        new_id = {key: vip_id for vip_id, key in self.vip_keys.items()}
+        renumber = {old: new_id.get(key, 0) for old, key in old_keys.items()}
+        if any(old != new for old, new in renumber.items()):
+            self.sessions.renumber_vips(renumber)
         old_schedulers, self.schedulers = self.schedulers, {}
+        by_key = {old_keys[i]: sched for i, sched in old_schedulers.items() if i in old_keys}
         for vip_id, vip in self.ctx.vips():
-            old = old_schedulers.get(vip_id)
+            old = by_key.get(self.vip_keys[vip_id])
             options = SchedulerOptions(hash_fields=vip.hash, table_size=vip.table_size)
             if old is not None and old.name == vip.scheduler and old.options == options:
                 self.schedulers[vip_id] = old
@@ -313,7 +321,7 @@ class Balancer:
         if decoded is None or decoded.stage != cookies.STAGE_SESSION:
             return []
         known = self.sessions.by_id.get(decoded.obj)
-        if known is None or known.vip_id != decoded.vip:
+        if known is None or known.flow_vip != decoded.vip:
             return []  # a flow from an earlier controller run, not this run's session
         sess = self.sessions.remove(decoded.obj)
         out: list[Out] = []

@@ -15,9 +15,13 @@ IPv4 = ipaddress.IPv4Address
 class Session:
     session_id: int
     key: ConnKey
-    vip_id: int
+    vip_id: int  # the VIP's id in the running config (follows reloads)
     backend: IPv4
     created: float
+    flow_vip: int = 0  # the VIP id in its flow's cookie, as installed
+
+    def __post_init__(self) -> None:
+        self.flow_vip = self.flow_vip or self.vip_id
 
 
 class Sessions:
@@ -55,6 +59,16 @@ class Sessions:
         if counts[session.backend] <= 0:
             del counts[session.backend]
         return session
+
+    def renumber_vips(self, new_id: dict[int, int]) -> None:
+        """A reload moved VIPs in the list: sessions follow their VIP (by ip, protocol, port)
+        to its new id; the live counts are rebuilt to match."""
+        for sess in self.by_id.values():
+            sess.vip_id = new_id.get(sess.vip_id, 0)
+        self.active = {}
+        for sess in self.by_id.values():
+            if sess.vip_id:
+                self.counts(sess.vip_id)[sess.backend] += 1
 
     def _allocate_id(self) -> int:
         # 32-bit ids (they live in the cookie's object bits); skip 0 and ids still in use.

@@ -261,3 +261,21 @@ def test_an_edge_left_only_with_lingering_flows_keeps_its_table_miss():
     out = lb.reconfigure(parse_config(doc), 2.0)
     adds = [(m.table_id, m.priority) for dpid, m in out if dpid == 3 and m.command == ofp.OFPFC_ADD]
     assert (0, 0) in adds and (50, 0) in adds and (50, 100) in adds
+
+
+def test_reordering_vips_keeps_each_vips_sessions_and_counts():
+    import yaml
+
+    from lbapp.config import parse_config
+    doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
+    doc["vips"][0]["scheduler"] = "lc"
+    doc["vips"].append(dict(doc["vips"][0], name="alt", port=81))
+    lb = Balancer(parse_config(doc))
+    lb.switch_connected(1, 0.0)
+    flows = [lb.packet_in(1, 1, NEW_CONN, syn(40000 + i), 1.0)[0][1] for i in range(3)]  # port 80: vip 1
+    assert sum(lb.sessions.counts(1).values()) == 3
+    doc["vips"].reverse()
+    lb.reconfigure(parse_config(doc), 2.0)
+    assert sum(lb.sessions.counts(2).values()) == 3 and sum(lb.sessions.counts(1).values()) == 0
+    lb.flow_removed(1, flows[0].info["cookie"], ofp.OFPRR_IDLE_TIMEOUT, 3.0)  # the cookie still says vip 1
+    assert sum(lb.sessions.counts(2).values()) == 2
