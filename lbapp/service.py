@@ -147,6 +147,8 @@ class Balancer:
                     flows += self._next_hop_flows(site, gw, clear=False)  # replaced in place: no gap
             # every stage, the session table's static flows too: connections' flows carry
             # generation 0 and are never matched here
+            if not roles:  # the config no longer names this switch: our static flows go
+                names = {t.name for t in TABLES.values()}
             stale = [TABLES[n].delete({}, cookie=cookies.make(TABLES[n].stage, generation=old_generation),
                                       cookie_mask=cookies.stage_mask() | cookies.GEN_MASK)
                      for n in sorted(names)]

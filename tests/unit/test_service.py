@@ -279,3 +279,16 @@ def test_reordering_vips_keeps_each_vips_sessions_and_counts():
     assert sum(lb.sessions.counts(2).values()) == 3 and sum(lb.sessions.counts(1).values()) == 0
     lb.flow_removed(1, flows[0].info["cookie"], ofp.OFPRR_IDLE_TIMEOUT, 3.0)  # the cookie still says vip 1
     assert sum(lb.sessions.counts(2).values()) == 2
+
+
+def test_a_switch_dropped_from_the_config_loses_its_static_flows_on_reload():
+    import yaml
+
+    from lbapp.config import parse_config
+    lb = Balancer(CFG)
+    lb.switch_connected(2, 0.0)  # the edge
+    doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
+    doc["edges"][0]["dpid"] = 7
+    out = [m for dpid, m in lb.reconfigure(parse_config(doc), 1.0) if dpid == 2]
+    assert out and all(m.command == ofp.OFPFC_DELETE and cookies.decode(m.cookie).generation == 1 for m in out)
+    assert {m.table_id for m in out} == {0, 10, 20, 30, 40, 50}
