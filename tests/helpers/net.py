@@ -23,6 +23,20 @@ def sh(*args: str, check: bool = True, timeout: float = 30) -> str:
     return out.stdout
 
 
+def require_tier(tier: str, mininet: bool = False) -> None:
+    """Skip the calling test when this machine cannot run the ``tier`` ("OVS" or "Mininet");
+    with LBAPP_REQUIRE_ALL=1 (CI, root) tests/conftest.py turns any such skip into a failure."""
+    why_not = have_root_and_ovs()
+    if why_not is None and mininet:
+        try:
+            import mininet.net  # noqa: F401
+        except ImportError:
+            why_not = "needs Debian's mininet (scripts/setup.sh)"
+    if why_not:
+        import pytest
+        pytest.skip(f"{tier} tier: {why_not}")
+
+
 def have_root_and_ovs() -> str | None:
     """None when the OVS tier can run here, else why not."""
     if os.geteuid() != 0:

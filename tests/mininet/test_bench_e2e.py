@@ -5,16 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.net import have_root_and_ovs
+from tests.helpers.net import require_tier
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
 def _needs_root():
-    why_not = have_root_and_ovs()
-    if why_not:
-        pytest.skip(f"Mininet tier: {why_not}")
+    require_tier("Mininet", mininet=True)
 
 
 def test_arp_latency_benchmark_runs():

@@ -8,18 +8,12 @@ import pytest
 
 from lbapp.flows import explain
 from lbapp.lab import MininetLab, UplinkCapture, parse_answer, wait_for
-from tests.helpers.net import have_root_and_ovs
+from tests.helpers.net import require_tier
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    why_not = have_root_and_ovs()
-    if why_not:
-        pytest.skip(f"Mininet tier: {why_not}")
-    try:
-        import mininet.net  # noqa: F401
-    except ImportError:
-        pytest.skip("Mininet tier: needs Debian's mininet (scripts/setup.sh)")
+    require_tier("Mininet", mininet=True)
     workdir = tmp_path_factory.mktemp("cross_vlan")
     with MininetLab("cross_vlan", workdir) as running:
         try:

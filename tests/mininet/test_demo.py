@@ -7,16 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.net import have_root_and_ovs
+from tests.helpers.net import require_tier
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("topology", ["worked_example", "cross_vlan", "large", "two_balancers"])
 def test_demo_every_check_holds(topology):
-    why_not = have_root_and_ovs()
-    if why_not:
-        pytest.skip(f"Mininet tier: {why_not}")
+    require_tier("Mininet", mininet=True)
     out = subprocess.run([sys.executable, "-m", "lbapp.cli.main", "demo", topology], capture_output=True, text=True,
                          cwd=ROOT, timeout=600)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
@@ -30,9 +28,7 @@ def test_interrupted_demo_cleans_up():
     import signal
     import time
 
-    why_not = have_root_and_ovs()
-    if why_not:
-        pytest.skip(f"Mininet tier: {why_not}")
+    require_tier("Mininet", mininet=True)
     proc = subprocess.Popen([sys.executable, "-m", "lbapp.cli.main", "demo", "large", "--rounds", "50"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
     deadline = time.monotonic() + 60

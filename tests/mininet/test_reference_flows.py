@@ -7,7 +7,7 @@ import pytest
 
 from lbapp.flows import normalize
 from lbapp.lab import MininetLab
-from tests.helpers.net import have_root_and_ovs
+from tests.helpers.net import require_tier
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "flows"
@@ -15,9 +15,7 @@ REFERENCE = ROOT / "flows"
 
 @pytest.mark.parametrize("topology", ["worked_example", "cross_vlan", "large", "two_balancers"])
 def test_flows_after_known_traffic_match_reference(topology, tmp_path):
-    why_not = have_root_and_ovs()
-    if why_not:
-        pytest.skip(f"Mininet tier: {why_not}")
+    require_tier("Mininet", mininet=True)
     with MininetLab(topology, tmp_path) as lab:
         for vip in lab.cfg.vips:
             if vip.external_director:

@@ -10,7 +10,7 @@ import yaml
 
 from lbapp.flows import explain
 from lbapp.lab import MininetLab, parse_answer, wait_for
-from tests.helpers.net import have_root_and_ovs
+from tests.helpers.net import require_tier
 
 ROOT = Path(__file__).resolve().parents[2]
 VIP = "117.78.6.19"
@@ -23,9 +23,7 @@ def stream_vip(doc):
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    why_not = have_root_and_ovs()
-    if why_not:
-        pytest.skip(f"Mininet tier: {why_not}")
+    require_tier("Mininet", mininet=True)
     workdir = tmp_path_factory.mktemp("schedulers")
     doc = yaml.safe_load((ROOT / "topologies" / "cross_vlan.yaml").read_text())
     stream_vip(doc).update(scheduler="lc", idle_timeout=1)  # a short connection's session ends 1 s after it

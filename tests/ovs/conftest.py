@@ -3,16 +3,14 @@ import re
 
 import pytest
 
-from tests.helpers.net import Lab, have_root_and_ovs
+from tests.helpers.net import Lab, require_tier
 
 _numbers = itertools.count(1)
 
 
 @pytest.fixture
 def lab(request, tmp_path_factory):
-    why_not = have_root_and_ovs()
-    if why_not:
-        pytest.skip(f"OVS tier: {why_not}")
+    require_tier("OVS")
     artifacts = tmp_path_factory.mktemp(re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:40])
     lab = Lab(f"lbt{next(_numbers)}", artifacts)
     try:
