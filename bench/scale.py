@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,10 +23,8 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT))
 
-from ofswitch import FakeSwitch  # noqa: E402
-from setup_rate import config_for, free_port, wait_listening  # noqa: E402
+from setup_rate import config_for, connected, free_port, lbapp_command  # noqa: E402
 
-from lbapp.pipeline import cookies  # noqa: E402
 from lbapp.schedulers.base import BackendWeight  # noqa: E402
 from lbapp.schedulers.mh import build_table  # noqa: E402
 
@@ -49,19 +46,9 @@ def backends_rate(n: int, scheduler: str, measure: int) -> float:
     path = Path(tempfile.mkdtemp()) / f"{scheduler}-{n}.yaml"
     path.write_text(yaml.safe_dump(doc))
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "lbapp.cli.main", "run", "-c", str(path), "--listen", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    try:
-        wait_listening(port, proc)
-        switch = FakeSwitch("127.0.0.1", port, 1, cookies.make(cookies.STAGE_SESSION, vip=1))
-        switch.handshake()
+    with connected(lbapp_command(path, port), port) as (_, switch):
         switch.run(30, 64, limit=500)  # warm-up
-        rate = switch.run(30, 64, limit=measure).rate
-        switch.close()
-        return rate
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        return switch.run(30, 64, limit=measure).rate
 
 
 def main() -> int:
@@ -73,12 +60,7 @@ def main() -> int:
 
     port = free_port()
     cfg = config_for("rr", Path(tempfile.mkdtemp()) / "rr.yaml")
-    proc = subprocess.Popen([sys.executable, "-m", "lbapp.cli.main", "run", "-c", str(cfg), "--listen", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    try:
-        wait_listening(port, proc)
-        switch = FakeSwitch("127.0.0.1", port, 1, cookies.make(cookies.STAGE_SESSION, vip=1))
-        switch.handshake()
+    with connected(lbapp_command(cfg, port), port) as (proc, switch):
         base = rss_kib(proc.pid)
         made = 0
         rows = []
@@ -91,10 +73,6 @@ def main() -> int:
             per_session = (rss_kib(proc.pid) - base) / made
             rows.append((made, rate.rate, per_session))
             print(f"{made:>14}{rate.rate:>10.0f}{rate.rate / rows[0][1]:>11.2f}{per_session:>12.2f}")
-        switch.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
     print(f"\n{'backends':>9}{'scheduler':>10}{'setups/s':>10}{'x at 10':>9}")
     first: dict[str, float] = {}

@@ -13,6 +13,7 @@ Prints a table (median of the runs) and writes bench/results/setup_rate.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -64,21 +65,35 @@ def config_for(scheduler: str, path: Path) -> Path:
     return path
 
 
-def measure(cmd: list[str], port: int, seconds: float, window: int) -> dict:
+def lbapp_command(config: Path, port: int) -> list[str]:
+    return [sys.executable, "-m", "lbapp.cli.main", "run", "-c", str(config), "--listen", "127.0.0.1",
+            "--port", str(port)]
+
+
+@contextlib.contextmanager
+def connected(cmd: list[str], port: int, settle: float = 1.0):
+    """A controller started from ``cmd`` and a fake switch through its handshake: (process, switch)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
         wait_listening(port, proc)
         switch = FakeSwitch("127.0.0.1", port, DPID, cookies.make(cookies.STAGE_SESSION, vip=1))
-        switch.handshake(settle=1.0)
-        switch.run(0.5, window)  # warm-up
-        loaded = switch.run(seconds, window)  # throughput: a window of outstanding setups
-        alone = switch.run(min(seconds, 2.0), 1)  # latency: one setup at a time, no queueing
-        switch.close()
-        return {"rate": loaded.rate, "p50_us": alone.percentile(50), "p99_us": alone.percentile(99),
-                "loaded_p99_us": loaded.percentile(99), "flow_mods": loaded.flow_mods, "completed": loaded.completed}
+        switch.handshake(settle=settle)
+        try:
+            yield proc, switch
+        finally:
+            switch.close()
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def measure(cmd: list[str], port: int, seconds: float, window: int) -> dict:
+    with connected(cmd, port) as (_, switch):
+        switch.run(0.5, window)  # warm-up
+        loaded = switch.run(seconds, window)  # throughput: a window of outstanding setups
+        alone = switch.run(min(seconds, 2.0), 1)  # latency: one setup at a time, no queueing
+    return {"rate": loaded.rate, "p50_us": alone.percentile(50), "p99_us": alone.percentile(99),
+            "loaded_p99_us": loaded.percentile(99), "flow_mods": loaded.flow_mods, "completed": loaded.completed}
 
 
 def median_of(runs: list[dict]) -> dict:
@@ -98,9 +113,7 @@ def main() -> int:
     targets = [("null app", lambda port: [sys.executable, str(BENCH / "serve_null.py"), str(port)])]
     for name in args.schedulers.split(","):
         cfg = config_for(name, tmp / f"{name}.yaml")
-        targets.append((f"lbapp {name}", lambda port, cfg=cfg: [
-            sys.executable, "-m", "lbapp.cli.main", "run", "-c", str(cfg), "--listen", "127.0.0.1", "--port",
-            str(port)]))
+        targets.append((f"lbapp {name}", lambda port, cfg=cfg: lbapp_command(cfg, port)))
     results = {name: [] for name, _ in targets}
     for _ in range(args.runs):  # interleaved, so drift on a shared machine hits every target alike
         for name, cmd in targets:
