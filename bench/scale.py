@@ -4,12 +4,14 @@ and 1000 backends, and Maglev table build time for many backends.
     python bench/scale.py [--sessions 1000,10000,100000] [--measure 2000]
 
 The controller keeps every session it made (the fake switch never removes flows), so each step
-first makes sessions up to the next size, then measures the setup rate there, and the
-controller's resident memory per session (from /proc).
+first makes sessions up to the next size, then measures the setup rate there (the median of
+three chunks of ``--measure`` / 3 setups, which add to the count), and the controller's
+resident memory per session (from /proc).
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import ipaddress
 import sys
 import tempfile
@@ -36,6 +38,12 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
+def median_rate(switch, setups: int, chunks: int = 3) -> tuple[float, int]:
+    """The median setup rate of ``chunks`` runs of ``setups`` / ``chunks``, and how many were made."""
+    runs = [switch.run(30, 64, limit=max(1, setups // chunks)) for _ in range(chunks)]
+    return statistics.median(r.rate for r in runs), sum(r.completed for r in runs)
+
+
 def backends_rate(n: int, scheduler: str, measure: int) -> float:
     """Setup rate for one VIP with ``n`` backends (10.11.0.0/16 behind one route)."""
     doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
@@ -48,7 +56,7 @@ def backends_rate(n: int, scheduler: str, measure: int) -> float:
     port = free_port()
     with connected(lbapp_command(path, port), port) as (_, switch):
         switch.run(30, 64, limit=500)  # warm-up
-        return switch.run(30, 64, limit=measure).rate
+        return median_rate(switch, measure)[0]
 
 
 def main() -> int:
@@ -68,11 +76,11 @@ def main() -> int:
         for size in sizes:
             while made < size:  # fill up to this size
                 made += switch.run(30, 64, limit=size - made).completed
-            rate = switch.run(30, 64, limit=args.measure)
-            made += rate.completed
+            rate, completed = median_rate(switch, args.measure)
+            made += completed
             per_session = (rss_kib(proc.pid) - base) / made
-            rows.append((made, rate.rate, per_session))
-            print(f"{made:>14}{rate.rate:>10.0f}{rate.rate / rows[0][1]:>11.2f}{per_session:>12.2f}")
+            rows.append((size, rate, per_session))
+            print(f"{size:>14}{rate:>10.0f}{rate / rows[0][1]:>11.2f}{per_session:>12.2f}")
 
     print(f"\n{'backends':>9}{'scheduler':>10}{'setups/s':>10}{'x at 10':>9}")
     first: dict[str, float] = {}

@@ -14,7 +14,7 @@ def test_setup_rate_benchmark_runs_and_reports(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "null app" in run.stdout and "lbapp mh" in run.stdout
     summary = json.loads(out.read_text())["summary"]
-    assert all(r["rate"] > 0 and r["p99_us"] > 0 for r in summary.values())
+    assert all(r["rate"] > 0 and r["p99_us"] > 0 and r["null_p99_us"] > 0 for r in summary.values())
     assert summary["lbapp rr"]["flow_mods"] > 0  # lbapp installed session flows
 
 
