@@ -138,6 +138,10 @@ class VipModel(_Model):
     table_size: int = Field(65537, ge=3, description="mh: Maglev table size, a prime")
     external_director: bool = Field(False, description="scheduled by an external DR director: the balancer "
                                                        "only translates its frames; edges source-NAT replies")
+    selection: Literal["controller", "switch"] = Field(
+        "controller", description="who picks a new connection's backend: the controller (any scheduler, one "
+                                  "packet-in per connection) or the switch, by a hash of the five-tuple into a "
+                                  "slot table the controller keeps (scheduler mh; no controller per connection)")
     backends: list[BackendModel] = Field(min_length=1)
 
 
@@ -323,6 +327,15 @@ def _semantic_errors(cfg: Config) -> list[FieldError]:
             err(f"{path}.ip", f"VIP {vip.ip} lies inside a backend route; it would be translated as a backend")
         if vip.scheduler not in sched_names:
             err(f"{path}.scheduler", f"unknown scheduler {vip.scheduler!r} (known: {', '.join(sched_names)})")
+        if vip.selection == "switch":
+            if vip.scheduler != "mh":
+                err(f"{path}.selection", f"selection: switch picks by a consistent hash in the switch (scheduler mh); "
+                                         f"scheduler {vip.scheduler!r} needs selection: controller")
+            if "hash" in vip.model_fields_set and vip.hash != "five_tuple":
+                err(f"{path}.hash", f"selection: switch hashes the five-tuple (OVS dp_hash); hash: {vip.hash} "
+                                    "needs selection: controller")
+            if vip.external_director:
+                err(f"{path}.selection", "an external director's VIP is scheduled by the director, not the switch")
         if vip.scheduler == "mh" and not is_prime(vip.table_size):
             err(f"{path}.table_size", f"{vip.table_size} is not prime; Maglev needs a prime table size (e.g. 65537)")
         for ip, idx in _duplicates([b.ip for b in vip.backends]).items():

@@ -24,6 +24,7 @@ from lbapp.pipeline.fastpath import SessionTemplate, packet_out_to_table
 from lbapp.pipeline.tables import BALANCER_TABLES, EDGE_TABLES, TABLES
 from lbapp.feedback import Feedback
 from lbapp.schedulers import registry
+from lbapp.schedulers import slots as slot_tables
 from lbapp.schedulers.base import IPv4, BackendWeight, Scheduler, SchedulerOptions
 from lbapp.state.nexthops import Gateway, NextHops
 from lbapp.state.sessions import Session, Sessions
@@ -55,6 +56,9 @@ class Balancer:
         # (VIP ip, protocol, port, backend) -> edge dpid, for backends removed from the config
         # whose sessions still live: their source NAT stays until the last one ends
         self.lingering: dict[tuple[IPv4, str, int, IPv4], int] = {}
+        # selection: switch VIPs: each one's slot table, and the VIP ids whose group each switch has
+        self.slots: dict[int, slot_tables.Slots] = {}
+        self.groups: dict[int, set[int]] = {}
         self.dropped_no_backend = 0
         self.bad_packets = 0
         self._apply(cfg, generation)
@@ -95,10 +99,14 @@ class Balancer:
                 old.set_backends(self._weights(vip))
             else:
                 self.schedulers[vip_id] = registry.create(vip.scheduler, self._weights(vip), options)
-        self.vip_by_key = {(vip.ip, L4[vip.protocol][0], vip.port): (vip_id, vip)
-                           for vip_id, vip in self.ctx.balanced_vips()}
+        controller_picks = [(i, v) for i, v in self.ctx.balanced_vips() if v.selection == "controller"]
+        self.vip_by_key = {(vip.ip, L4[vip.protocol][0], vip.port): (vip_id, vip) for vip_id, vip in controller_picks}
         self.templates = {vip_id: SessionTemplate(vip_id, vip.ip, L4[vip.protocol][0], vip.port, vip.idle_timeout)
-                          for vip_id, vip in self.ctx.balanced_vips()}
+                          for vip_id, vip in controller_picks}
+        # a slot keeps its backend across reloads unless the new weights take it away
+        old_slots = {old_keys[i]: table for i, table in self.slots.items() if i in old_keys}
+        self.slots = {vip_id: slot_tables.assign(self._weights(vip), old_slots.get(self.vip_keys[vip_id]))
+                      for vip_id, vip in self.ctx.balanced_vips() if vip.selection == "switch"}
 
     def _weights(self, vip) -> list[BackendWeight]:
         """The weights a VIP's scheduler uses: 0 for drained or down backends; scaled by
@@ -126,8 +134,14 @@ class Balancer:
         # swept (sessions stay: they carry live connections) before the pipeline goes in.
         sweep = [TABLES[n].delete({}, cookie=cookies.make(TABLES[n].stage), cookie_mask=cookies.stage_mask())
                  for n in sorted(names) if not TABLES[n].session_owned]
+        groups = []
+        if site is not None:  # an earlier run's groups may be there: replace rather than modify
+            for vip_id in sorted(self.slots):
+                groups += [session.remove_selection_group(vip_id),
+                           session.selection_group(site.ctx, vip_id, self.slots[vip_id], ofp.OFPGC_ADD)]
+            self.groups[dpid] = set(self.slots)
         LOG.info("switch %016x connected as %s: installing %d flows", dpid, "+".join(roles), len(flows))
-        return [(dpid, m) for m in sweep + flows] + self.tick(now)
+        return [(dpid, m) for m in sweep + groups + flows] + self.tick(now)
 
     def reconfigure(self, cfg: Config, now: float) -> list[Out]:
         """Apply a new config without losing a connection: established sessions keep their
@@ -152,10 +166,24 @@ class Balancer:
             stale = [TABLES[n].delete({}, cookie=cookies.make(TABLES[n].stage, generation=old_generation),
                                       cookie_mask=cookies.stage_mask() | cookies.GEN_MASK)
                      for n in sorted(names)]
-            out += [(dpid, m) for m in flows + stale]
+            groups, gone = self._group_changes(dpid)
+            out += [(dpid, m) for m in groups + flows + stale + gone]
             LOG.info("switch %016x reconfigured as %s: %d flows (generation %d)", dpid, "+".join(roles) or "nothing",
                      len(flows), self.generation)
         return out
+
+    def _group_changes(self, dpid: int) -> tuple[list[Any], list[Any]]:
+        """A reload's select-group messages for one switch: those to send before the new flows
+        (add or modify), and those after the old flows went (delete)."""
+        site = self.sites.get(dpid)
+        have = self.groups.get(dpid, set())
+        want = set(self.slots) if site is not None else set()
+        before = [session.selection_group(site.ctx, vip_id, self.slots[vip_id],
+                                          ofp.OFPGC_MODIFY if vip_id in have else ofp.OFPGC_ADD)
+                  for vip_id in sorted(want)]
+        after = [session.remove_selection_group(vip_id) for vip_id in sorted(have - want)]
+        self.groups[dpid] = want
+        return before, after
 
     def _find_lingering(self, old_edge: dict[IPv4, int]) -> None:
         """Sessions whose (VIP, backend) the config no longer has keep their edge's source NAT."""
@@ -215,6 +243,7 @@ class Balancer:
 
     def switch_disconnected(self, dpid: int) -> None:
         self.connected.discard(dpid)
+        self.groups.pop(dpid, None)
         LOG.warning("switch %016x disconnected", dpid)
 
     # --- periodic work ---

@@ -47,3 +47,12 @@ def moves(segments: tuple[Segment, ...], src: str, dst: str, *, into_mac: bool) 
         return [move(src, dst, s.n_bits, s.src_ofs, s.mac_ofs) for s in segments]
     return [move(src, dst, s.n_bits, s.mac_ofs, s.src_ofs) for s in segments]
 
+
+
+def group(group_id: int) -> parser.OFPActionGroup:
+    return parser.OFPActionGroup(group_id)
+
+
+def resubmit(table_id: int) -> parser.NXActionResubmitTable:
+    # A group bucket cannot go to a table (an instruction); OVS's resubmit carries it on.
+    return parser.NXActionResubmitTable(table_id=table_id)

@@ -1,12 +1,18 @@
-"""Stage session (table 20): per-connection translation rules chosen by the scheduler."""
+"""Stage session (table 20): per-connection translation rules chosen by the scheduler, or, for
+a VIP with ``selection: switch``, the select group that picks in the switch."""
 from __future__ import annotations
+
+from typing import Sequence
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from lbapp import mac as macs
 from lbapp.pipeline import cookies
-from lbapp.pipeline.actions import ETH_TYPE_IP, L4, PROTO_NAMES, set_field, to_controller
+from lbapp.pipeline.actions import ETH_TYPE_IP, L4, PROTO_NAMES, group, resubmit, set_field, to_controller
 from lbapp.pipeline.context import Context
-from lbapp.pipeline.tables import TABLES
-from lbapp.schedulers.base import ConnKey
+from lbapp.pipeline.tables import TABLES, vip_group_id
+from lbapp.schedulers.base import IPv4, ConnKey
 
 TABLE = TABLES["session"]
 
@@ -40,5 +46,27 @@ def balancer_flows(ctx: Context) -> list:
         flows.append(TABLE.flow("new_connection", {"eth_type": ETH_TYPE_IP, "ip_proto": proto,
                                                    "ipv4_dst": str(vip.ip), dst_field: vip.port},
                                 cookie=cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id),
-                                actions=[to_controller()]))
+                                actions=[group(vip_group_id(vip_id)) if vip.selection == "switch"
+                                         else to_controller()]))
     return flows
+
+
+def selection_group(ctx: Context, vip_id: int, slots: Sequence[IPv4 | None], command: int) -> parser.OFPGroupMod:
+    """The select group of a ``selection: switch`` VIP: one bucket per slot, in slot order.
+
+    Buckets of equal weight make OVS's default select method (dp_hash over the five-tuple,
+    256 hash values at most) map hash value i to bucket i, so the controller's slot table is
+    what the switch uses. No bucket at all (every backend drained) drops new connections."""
+    translate = TABLES["translate"].table_id
+    buckets = [] if None in slots else [
+        parser.OFPBucket(weight=1, actions=[set_field(eth_dst=macs.format_mac(ctx.scheme.encode(ip))),
+                                            resubmit(translate)])
+        for ip in slots]
+    return parser.OFPGroupMod(datapath=None, command=command, type_=ofp.OFPGT_SELECT,
+                              group_id=vip_group_id(vip_id), buckets=buckets)
+
+
+def remove_selection_group(vip_id: int) -> parser.OFPGroupMod:
+    # Deleting a group also deletes the flows that send to it: only for a VIP that is gone.
+    return parser.OFPGroupMod(datapath=None, command=ofp.OFPGC_DELETE, type_=ofp.OFPGT_SELECT,
+                              group_id=vip_group_id(vip_id))

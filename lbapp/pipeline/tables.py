@@ -24,6 +24,19 @@ class PipelineError(ValueError):
 # Registers, each named once with what it holds.
 REG_ARP_SWAP = "reg0"  # scratch: the ARP target IP while the in-switch responder swaps spa/tpa
 
+# Groups: one select group per VIP whose backends the switch picks (``selection: switch``),
+# its id lbapp's tag over the VIP's id, so ``dump-groups`` shows whose it is.
+GROUP_TAG = 0x1B000000
+GROUP_TAG_MASK = 0xFF000000
+
+
+def vip_group_id(vip_id: int) -> int:
+    return GROUP_TAG | vip_id
+
+
+def is_our_group(group_id: int) -> bool:
+    return group_id & GROUP_TAG_MASK == GROUP_TAG
+
 
 @dataclass(frozen=True)
 class Table:
@@ -147,7 +160,9 @@ PIPELINE: tuple[Table, ...] = (
               "the backend's fabricated MAC and goes to translate; idle timeout from the VIP, "
               "flow-removed reported",
               "for each VIP, a priority-10 flow sends the first packet of a new connection to the "
-              "controller",
+              "controller (`selection: controller`) or to the VIP's select group (`selection: switch`): "
+              "OVS hashes the five-tuple (dp_hash) into one of 256 buckets, each setting eth_dst to "
+              "its slot's backend and resubmitting to translate; the controller keeps the slots",
               "priority 0: drop")),
     Table("translate", 30, cookies.STAGE_TRANSLATE,
           "Address translation: recover the backend IP from the fabricated MAC into ipv4_dst.",

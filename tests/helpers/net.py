@@ -105,6 +105,7 @@ class Lab:
                                  "127.0.0.1", "--port", str(port), "-v", *extra], stdout=log,
                                 stderr=subprocess.STDOUT, cwd=ROOT)
         self.procs.append(proc)
+        self.controller_proc = proc
         for br in bridges:
             sh("ovs-vsctl", "set-controller", br, f"tcp:127.0.0.1:{port}")
         for br in bridges:
@@ -114,6 +115,9 @@ class Lab:
 
     def dump(self, bridge: str, *filters: str) -> str:
         return sh("ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge, *filters)
+
+    def groups(self, bridge: str) -> str:
+        return sh("ovs-ofctl", "-O", "OpenFlow13", "dump-groups", bridge)
 
     def trace(self, bridge: str, flow: str) -> str:
         return sh("ovs-appctl", "ofproto/trace", bridge, flow)

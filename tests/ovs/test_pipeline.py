@@ -4,6 +4,7 @@ Proof is traffic through the bridge (raw frames in namespaces, captured on the f
 ``ovs-appctl ofproto/trace`` of what the installed flows do with a packet.
 """
 import re
+import signal
 from pathlib import Path
 
 import yaml
@@ -208,3 +209,39 @@ def test_lbapp_flows_explains_a_live_switch_with_a_foreign_flow(lab, tmp_path):
     assert [f["cookie"] for f in doc["foreign"]] == ["0x42"]
     assert [(s["client"], s["backend"]) for s in doc["sessions"]] == [(f"{CLIENT}:43000", "10.11.12.11")]
     assert {f["owner"] for f in doc["stages"]["next_hop"]} >= {"route 10.11.12.0/24 via router"}
+
+
+def test_switch_selection_picks_in_the_switch_and_a_reload_moves_only_what_it_must(lab, tmp_path):
+    cfg = config(tmp_path, **{"vips.0.selection": "switch", "vips.0.scheduler": "mh"})
+    br, gw = balancer_with_gateway(lab, cfg)
+    groups = lab.groups(br)
+    assert "type=select" in groups and groups.count("bucket=") == 256, groups
+    frames = [tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 41000 + i, 80) for i in range(60)]
+
+    def backends_seen() -> dict[int, str]:
+        cap = lab.sniff(gw, 4, 0x0800)
+        lab.send(gw, *frames)
+        seen = [s for s in collect(cap) if s.ip_src == CLIENT]
+        for s in seen:
+            assert (s.eth_src, s.eth_dst, s.ttl, s.dport) == (BALANCER_MAC, NEXT_HOP_MAC, 63, 80)
+            assert s.l4_checksum_ok
+        return {s.sport: s.ip_dst for s in seen}
+
+    first = backends_seen()
+    assert len(first) == 60 and set(first.values()) == {"10.11.12.11", "10.11.12.12", "10.11.12.13"}
+    assert backends_seen() == first  # the same connections, the same backends: a hash, no state
+    # no connection reached the controller: it made no session flow and no session
+    assert "priority=100" not in lab.dump(br, "table=20")
+    assert "session" not in lab.controller_log.read_text()
+
+    # drop .12 from the VIP: only its connections move
+    doc = yaml.safe_load(cfg.read_text())
+    doc["vips"][0]["backends"] = [{"ip": "10.11.12.11"}, {"ip": "10.11.12.13"}]
+    doc["edges"][0]["backends"] = ["10.11.12.11", "10.11.12.13"]
+    cfg.write_text(yaml.safe_dump(doc))
+    lab.controller_proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: lab.groups(br).count("aa:bb:0a:0b:0c:0c") == 0, 20, "the reload")
+    after = backends_seen()
+    assert len(after) == 60 and "10.11.12.12" not in after.values()
+    assert {p: ip for p, ip in first.items() if ip != "10.11.12.12"} == \
+        {p: ip for p, ip in after.items() if first[p] != "10.11.12.12"}

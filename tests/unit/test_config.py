@@ -65,6 +65,12 @@ BAD = [
      "vips[0].table_size", "not prime"),
     ("bad hash fields", [(("vips", 0, "hash"), "dst_port")], "vips[0].hash", "'src_ip' or 'five_tuple'"),
     ("bad feedback", [(("feedback",), {"interval": 0})], "feedback.interval", "greater than 0"),
+    ("switch selection with rr", [(("vips", 0, "selection"), "switch")], "vips[0].selection",
+     "scheduler 'rr' needs selection: controller"),
+    ("switch selection hashing the source", [(("vips", 0, "selection"), "switch"), (("vips", 0, "scheduler"), "mh"),
+                                             (("vips", 0, "hash"), "src_ip")], "vips[0].hash",
+     "hash: src_ip needs selection: controller"),
+    ("bad selection", [(("vips", 0, "selection"), "kernel")], "vips[0].selection", "'controller' or 'switch'"),
     ("unknown key", [(("vips", 0, "prot"), "tcp")], "vips[0].prot", "Extra inputs"),
     ("multicast fabricated MAC names the backend",
      [(("fabricated_mac", "layout"), "suffix"), (("routes", 0, "dst"), "11.11.12.0/24"),
@@ -123,6 +129,12 @@ def test_every_error_is_reported_at_once():
         parse_config(doc)
     paths = {e.path for e in info.value.errors}
     assert {"vips[0].scheduler", "routes[0].via", "balancer.mac"} <= paths
+
+
+def test_switch_selection_with_maglev_is_valid():
+    doc = base()
+    doc["vips"][0].update(selection="switch", scheduler="mh")
+    assert parse_config(doc).vips[0].selection == "switch"
 
 
 def test_backend_serving_two_vips_on_different_ports_is_valid():

@@ -292,3 +292,59 @@ def test_a_switch_dropped_from_the_config_loses_its_static_flows_on_reload():
     out = [m for dpid, m in lb.reconfigure(parse_config(doc), 1.0) if dpid == 2]
     assert out and all(m.command == ofp.OFPFC_DELETE and cookies.decode(m.cookie).generation == 1 for m in out)
     assert {m.table_id for m in out} == {0, 10, 20, 30, 40, 50}
+
+
+def _groups(out, command=None):
+    return [m for _, m in out if isinstance(m, parser.OFPGroupMod) and (command is None or m.command == command)]
+
+
+def _bucket_macs(group):
+    return [b.actions[0].value for b in group.buckets]
+
+
+def test_switch_selection_installs_a_group_the_vip_flow_sends_to():
+    lb = Balancer(_cfg_with(selection="switch", scheduler="mh"))
+    out = lb.switch_connected(1, 0.0)
+    msgs = [m for _, m in out]
+    delete, add = _groups(out)
+    assert (delete.command, add.command) == (ofp.OFPGC_DELETE, ofp.OFPGC_ADD)  # an earlier run's group goes
+    assert add.type == ofp.OFPGT_SELECT and add.group_id == 0x1B000001
+    assert msgs.index(add) < min(i for i, m in enumerate(msgs) if isinstance(m, parser.OFPFlowMod)
+                                 and m.command == ofp.OFPFC_ADD)  # the group exists before a flow uses it
+    macs = _bucket_macs(add)
+    assert len(macs) == 256 and {macs.count(m) for m in set(macs)} <= {85, 86} and len(set(macs)) == 3
+    assert all(b.weight == 1 and b.actions[1].table_id == TABLES["translate"].table_id for b in add.buckets)
+    vip_flow = next(m for m in msgs if isinstance(m, parser.OFPFlowMod) and m.table_id == 20 and m.priority == 10)
+    assert vip_flow.instructions[0].actions[0].group_id == 0x1B000001
+    # no packet-in comes for this VIP; one that does anyway (a reload race) is ignored, not scheduled
+    assert lb.packet_in(1, 1, NEW_CONN, syn(40000), 1.0) == [] and len(lb.sessions) == 0
+
+
+def test_switch_selection_reload_moves_only_the_removed_backends_slots():
+    lb = Balancer(_cfg_with(selection="switch", scheduler="mh"))
+    before = _bucket_macs(_groups(lb.switch_connected(1, 0.0), ofp.OFPGC_ADD)[0])
+    out = lb.reconfigure(_cfg_with(selection="switch", scheduler="mh",
+                                   backends=[{"ip": "10.11.12.11"}, {"ip": "10.11.12.13"}]), 1.0)
+    (modify,) = _groups(out)
+    assert modify.command == ofp.OFPGC_MODIFY
+    after = _bucket_macs(modify)
+    changed = [i for i in range(256) if before[i] != after[i]]
+    assert changed == [i for i in range(256) if before[i] == "aa:bb:0a:0b:0c:0c"]
+    assert "aa:bb:0a:0b:0c:0c" not in after
+    # back to the controller: the group goes after the flows that used it
+    out = lb.reconfigure(_cfg_with(), 2.0)
+    msgs = [m for _, m in out]
+    (gone,) = _groups(out)
+    assert gone.command == ofp.OFPGC_DELETE and msgs.index(gone) == len(msgs) - 1
+    assert lb.packet_in(1, 1, NEW_CONN, syn(40001), 3.0)  # the controller schedules again
+
+
+def test_switch_selection_with_every_backend_drained_drops_new_connections():
+    lb = Balancer(_cfg_with(selection="switch", scheduler="mh"))
+    lb.switch_connected(1, 0.0)
+    doc_drained = _cfg_with(selection="switch", scheduler="mh",
+                            backends=[{"ip": "10.11.12.11", "weight": 0}, {"ip": "10.11.12.12", "down": True},
+                                      {"ip": "10.11.12.13"}])
+    (modify,) = _groups(lb.reconfigure(doc_drained, 1.0))
+    assert set(_bucket_macs(modify)) == {"aa:bb:0a:0b:0c:0d"}
+    assert session.selection_group(lb.sites[1].ctx, 1, [None] * 256, ofp.OFPGC_MODIFY).buckets == []

@@ -1,0 +1,67 @@
+"""The slot table behind switch-side selection (``selection: switch``).
+
+The switch hashes each new connection's five-tuple (OVS: a select group's ``dp_hash``) into one
+of ``SLOTS`` slots; the controller decides which backend owns each slot. Shares follow the
+weights (largest remainder), and a change moves only the slots it must: those of a backend that
+left or was drained, and the fewest a backend over its new share gives up to the others. So,
+as with Maglev, a connection keeps its backend unless its slot had to move.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+from lbapp.schedulers.base import IPv4, BackendWeight
+
+# OVS maps dp_hash onto at most 256 values per group; 256 buckets of weight 1 give one slot each.
+SLOTS = 256
+
+Slots = list[IPv4 | None]
+
+
+def quotas(backends: Sequence[BackendWeight], slots: int = SLOTS) -> dict[IPv4, int]:
+    """Slots per eligible backend, proportional to weight (largest remainder, ties by address)."""
+    eligible = [b for b in backends if b.weight > 0]
+    total = sum(b.weight for b in eligible)
+    if not total:
+        return {}
+    exact = {b.ip: slots * b.weight / total for b in eligible}
+    share = {ip: int(x) for ip, x in exact.items()}
+    left = slots - sum(share.values())
+    for ip in sorted(exact, key=lambda ip: (share[ip] - exact[ip], ip))[:left]:
+        share[ip] += 1
+    return share
+
+
+def assign(backends: Sequence[BackendWeight], previous: Sequence[IPv4 | None] | None = None,
+           slots: int = SLOTS) -> Slots:
+    """Each slot's backend (None for every slot when no backend is eligible), keeping every
+    slot of ``previous`` whose backend is still within its share."""
+    share = quotas(backends, slots)
+    if not share:
+        return [None] * slots
+    table: Slots = [None] * slots
+    held: Counter[IPv4] = Counter()
+    for i, ip in enumerate(previous or ()):
+        if i < slots and ip in share and held[ip] < share[ip]:
+            table[i] = ip
+            held[ip] += 1
+    # Free slots go to the backends short of their share, taking turns so that no backend's
+    # new slots bunch together.
+    wanting = sorted(share)
+    turn = 0
+    for i in range(slots):
+        if table[i] is not None:
+            continue
+        while held[wanting[turn % len(wanting)]] >= share[wanting[turn % len(wanting)]]:
+            turn += 1
+        ip = wanting[turn % len(wanting)]
+        table[i] = ip
+        held[ip] += 1
+        turn += 1
+    return table
+
+
+def moved(before: Sequence[IPv4 | None], after: Sequence[IPv4 | None]) -> int:
+    """How many slots changed backend."""
+    return sum(1 for a, b in zip(before, after) if a != b)
