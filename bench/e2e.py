@@ -1,6 +1,8 @@
 """End to end on Mininet with real OVS (userspace datapath): new TCP connections per second and
 iperf3 throughput, through the VIP and straight to the same backend, on the cross_vlan topology,
-same offload settings both ways.
+same offload settings both ways. New connections go through two VIPs on the same backend: one
+whose connections the controller schedules (``selection: controller``), one whose the switch
+picks (``selection: switch``).
 
     python bench/e2e.py [--seconds 5] [--runs 3]     (root)
 """
@@ -27,6 +29,7 @@ IPERF_PORT = 5201
 # The edge rewrites every reply from a VIP's service port on a backend to the VIP (the source's
 # method keys source NAT on backend and port), so the direct path uses ports in no VIP.
 DIRECT_STREAM, DIRECT_IPERF = 7001, 5202
+SWITCH_PICKS = 7002  # the same stream service, through a VIP with selection: switch
 
 
 def config(path: Path) -> Path:
@@ -37,6 +40,8 @@ def config(path: Path) -> Path:
             vip["backends"] = [{"ip": BACKEND}]
     doc["vips"].append({"name": "iperf", "ip": VIP, "port": IPERF_PORT, "protocol": "tcp", "scheduler": "rr",
                         "idle_timeout": 10, "backends": [{"ip": BACKEND}]})
+    doc["vips"].append({"name": "switch-picks", "ip": VIP, "port": SWITCH_PICKS, "protocol": "tcp", "scheduler": "mh",
+                        "selection": "switch", "idle_timeout": 20, "backends": [{"ip": BACKEND}]})
     doc["edges"][0]["backends"] = sorted({b["ip"] for v in doc["vips"] for b in v["backends"]})
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -61,8 +66,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lbapp-e2e-"))
-    rows: dict[str, list[float]] = {"conn/s via VIP": [], "conn/s direct": [], "Gbit/s via VIP": [],
-                                    "Gbit/s direct": []}
+    rows: dict[str, list[float]] = {"conn/s via VIP": [], "conn/s switch": [], "conn/s direct": [],
+                                    "Gbit/s via VIP": [], "Gbit/s direct": []}
     with MininetLab("cross_vlan", work, config(work / "lb.yaml")) as lab:
         # the load client closes thousands of connections a second: let it reuse ports in
         # TIME_WAIT, or both paths soon measure the client's port exhaustion instead
@@ -71,6 +76,7 @@ def main() -> int:
         try:
             for _ in range(args.runs):  # interleaved, side by side
                 rows["conn/s via VIP"].append(connections(lab, VIP, 7000, args.seconds))
+                rows["conn/s switch"].append(connections(lab, VIP, SWITCH_PICKS, args.seconds))
                 rows["conn/s direct"].append(connections(lab, BACKEND, DIRECT_STREAM, args.seconds))
                 rows["Gbit/s via VIP"].append(iperf(lab, VIP, IPERF_PORT, args.seconds))
                 rows["Gbit/s direct"].append(iperf(lab, BACKEND, DIRECT_IPERF, args.seconds))
@@ -82,6 +88,7 @@ def main() -> int:
     for k, v in rows.items():
         print(f"{k:<16}{med[k]:>10.2f}   {', '.join(f'{x:.2f}' for x in v)}")
     print(f"new connections via VIP / direct: {med['conn/s via VIP'] / med['conn/s direct']:.2f}")
+    print(f"  with selection: switch / direct: {med['conn/s switch'] / med['conn/s direct']:.2f}")
     print(f"throughput via VIP / direct:      {med['Gbit/s via VIP'] / med['Gbit/s direct']:.2f}")
     return 0
 

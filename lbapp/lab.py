@@ -25,7 +25,8 @@ SYSTEM_PYTHON = "/usr/bin/python3"  # what Mininet hosts run the services with (
 STREAM_CLIENT = TOPOLOGIES / "services" / "stream_client.py"
 HTTP_PORTS = (80, 8080)
 UDP_PORTS = (5353,)
-STREAM_PORTS = (7000, 7001)  # 7001 is in no VIP: direct access for comparisons
+# 7001 is in no VIP (direct access for comparisons); 7002 is free for VIPs a test or benchmark adds
+STREAM_PORTS = (7000, 7001, 7002)
 
 
 class LabError(RuntimeError):

@@ -1,6 +1,8 @@
 """Connection-aware scheduling and draining with real traffic: lc steers new connections away
 from backends holding long-lived ones; a drained backend (weight 0, applied by SIGHUP reload)
-finishes its open connection while new ones go elsewhere."""
+finishes its open connection while new ones go elsewhere; with ``selection: switch`` the switch
+picks, and the controller sees none of the connections."""
+import copy
 import signal
 import time
 from pathlib import Path
@@ -15,6 +17,7 @@ from tests.helpers.net import require_tier
 ROOT = Path(__file__).resolve().parents[2]
 VIP = "117.78.6.19"
 STREAM = 7000
+SWITCH_PICKS = 7002
 
 
 def stream_vip(doc):
@@ -27,6 +30,8 @@ def lab(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("schedulers")
     doc = yaml.safe_load((ROOT / "topologies" / "cross_vlan.yaml").read_text())
     stream_vip(doc).update(scheduler="lc", idle_timeout=1)  # a short connection's session ends 1 s after it
+    doc["vips"].append(dict(copy.deepcopy(stream_vip(doc)), name="switch-picks", port=SWITCH_PICKS, scheduler="mh",
+                            selection="switch", idle_timeout=20))
     config = workdir / "lb.yaml"
     config.write_text(yaml.safe_dump(doc))
     with MininetLab("cross_vlan", workdir, config) as running:
@@ -52,6 +57,21 @@ def short_connection(lab):
     backend = first_backend(proc)
     proc.communicate(timeout=10)
     return backend
+
+
+def test_switch_selection_spreads_real_connections_across_vlans_without_the_controller(lab):
+    answers = []
+    for _ in range(24):
+        proc = lab.stream("h1", VIP, SWITCH_PICKS, 1, 0)
+        out, _ = proc.communicate(timeout=15)
+        assert proc.returncode == 0 and out.startswith("backend="), out
+        answers.append(parse_answer(out))
+    # each connection reached a backend in VLAN 20 or 30 with the client's own address, and the
+    # hash used all three; the controller made no session for any of them
+    assert {a["backend"] for a in answers} == {"b1", "b2", "b3"}
+    assert all(a["client"].startswith("200.1.1.19:") and a["server"].endswith(f":{SWITCH_PICKS}") for a in answers)
+    assert f"{VIP}:{SWITCH_PICKS}" not in lab.controller_log.read_text()  # its session lines name the VIP
+    assert "group:" in lab.dump_flows("s1")
 
 
 def test_lc_steers_new_connections_away_from_backends_holding_long_lived_ones(lab):
@@ -116,3 +136,4 @@ def test_removing_a_backend_keeps_its_open_connection_and_source_nat(lab):
 def lingering_owners(lab):
     result = explain(lab.dump_flows("s2"), lab.cfg)
     return [f.owner for flows in result.stages.values() for f in flows if f.owner.startswith("lingering")]
+
