@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what is needed and run the benchmarks; prints the results tables.
-# The OVS and Mininet ones (ARP latency, end to end) need root.
+# The OVS and Mininet ones (ARP latency, end to end, OVS-side scale) need root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,6 +10,7 @@ if [ "$(id -u)" = 0 ]; then
   bash scripts/ovs.sh
   .venv/bin/python bench/arp_latency.py
   .venv/bin/python bench/e2e.py
+  .venv/bin/python bench/ovs_scale.py
 else
-  echo "bench: arp_latency.py and e2e.py need root (OVS, Mininet); skipped"
+  echo "bench: arp_latency.py, e2e.py and ovs_scale.py need root (OVS, Mininet); skipped"
 fi
