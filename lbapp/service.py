@@ -17,7 +17,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 from lbapp import mac as macs
 from lbapp import packets
 from lbapp.config import Config
-from lbapp.pipeline import arp_proxy, classify, cookies, next_hop, session, snat, translate
+from lbapp.pipeline import arp_proxy, classify, cookies, next_hop, pin, session, snat, translate
 from lbapp.pipeline.actions import L4, PROTO_NAMES, output
 from lbapp.pipeline.context import Context
 from lbapp.pipeline.fastpath import SessionTemplate, packet_out_to_table
@@ -223,7 +223,7 @@ class Balancer:
             names.update(BALANCER_TABLES)
             ctx = site.ctx
             flows += (classify.balancer_flows(ctx) + arp_proxy.balancer_flows(ctx) + session.balancer_flows(ctx)
-                      + translate.balancer_flows(ctx) + next_hop.balancer_flows(ctx))
+                      + pin.balancer_flows(ctx) + translate.balancer_flows(ctx) + next_hop.balancer_flows(ctx))
         if self.ctx.edges_of(dpid):
             roles.append("edge")
             names.update(EDGE_TABLES)

@@ -48,7 +48,6 @@ def moves(segments: tuple[Segment, ...], src: str, dst: str, *, into_mac: bool) 
     return [move(src, dst, s.n_bits, s.mac_ofs, s.src_ofs) for s in segments]
 
 
-
 def group(group_id: int) -> parser.OFPActionGroup:
     return parser.OFPActionGroup(group_id)
 
@@ -56,3 +55,12 @@ def group(group_id: int) -> parser.OFPActionGroup:
 def resubmit(table_id: int) -> parser.NXActionResubmitTable:
     # A group bucket cannot go to a table (an instruction); OVS's resubmit carries it on.
     return parser.NXActionResubmitTable(table_id=table_id)
+
+
+def conntrack(zone: int, *, commit: bool = False, table: int | None = None,
+              mark_from: parser.NXActionRegMove | None = None) -> parser.NXActionCT:
+    """OVS's ct(): track in ``zone``, recirculate to ``table`` if given, commit with the mark
+    that ``mark_from`` moves into ct_mark."""
+    exec_actions = [mark_from] if mark_from is not None else []
+    return parser.NXActionCT(flags=1 if commit else 0, zone_src="", zone_ofs_nbits=zone,
+                             recirc_table=255 if table is None else table, alg=0, actions=exec_actions)

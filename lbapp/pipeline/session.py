@@ -9,9 +9,10 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from lbapp import mac as macs
 from lbapp.pipeline import cookies
-from lbapp.pipeline.actions import ETH_TYPE_IP, L4, PROTO_NAMES, group, resubmit, set_field, to_controller
+from lbapp.pipeline.actions import (ETH_TYPE_IP, L4, PROTO_NAMES, conntrack, group, load, resubmit, set_field,
+                                    to_controller)
 from lbapp.pipeline.context import Context
-from lbapp.pipeline.tables import TABLES, vip_group_id
+from lbapp.pipeline.tables import CT_TRACKED, CT_ZONE, REG_PICKED, TABLES, vip_group_id
 from lbapp.schedulers.base import IPv4, ConnKey
 
 TABLE = TABLES["session"]
@@ -43,11 +44,22 @@ def balancer_flows(ctx: Context) -> list:
     flows = [TABLE.miss_flow(ctx.generation)]
     for vip_id, vip in ctx.balanced_vips():
         proto, _, dst_field = L4[vip.protocol]
-        flows.append(TABLE.flow("new_connection", {"eth_type": ETH_TYPE_IP, "ip_proto": proto,
-                                                   "ipv4_dst": str(vip.ip), dst_field: vip.port},
-                                cookie=cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id),
-                                actions=[group(vip_group_id(vip_id)) if vip.selection == "switch"
-                                         else to_controller()]))
+        to_vip = {"eth_type": ETH_TYPE_IP, "ip_proto": proto, "ipv4_dst": str(vip.ip), dst_field: vip.port}
+        cookie = cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id)
+        if vip.selection == "controller":
+            flows.append(TABLE.flow("new_connection", to_vip, cookie=cookie, actions=[to_controller()]))
+            continue
+        tracked = dict(to_vip, ct_state=(CT_TRACKED, CT_TRACKED))
+        flows.append(TABLE.flow("new_connection", dict(to_vip, ct_state=(0, CT_TRACKED)), cookie=cookie,
+                                actions=[conntrack(CT_ZONE, table=TABLE.table_id)]))
+        flows.append(TABLE.flow("pick", tracked, cookie=cookie, actions=[group(vip_group_id(vip_id))]))
+        # every backend the VIP names keeps its pinned connections, drained or down ones too
+        for backend in vip.backends:
+            flows.append(TABLE.flow(
+                "pinned", dict(tracked, ct_mark=int(backend.ip)),
+                cookie=cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id,
+                                    obj=ctx.backend_ids[backend.ip]),
+                actions=[set_field(eth_dst=macs.format_mac(ctx.scheme.encode(backend.ip)))], goto="translate"))
     return flows
 
 
@@ -56,11 +68,14 @@ def selection_group(ctx: Context, vip_id: int, slots: Sequence[IPv4 | None], com
 
     Buckets of equal weight make OVS's default select method (dp_hash over the five-tuple,
     256 hash values at most) map hash value i to bucket i, so the controller's slot table is
-    what the switch uses. No bucket at all (every backend drained) drops new connections."""
-    translate = TABLES["translate"].table_id
+    what the switch uses. A bucket leaves its backend in a register for the pin stage, which
+    commits the connection with it as ct_mark (buckets run as action sets, where OVS drops
+    ct()). No bucket at all (every backend drained) drops new connections."""
+    pin = TABLES["pin"].table_id
     buckets = [] if None in slots else [
-        parser.OFPBucket(weight=1, actions=[set_field(eth_dst=macs.format_mac(ctx.scheme.encode(ip))),
-                                            resubmit(translate)])
+        parser.OFPBucket(weight=1, actions=[load(REG_PICKED, int(ip), 0, 32),
+                                            set_field(eth_dst=macs.format_mac(ctx.scheme.encode(ip))),
+                                            resubmit(pin)])
         for ip in slots]
     return parser.OFPGroupMod(datapath=None, command=command, type_=ofp.OFPGT_SELECT,
                               group_id=vip_group_id(vip_id), buckets=buckets)

@@ -23,19 +23,22 @@ class PipelineError(ValueError):
 
 # Registers, each named once with what it holds.
 REG_ARP_SWAP = "reg0"  # scratch: the ARP target IP while the in-switch responder swaps spa/tpa
+REG_PICKED = "reg1"  # the backend a select-group bucket picked (its IPv4 address), for the pin stage
 
 # Groups: one select group per VIP whose backends the switch picks (``selection: switch``),
 # its id lbapp's tag over the VIP's id, so ``dump-groups`` shows whose it is.
 GROUP_TAG = 0x1B000000
-GROUP_TAG_MASK = 0xFF000000
 
 
 def vip_group_id(vip_id: int) -> int:
     return GROUP_TAG | vip_id
 
 
-def is_our_group(group_id: int) -> bool:
-    return group_id & GROUP_TAG_MASK == GROUP_TAG
+# Conntrack: connections the switch picked for are committed in this zone with their backend's
+# IPv4 address as ct_mark, so a connection stays on its backend when the slots move. (The commit
+# happens in the pin stage: OVS runs group buckets as action sets, which drop ct().)
+CT_ZONE = 0x1B
+CT_TRACKED = 0x20  # the ct_state bit "+trk"
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ class Table:
 _ETH = {"in_port", "eth_type", "eth_src", "eth_dst"}
 _ARP = {"arp_op", "arp_spa", "arp_tpa"}
 _L4 = {"ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_dst", "udp_src", "udp_dst"}
+_CT = {"ct_state", "ct_mark"}
 
 
 PIPELINE: tuple[Table, ...] = (
@@ -152,17 +156,32 @@ PIPELINE: tuple[Table, ...] = (
               "priority 0: NORMAL")),
     Table("session", 20, cookies.STAGE_SESSION,
           "Per-connection translation rules: pin each connection to the backend its scheduler chose.",
-          frozenset(_ETH | _L4),
-          {"connection": 100, "new_connection": 10, "miss": 0},
+          frozenset(_ETH | _L4 | _CT),
+          {"connection": 100, "pinned": 30, "pick": 20, "new_connection": 10, "miss": 0},
           next_tables=("translate",), session_owned=True,
           flows_doc=(
               "for each live connection, a priority-100 flow matching its 5-tuple sets eth_dst to "
               "the backend's fabricated MAC and goes to translate; idle timeout from the VIP, "
               "flow-removed reported",
-              "for each VIP, a priority-10 flow sends the first packet of a new connection to the "
-              "controller (`selection: controller`) or to the VIP's select group (`selection: switch`): "
-              "OVS hashes the five-tuple (dp_hash) into one of 256 buckets, each setting eth_dst to "
-              "its slot's backend and resubmitting to translate; the controller keeps the slots",
+              "for each VIP with `selection: controller`, a priority-10 flow sends the first packet of "
+              "a new connection to the controller",
+              "for each VIP with `selection: switch`, a priority-10 flow sends untracked packets "
+              "through conntrack (zone 27) back to this table; a priority-30 flow per backend matching "
+              "`ct_mark=backend IP` sets eth_dst to its fabricated MAC and goes to translate (the "
+              "connection is pinned); a priority-20 flow sends the rest to the VIP's select group: "
+              "OVS hashes the five-tuple (dp_hash) into one of 256 buckets, each loading its slot's "
+              "backend IP into reg1, setting eth_dst to its fabricated MAC and resubmitting to pin; "
+              "the controller keeps the slots",
+              "priority 0: drop")),
+    Table("pin", 25, cookies.STAGE_PIN,
+          "Pin a connection the switch picked a backend for: commit it to conntrack with the "
+          "backend as its mark (only on balancers with a `selection: switch` VIP).",
+          frozenset({"eth_type"}),
+          {"commit": 100, "miss": 0},
+          next_tables=("translate",),
+          flows_doc=(
+              "a priority-100 flow matching `ip` commits the connection in zone 27 with reg1 (the "
+              "picked backend's IP) as ct_mark and goes to translate",
               "priority 0: drop")),
     Table("translate", 30, cookies.STAGE_TRANSLATE,
           "Address translation: recover the backend IP from the fabricated MAC into ipv4_dst.",
@@ -204,7 +223,7 @@ TABLES: dict[str, Table] = {t.name: t for t in PIPELINE}
 BY_ID: dict[int, Table] = {t.table_id: t for t in PIPELINE}
 BY_STAGE: dict[int, Table] = {t.stage: t for t in PIPELINE}
 
-BALANCER_TABLES = ("classify", "arp_proxy", "session", "translate", "next_hop")
+BALANCER_TABLES = ("classify", "arp_proxy", "session", "pin", "translate", "next_hop")
 EDGE_TABLES = ("classify", "snat")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from tests.helpers.frames import collect, tcp_frame
-from tests.helpers.net import wait_for
+from tests.helpers.net import sh, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "topologies" / "worked_example.yaml"
@@ -211,16 +211,14 @@ def test_lbapp_flows_explains_a_live_switch_with_a_foreign_flow(lab, tmp_path):
     assert {f["owner"] for f in doc["stages"]["next_hop"]} >= {"route 10.11.12.0/24 via router"}
 
 
-def test_switch_selection_picks_in_the_switch_and_a_reload_moves_only_what_it_must(lab, tmp_path):
+def test_switch_selection_picks_in_the_switch_and_pins_connections_through_reloads(lab, tmp_path):
     cfg = config(tmp_path, **{"vips.0.selection": "switch", "vips.0.scheduler": "mh"})
     br, gw = balancer_with_gateway(lab, cfg)
     groups = lab.groups(br)
     assert "type=select" in groups and groups.count("bucket=") == 256, groups
-    frames = [tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 41000 + i, 80) for i in range(60)]
-
-    def backends_seen() -> dict[int, str]:
+    def backends_seen(first_port: int = 41000) -> dict[int, str]:
         cap = lab.sniff(gw, 4, 0x0800)
-        lab.send(gw, *frames)
+        lab.send(gw, *[tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, first_port + i, 80) for i in range(60)])
         seen = [s for s in collect(cap) if s.ip_src == CLIENT]
         for s in seen:
             assert (s.eth_src, s.eth_dst, s.ttl, s.dport) == (BALANCER_MAC, NEXT_HOP_MAC, 63, 80)
@@ -229,18 +227,31 @@ def test_switch_selection_picks_in_the_switch_and_a_reload_moves_only_what_it_mu
 
     first = backends_seen()
     assert len(first) == 60 and set(first.values()) == {"10.11.12.11", "10.11.12.12", "10.11.12.13"}
-    assert backends_seen() == first  # the same connections, the same backends: a hash, no state
+    assert backends_seen() == first  # the same connections, the same backends
     # no connection reached the controller: it made no session flow and no session
     assert "priority=100" not in lab.dump(br, "table=20")
     assert "session" not in lab.controller_log.read_text()
+    # conntrack holds each connection's backend (zone 27, the backend's address as the mark)
+    marks = sh("ovs-appctl", "dpctl/dump-conntrack", "zone=27")
+    assert marks.count("dport=80") == 60 and "mark=168496141" in marks  # 10.11.12.13
 
-    # drop .12 from the VIP: only its connections move
-    doc = yaml.safe_load(cfg.read_text())
-    doc["vips"][0]["backends"] = [{"ip": "10.11.12.11"}, {"ip": "10.11.12.13"}]
-    doc["edges"][0]["backends"] = ["10.11.12.11", "10.11.12.13"]
-    cfg.write_text(yaml.safe_dump(doc))
-    lab.controller_proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: lab.groups(br).count("aa:bb:0a:0b:0c:0c") == 0, 20, "the reload")
+    def reload(backends: list[dict]) -> None:
+        doc = yaml.safe_load(cfg.read_text())
+        doc["vips"][0]["backends"] = backends
+        doc["edges"][0]["backends"] = [b["ip"] for b in backends]
+        cfg.write_text(yaml.safe_dump(doc))
+        lab.controller_proc.send_signal(signal.SIGHUP)
+
+    # drain .13: its connections stay on it (pinned), new ones avoid it
+    reload([{"ip": "10.11.12.11"}, {"ip": "10.11.12.12"}, {"ip": "10.11.12.13", "weight": 0}])
+    wait_for(lambda: "aa:bb:0a:0b:0c:0d" not in lab.groups(br), 20, "the reload")
+    assert backends_seen() == first
+    fresh = backends_seen(43000)
+    assert len(fresh) == 60 and set(fresh.values()) == {"10.11.12.11", "10.11.12.12"}
+
+    # drop .12 from the VIP: only its connections move, to a backend with room
+    reload([{"ip": "10.11.12.11"}, {"ip": "10.11.12.13"}])
+    wait_for(lambda: "aa:bb:0a:0b:0c:0c" not in lab.groups(br), 20, "the reload")
     after = backends_seen()
     assert len(after) == 60 and "10.11.12.12" not in after.values()
     assert {p: ip for p, ip in first.items() if ip != "10.11.12.12"} == \

@@ -39,7 +39,7 @@ def test_connect_sweeps_only_static_stages_then_installs_and_probes():
     _, out = connected()
     msgs = [m for _, m in out]
     deletes = [m for m in msgs if isinstance(m, parser.OFPFlowMod) and m.command == ofp.OFPFC_DELETE]
-    assert {cookies.stage_of(m.cookie) for m in deletes} == {1, 2, 4, 5}  # never the session stage
+    assert {cookies.stage_of(m.cookie) for m in deletes} == {1, 2, 4, 5, 7}  # never the session stage
     assert all(m.cookie_mask == cookies.stage_mask() for m in deletes)
     adds = [m for m in msgs if isinstance(m, parser.OFPFlowMod) and m.command == ofp.OFPFC_ADD]
     assert {m.table_id for m in adds} == {0, 10, 20, 30, 40}
@@ -291,7 +291,7 @@ def test_a_switch_dropped_from_the_config_loses_its_static_flows_on_reload():
     doc["edges"][0]["dpid"] = 7
     out = [m for dpid, m in lb.reconfigure(parse_config(doc), 1.0) if dpid == 2]
     assert out and all(m.command == ofp.OFPFC_DELETE and cookies.decode(m.cookie).generation == 1 for m in out)
-    assert {m.table_id for m in out} == {0, 10, 20, 30, 40, 50}
+    assert {m.table_id for m in out} == {0, 10, 20, 25, 30, 40, 50}
 
 
 def _groups(out, command=None):
@@ -299,7 +299,7 @@ def _groups(out, command=None):
 
 
 def _bucket_macs(group):
-    return [b.actions[0].value for b in group.buckets]
+    return [b.actions[1].value for b in group.buckets]  # set eth_dst
 
 
 def test_switch_selection_installs_a_group_the_vip_flow_sends_to():
@@ -313,9 +313,22 @@ def test_switch_selection_installs_a_group_the_vip_flow_sends_to():
                                  and m.command == ofp.OFPFC_ADD)  # the group exists before a flow uses it
     macs = _bucket_macs(add)
     assert len(macs) == 256 and {macs.count(m) for m in set(macs)} <= {85, 86} and len(set(macs)) == 3
-    assert all(b.weight == 1 and b.actions[1].table_id == TABLES["translate"].table_id for b in add.buckets)
-    vip_flow = next(m for m in msgs if isinstance(m, parser.OFPFlowMod) and m.table_id == 20 and m.priority == 10)
-    assert vip_flow.instructions[0].actions[0].group_id == 0x1B000001
+    for bucket in add.buckets:  # the picked backend in reg1 and eth_dst, then the pin stage
+        picked, set_mac, resubmit = bucket.actions
+        assert picked.dst == "reg1" and set_mac.value == format_mac(lb.ctx.scheme.encode(IP(picked.value)))
+        assert bucket.weight == 1 and resubmit.table_id == TABLES["pin"].table_id
+    (commit,) = [m for m in msgs if isinstance(m, parser.OFPFlowMod) and m.table_id == 25 and m.priority == 100]
+    ct = commit.instructions[0].actions[0]
+    assert ct.flags == 1 and ct.zone_ofs_nbits == 0x1B and ct.recirc_table == 255  # commit, no recirculation
+    assert (ct.actions[0].src_field, ct.actions[0].dst_field) == ("reg1", "ct_mark")
+    assert commit.instructions[1].table_id == TABLES["translate"].table_id
+    vip = {m.priority: m for m in msgs if isinstance(m, parser.OFPFlowMod) and m.table_id == 20 and m.priority}
+    track, pick = vip[10].instructions[0].actions[0], vip[20].instructions[0].actions[0]
+    assert vip[10].match["ct_state"] == (0, 0x20) and (track.recirc_table, track.flags) == (20, 0)
+    assert vip[20].match["ct_state"] == (0x20, 0x20) and pick.group_id == 0x1B000001
+    pinned = [m for m in msgs if isinstance(m, parser.OFPFlowMod) and m.table_id == 20 and m.priority == 30]
+    assert sorted(ipaddress.IPv4Address(m.match["ct_mark"]) for m in pinned) == \
+        [IP("10.11.12.11"), IP("10.11.12.12"), IP("10.11.12.13")]
     # no packet-in comes for this VIP; one that does anyway (a reload race) is ignored, not scheduled
     assert lb.packet_in(1, 1, NEW_CONN, syn(40000), 1.0) == [] and len(lb.sessions) == 0
 
@@ -345,6 +358,10 @@ def test_switch_selection_with_every_backend_drained_drops_new_connections():
     doc_drained = _cfg_with(selection="switch", scheduler="mh",
                             backends=[{"ip": "10.11.12.11", "weight": 0}, {"ip": "10.11.12.12", "down": True},
                                       {"ip": "10.11.12.13"}])
-    (modify,) = _groups(lb.reconfigure(doc_drained, 1.0))
+    out = lb.reconfigure(doc_drained, 1.0)
+    (modify,) = _groups(out)
     assert set(_bucket_macs(modify)) == {"aa:bb:0a:0b:0c:0d"}
+    # the drained and the down backend keep the connections pinned to them
+    pinned = [m for _, m in out if isinstance(m, parser.OFPFlowMod) and m.table_id == 20 and m.priority == 30]
+    assert len(pinned) == 3
     assert session.selection_group(lb.sites[1].ctx, 1, [None] * 256, ofp.OFPGC_MODIFY).buckets == []

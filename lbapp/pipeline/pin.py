@@ -1,0 +1,20 @@
+"""Stage pin (table 25): commit connections the switch picked a backend for to conntrack, with
+the backend's address (left in reg1 by the select group's bucket) as the connection's mark."""
+from __future__ import annotations
+
+from lbapp.pipeline import cookies
+from lbapp.pipeline.actions import ETH_TYPE_IP, conntrack, move
+from lbapp.pipeline.context import Context
+from lbapp.pipeline.tables import CT_ZONE, REG_PICKED, TABLES
+
+TABLE = TABLES["pin"]
+
+
+def balancer_flows(ctx: Context) -> list:
+    if not any(vip.selection == "switch" for _, vip in ctx.balanced_vips()):
+        return []  # the stage is empty unless a VIP uses it
+    cookie = cookies.make(TABLE.stage, generation=ctx.generation)
+    return [TABLE.miss_flow(ctx.generation),
+            TABLE.flow("commit", {"eth_type": ETH_TYPE_IP}, cookie=cookie,
+                       actions=[conntrack(CT_ZONE, commit=True, mark_from=move(REG_PICKED, "ct_mark", 32))],
+                       goto="translate")]
