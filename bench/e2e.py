@@ -30,6 +30,7 @@ IPERF_PORT = 5201
 # method keys source NAT on backend and port), so the direct path uses ports in no VIP.
 DIRECT_STREAM, DIRECT_IPERF = 7001, 5202
 SWITCH_PICKS = 7002  # the same stream service, through a VIP with selection: switch
+SWITCH_IPERF = 5203  # an iperf3 server behind a VIP with selection: switch
 
 
 def config(path: Path) -> Path:
@@ -40,8 +41,9 @@ def config(path: Path) -> Path:
             vip["backends"] = [{"ip": BACKEND}]
     doc["vips"].append({"name": "iperf", "ip": VIP, "port": IPERF_PORT, "protocol": "tcp", "scheduler": "rr",
                         "idle_timeout": 10, "backends": [{"ip": BACKEND}]})
-    doc["vips"].append({"name": "switch-picks", "ip": VIP, "port": SWITCH_PICKS, "protocol": "tcp", "scheduler": "mh",
-                        "selection": "switch", "idle_timeout": 20, "backends": [{"ip": BACKEND}]})
+    for name, port in (("switch-picks", SWITCH_PICKS), ("switch-iperf", SWITCH_IPERF)):
+        doc["vips"].append({"name": name, "ip": VIP, "port": port, "protocol": "tcp", "scheduler": "mh",
+                            "selection": "switch", "idle_timeout": 20, "backends": [{"ip": BACKEND}]})
     doc["edges"][0]["backends"] = sorted({b["ip"] for v in doc["vips"] for b in v["backends"]})
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -67,18 +69,20 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lbapp-e2e-"))
     rows: dict[str, list[float]] = {"conn/s via VIP": [], "conn/s switch": [], "conn/s direct": [],
-                                    "Gbit/s via VIP": [], "Gbit/s direct": []}
+                                    "Gbit/s via VIP": [], "Gbit/s switch": [], "Gbit/s direct": []}
     with MininetLab("cross_vlan", work, config(work / "lb.yaml")) as lab:
         # the load client closes thousands of connections a second: let it reuse ports in
         # TIME_WAIT, or both paths soon measure the client's port exhaustion instead
         lab.net.get("h1").cmd("sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range='1024 65000'")
-        servers = [lab.net.get("b1").popen(["iperf3", "-s", "-p", str(p)]) for p in (IPERF_PORT, DIRECT_IPERF)]
+        servers = [lab.net.get("b1").popen(["iperf3", "-s", "-p", str(p)])
+                   for p in (IPERF_PORT, SWITCH_IPERF, DIRECT_IPERF)]
         try:
             for _ in range(args.runs):  # interleaved, side by side
                 rows["conn/s via VIP"].append(connections(lab, VIP, 7000, args.seconds))
                 rows["conn/s switch"].append(connections(lab, VIP, SWITCH_PICKS, args.seconds))
                 rows["conn/s direct"].append(connections(lab, BACKEND, DIRECT_STREAM, args.seconds))
                 rows["Gbit/s via VIP"].append(iperf(lab, VIP, IPERF_PORT, args.seconds))
+                rows["Gbit/s switch"].append(iperf(lab, VIP, SWITCH_IPERF, args.seconds))
                 rows["Gbit/s direct"].append(iperf(lab, BACKEND, DIRECT_IPERF, args.seconds))
         finally:
             for server in servers:
@@ -90,6 +94,7 @@ def main() -> int:
     print(f"new connections via VIP / direct: {med['conn/s via VIP'] / med['conn/s direct']:.2f}")
     print(f"  with selection: switch / direct: {med['conn/s switch'] / med['conn/s direct']:.2f}")
     print(f"throughput via VIP / direct:      {med['Gbit/s via VIP'] / med['Gbit/s direct']:.2f}")
+    print(f"  with selection: switch / direct: {med['Gbit/s switch'] / med['Gbit/s direct']:.2f}")
     return 0
 
 

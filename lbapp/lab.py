@@ -109,6 +109,9 @@ class MininetLab:
         self.workdir.mkdir(parents=True, exist_ok=True)
         topo = self.module.topos[next(iter(self.module.topos))]()
         self._remove_leftovers(topo)
+        if any(v.selection == "switch" for v in self.cfg.vips):
+            from lbapp import ctzone
+            ctzone.apply()  # pins outlive OVS's 30 s SYN_SENT timeout (see lbapp ct-policy)
         port = free_port()
         self.controller = subprocess.Popen(
             [sys.executable, "-m", "lbapp.cli.main", "run", "-c", str(self.config), "--listen", "127.0.0.1",

@@ -5,11 +5,11 @@ import argparse
 import sys
 
 from lbapp import __version__
-from lbapp.cli import check, demo, draw, flows, mac, pipeline, run
+from lbapp.cli import check, ctpolicy, demo, draw, flows, mac, pipeline, run
 from lbapp.config import ConfigError
 from lbapp.mac import MacError
 
-SUBCOMMANDS = (mac, check, run, demo, flows, draw, pipeline)
+SUBCOMMANDS = (mac, check, run, demo, flows, draw, pipeline, ctpolicy)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from tests.helpers.frames import collect, tcp_frame
-from tests.helpers.net import sh, wait_for
+from tests.helpers.net import PYTHON, sh, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "topologies" / "worked_example.yaml"
@@ -213,6 +213,9 @@ def test_lbapp_flows_explains_a_live_switch_with_a_foreign_flow(lab, tmp_path):
 
 def test_switch_selection_picks_in_the_switch_and_pins_connections_through_reloads(lab, tmp_path):
     cfg = config(tmp_path, **{"vips.0.selection": "switch", "vips.0.scheduler": "mh"})
+    sh(PYTHON, "-m", "lbapp.cli.main", "ct-policy", "--apply", "--seconds", "900")  # pins outlive SYN_SENT's 30 s
+    assert "tcp_syn_sent=900" in sh("ovs-vsctl", "list", "CT_Timeout_Policy")
+    sh("ovs-appctl", "dpctl/flush-conntrack", "zone=27")  # pins outlive bridges: an earlier run's would stay
     br, gw = balancer_with_gateway(lab, cfg)
     groups = lab.groups(br)
     assert "type=select" in groups and groups.count("bucket=") == 256, groups

@@ -45,3 +45,22 @@ def test_run_refuses_an_invalid_config_with_the_same_messages(tmp_path):
     out = lbapp("run", "-c", str(bad), "--port", "1")
     assert out.returncode == 2
     assert "vips[0].scheduler: unknown scheduler 'x'" in out.stderr
+
+
+def test_ct_policy_prints_the_zone_policy_commands():
+    from lbapp.cli.main import main as cli_main
+    import contextlib
+    import io
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli_main(["ct-policy", "--seconds", "120"]) == 0
+    lines = out.getvalue().splitlines()
+    assert "create Datapath" in lines[0] and "datapaths:netdev=@dp" in lines[0]
+    assert lines[2] == "ovs-vsctl add-zone-tp netdev zone=27 tcp_syn_sent=120 udp_first=120 udp_single=120"
+    assert cli_main(["ct-policy", "--seconds", "0"]) == 2
+
+
+def test_ct_policy_skips_the_datapath_row_when_ovs_has_one():
+    from lbapp import ctzone
+    cmds = ctzone.commands("netdev", 600, has_datapath_row=True)
+    assert [c[1:3] for c in cmds] == [["--if-exists", "del-zone-tp"], ["add-zone-tp", "netdev"]]

@@ -1,0 +1,41 @@
+"""The conntrack zone policy that ``selection: switch`` wants on each balancer's OVS.
+
+A direct-routing balancer sees one direction of a TCP connection, so OVS's conntrack keeps the
+entry in SYN_SENT, whose timeout (30 s by default) later packets do not refresh: after it, the
+connection's next packet is picked afresh (the same backend unless its slot moved meanwhile).
+A zone timeout policy makes the pin last longer. It lives in OVSDB, not OpenFlow, so the
+controller cannot set it: ``lbapp ct-policy`` prints or runs the ``ovs-vsctl`` commands.
+"""
+from __future__ import annotations
+
+import subprocess
+
+from lbapp.pipeline.tables import CT_ZONE
+
+DEFAULT_PIN_SECONDS = 600
+
+
+def commands(datapath_type: str = "netdev", seconds: int = DEFAULT_PIN_SECONDS, has_datapath_row: bool = True
+             ) -> list[list[str]]:
+    """ovs-vsctl commands that (re)set the zone's policy; OVS needs a Datapath row for the
+    datapath type first."""
+    out = []
+    if not has_datapath_row:
+        out.append(["ovs-vsctl", "--", "--id=@dp", "create", "Datapath", "datapath_version=0", "--",
+                    "set", "Open_vSwitch", ".", f"datapaths:{datapath_type}=@dp"])
+    out.append(["ovs-vsctl", "--if-exists", "del-zone-tp", datapath_type, f"zone={CT_ZONE}"])
+    # one direction only: TCP stays in SYN_SENT; UDP in its first (unreplied) state
+    out.append(["ovs-vsctl", "add-zone-tp", datapath_type, f"zone={CT_ZONE}", f"tcp_syn_sent={seconds}",
+                f"udp_first={seconds}", f"udp_single={seconds}"])
+    return out
+
+
+def has_datapath_row(datapath_type: str = "netdev") -> bool:
+    out = subprocess.run(["ovs-vsctl", "get", "Open_vSwitch", ".", "datapaths"], capture_output=True, text=True,
+                         check=True).stdout
+    return f"{datapath_type}=" in out
+
+
+def apply(datapath_type: str = "netdev", seconds: int = DEFAULT_PIN_SECONDS) -> None:
+    for cmd in commands(datapath_type, seconds, has_datapath_row(datapath_type)):
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
