@@ -1,7 +1,9 @@
 """OVS's side of scale: how fast session flows (each with the VIP's idle timeout) get installed
 on a real bridge (userspace datapath) as their number grows. The design brief found OVS 3.1
 installing timed flows ever more slowly when they come one at a time (every flow-table change
-walks all rules that carry a timeout); lbapp writes the replies to a burst of packet-ins together.
+walks all rules that carry a timeout); lbapp writes the replies to a burst of packet-ins together,
+and a burst with at least ``--bundle-min`` flow-mods as one ONF bundle (one table change).
+Three runs: bursts in bundles (the default), bursts without bundles, one reply at a time.
 
     python bench/ovs_scale.py [--count 40000] [--rate 3000]      (root)
 
@@ -25,6 +27,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
+from lbapp.pipeline.bundles import BUNDLE_MIN_DEFAULT  # noqa: E402
 from tests.helpers.net import PYTHON, Lab, wait_for  # noqa: E402
 
 BALANCER_MAC = "02:00:00:00:00:02"
@@ -36,17 +39,17 @@ def session_flows(bridge: str) -> int:
     return int(re.search(r"flow_count=(\d+)", out).group(1))
 
 
-def run(count: int, rate: float, burst: int, work: Path) -> list[tuple[float, int]]:
+def run(count: int, rate: float, burst: int, bundle_min: int, work: Path, name: str) -> list[tuple[float, int]]:
     doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
     doc["vips"][0]["idle_timeout"] = 600  # nothing expires during the run
     cfg = work / "lb.yaml"
     cfg.write_text(yaml.safe_dump(doc))
-    lab = Lab(f"lbs{burst % 100}", work)
+    lab = Lab(name, work)
     try:
         br = lab.bridge("br", 1)
         lab.host(br, "gw", 1, "10.0.0.1/24", "aa:bb:cc:dd:ee:ff")  # the next hop, answering the probes
         cli = lab.host(br, "cl", 2, "10.0.0.50/24", "02:00:00:00:00:50")
-        lab.controller(cfg, br, extra=("--burst", str(burst)))
+        lab.controller(cfg, br, extra=("--burst", str(burst), "--bundle-min", str(bundle_min)))
         wait_for(lambda: "aa:bb:cc:dd:ee:ff" in lab.dump(br, "table=40"), 20, "the next hop")
         base = session_flows(br)
         sender = subprocess.Popen(["ip", "netns", "exec", cli, PYTHON, "-m", "tests.helpers.synflood", lab.iface(cli),
@@ -82,13 +85,15 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="lbapp-ovs-scale-"))
     marks = [m for m in (1000, 5000, 10000, 20000, 30000, 40000, 60000, 100000) if m <= args.count]
     print(f"offered {args.rate:.0f} new connections/s, {args.count} in all; flows installed per second")
-    runs = {burst: run(args.count, args.rate, burst, work) for burst in (256, 1)}
-    rates = {burst: rates_at(samples, marks) for burst, samples in runs.items()}
-    print(f"{'session flows':>14}{'burst 256':>11}{'burst 1':>9}")
+    modes = {"bundles": (256, BUNDLE_MIN_DEFAULT), "burst 256": (256, 0), "burst 1": (1, 0)}
+    runs = {mode: run(args.count, args.rate, burst, bundle_min, work, f"lbs{i}")
+            for i, (mode, (burst, bundle_min)) in enumerate(modes.items())}
+    rates = {mode: rates_at(samples, marks) for mode, samples in runs.items()}
+    print(f"{'session flows':>14}" + "".join(f"{mode:>11}" for mode in modes))
     for m in marks:
-        print(f"{m:>14}{rates[256].get(m, float('nan')):>11.0f}{rates[1].get(m, float('nan')):>9.0f}")
-    for burst, samples in runs.items():
-        print(f"burst {burst}: {samples[-1][1]} of {args.count} connections got a session flow "
+        print(f"{m:>14}" + "".join(f"{rates[mode].get(m, float('nan')):>11.0f}" for mode in modes))
+    for mode, samples in runs.items():
+        print(f"{mode}: {samples[-1][1]} of {args.count} connections got a session flow "
               f"in {samples[-1][0] - samples[0][0]:.0f} s")
     return 0
 

@@ -18,6 +18,7 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
 from lbapp.config import ConfigError, load_config
+from lbapp.pipeline import bundles
 from lbapp.pipeline.fastpath import RawMessage
 from lbapp.service import Balancer, Out
 
@@ -25,7 +26,10 @@ LOG = logging.getLogger("lbapp")
 
 cfg.CONF.register_opts([cfg.StrOpt("config", default=None, help="lbapp YAML config file"),
                         cfg.IntOpt("burst", default=256, min=1,
-                                   help="replies held back at most while packet-ins queue (1: send each at once)")],
+                                   help="replies held back at most while packet-ins queue (1: send each at once)"),
+                        cfg.IntOpt("bundle_min", default=bundles.BUNDLE_MIN_DEFAULT, min=0,
+                                   help="session flow-mods in a held burst from which it goes as one bundle "
+                                        "(0: never)")],
                        group="lbapp")
 
 TICK_SECONDS = 1.0
@@ -47,6 +51,8 @@ class LbApp(app_manager.OSKenApp):
         self.lock = threading.Lock()
         self.pending: list[Out] = []  # hot-path replies held while more packet-ins wait
         self.burst = cfg.CONF.lbapp.burst
+        self.bundle_min = cfg.CONF.lbapp.bundle_min
+        self.bundle_id = 0
 
     def start(self):
         thread = super().start()
@@ -86,8 +92,9 @@ class LbApp(app_manager.OSKenApp):
 
     def send(self, out: list[Out]) -> None:
         """The one sender: attach the datapath and send, in order. Consecutive pre-serialised
-        messages to one switch go out as one write (the hot path's flow-mod and packet-out):
-        os-ken's send queue and send thread then handle one item instead of two."""
+        messages to one switch go out as one write (the hot path's flow-mods and packet-outs):
+        os-ken's send queue and send thread then handle one item instead of many; a burst with
+        enough flow-mods goes as one bundle (one flow-table change in the switch)."""
         raw: list[bytes] = []
         raw_dp = None
         for dpid, msg in out:
@@ -100,7 +107,7 @@ class LbApp(app_manager.OSKenApp):
                 raw_dp = dp
                 continue
             if raw:
-                raw_dp.send(b"".join(raw))
+                self._send_raw(raw_dp, raw)
                 raw, raw_dp = [], None
             if isinstance(msg, RawMessage):
                 raw, raw_dp = [msg.buf], dp
@@ -108,7 +115,13 @@ class LbApp(app_manager.OSKenApp):
                 msg.datapath = dp
                 dp.send_msg(msg)
         if raw:
-            raw_dp.send(b"".join(raw))
+            self._send_raw(raw_dp, raw)
+
+    def _send_raw(self, dp, raw: list[bytes]) -> None:
+        if self.bundle_min and len(raw) >= self.bundle_min:
+            self.bundle_id = self.bundle_id % 0xFFFFFFFF + 1
+            raw = bundles.bundled(raw, self.bundle_id, self.bundle_min)
+        dp.send(b"".join(raw))
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _features(self, ev) -> None:

@@ -11,6 +11,7 @@ import threading
 from typing import Callable
 
 from lbapp.config import load_config
+from lbapp.pipeline.bundles import BUNDLE_MIN_DEFAULT
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--burst", type=int, default=256,
                    help="while packet-ins queue, hold up to this many replies and write them together "
                         "(default 256; 1 sends each at once)")
+    p.add_argument("--bundle-min", type=int, default=BUNDLE_MIN_DEFAULT,
+                   help="a held burst with at least this many session flow-mods goes to the switch as one "
+                        f"ONF bundle, one flow-table change (default {BUNDLE_MIN_DEFAULT}; 0: never)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (SIGHUP reloads the config)")
     p.set_defaults(func=run)
 
@@ -33,8 +37,11 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("lbapp").info("lbapp: OpenFlow on %s:%d, config %s", args.listen, args.port, args.config)
     if args.burst < 1:
         raise SystemExit("error: --burst must be at least 1")
+    if args.bundle_min < 0:
+        raise SystemExit("error: --bundle-min must be 0 (never) or more")
     serve(["lbapp.app"], args.listen, args.port, overrides={("config", "lbapp"): args.config,
-                                                           ("burst", "lbapp"): args.burst},
+                                                           ("burst", "lbapp"): args.burst,
+                                                           ("bundle_min", "lbapp"): args.bundle_min},
           on_hup=lambda apps: next(a for a in apps if type(a).__name__ == "LbApp").reload())
     return 0
 

@@ -39,10 +39,10 @@ def datapath_actions(trace: str) -> str:
     return match.group(1)
 
 
-def balancer_with_gateway(lab, cfg):
+def balancer_with_gateway(lab, cfg, extra: tuple[str, ...] = ()):
     br = lab.bridge("lb", 1)
     gw = lab.host(br, "gw", 1, "10.0.0.1/24", NEXT_HOP_MAC)
-    lab.controller(cfg, br)
+    lab.controller(cfg, br, extra=extra)
     wait_for(lambda: NEXT_HOP_MAC in lab.dump(br, "table=40"), 20, "the next hop to be learned by ARP probe")
     return br, gw
 
@@ -259,3 +259,16 @@ def test_switch_selection_picks_in_the_switch_and_pins_connections_through_reloa
     assert len(after) == 60 and "10.11.12.12" not in after.values()
     assert {p: ip for p, ip in first.items() if ip != "10.11.12.12"} == \
         {p: ip for p, ip in after.items() if first[p] != "10.11.12.12"}
+
+
+def test_session_flows_sent_as_bundles_take_effect_before_their_packets_are_reinjected(lab, tmp_path):
+    # --bundle-min 1: every reply with a session flow-mod goes as a bundle (open, add, commit)
+    br, gw = balancer_with_gateway(lab, config(tmp_path), extra=("--bundle-min", "1"))
+    cap = lab.sniff(gw, 4, 0x0800)
+    lab.send(gw, *[tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 42000 + i, 80) for i in range(30)])
+    seen = [s for s in collect(cap) if s.ip_src == CLIENT]
+    # every first packet was re-injected after its bundle committed, so its session carried it
+    assert sorted(s.sport for s in seen) == list(range(42000, 42030))
+    assert {s.ip_dst for s in seen} == {"10.11.12.11", "10.11.12.12", "10.11.12.13"}
+    assert lab.dump(br, "table=20").count("priority=100") == 30
+    assert "OpenFlow error" not in lab.controller_log.read_text()
