@@ -23,6 +23,7 @@ HELLO, ECHO_REQUEST, ECHO_REPLY, FEATURES_REQUEST, FEATURES_REPLY = 0, 2, 3, 5, 
 GET_CONFIG_REQUEST, GET_CONFIG_REPLY, PACKET_IN, PACKET_OUT, FLOW_MOD = 7, 8, 10, 13, 14
 MULTIPART_REQUEST, MULTIPART_REPLY, BARRIER_REQUEST, BARRIER_REPLY, ROLE_REQUEST, ROLE_REPLY = 18, 19, 20, 21, 24, 25
 HEADER = struct.Struct("!BBHI")
+EXPERIMENTER, ONF_EXPERIMENTER, ONF_BUNDLE_ADD = 4, 0x4F4E4600, 2301
 
 
 def _checksum(data: bytes) -> int:
@@ -102,6 +103,8 @@ class FakeSwitch:
                 completions()
         elif msg_type == FLOW_MOD:
             self.flow_mods += 1
+        elif msg_type == EXPERIMENTER and struct.unpack_from("!II", msg, 8) == (ONF_EXPERIMENTER, ONF_BUNDLE_ADD):
+            self.flow_mods += msg[24 + 1] == FLOW_MOD  # a flow-mod inside a bundle (no bundle replies needed)
         elif msg_type == FEATURES_REQUEST:
             self._send(FEATURES_REPLY, xid, struct.pack("!QIBB2xII", self.dpid, 0, 254, 0, 0x4F, 0))
         elif msg_type == MULTIPART_REQUEST:
