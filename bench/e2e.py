@@ -29,7 +29,7 @@ IPERF_PORT = 5201
 # The edge rewrites every reply from a VIP's service port on a backend to the VIP (the source's
 # method keys source NAT on backend and port), so the direct path uses ports in no VIP.
 DIRECT_STREAM, DIRECT_IPERF = 7001, 5202
-SWITCH_PICKS = 7002  # the same stream service, through a VIP with selection: switch
+SWITCH_PICKS = 7002  # the same stream service, through cross_vlan's VIP with selection: switch
 SWITCH_IPERF = 5203  # an iperf3 server behind a VIP with selection: switch
 
 
@@ -37,13 +37,12 @@ def config(path: Path) -> Path:
     doc = yaml.safe_load((TOPOLOGIES / "cross_vlan.yaml").read_text())
     # one backend for the comparison, so the VIP and the direct path end at the same server
     for vip in doc["vips"]:
-        if vip["name"] == "stream":
+        if vip["name"] in ("stream", "stream-fast"):  # stream-fast: the switch picks (port SWITCH_PICKS)
             vip["backends"] = [{"ip": BACKEND}]
     doc["vips"].append({"name": "iperf", "ip": VIP, "port": IPERF_PORT, "protocol": "tcp", "scheduler": "rr",
                         "idle_timeout": 10, "backends": [{"ip": BACKEND}]})
-    for name, port in (("switch-picks", SWITCH_PICKS), ("switch-iperf", SWITCH_IPERF)):
-        doc["vips"].append({"name": name, "ip": VIP, "port": port, "protocol": "tcp", "scheduler": "mh",
-                            "selection": "switch", "idle_timeout": 20, "backends": [{"ip": BACKEND}]})
+    doc["vips"].append({"name": "switch-iperf", "ip": VIP, "port": SWITCH_IPERF, "protocol": "tcp", "scheduler": "mh",
+                        "selection": "switch", "idle_timeout": 20, "backends": [{"ip": BACKEND}]})
     doc["edges"][0]["backends"] = sorted({b["ip"] for v in doc["vips"] for b in v["backends"]})
     path.write_text(yaml.safe_dump(doc))
     return path

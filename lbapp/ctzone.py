@@ -39,3 +39,8 @@ def has_datapath_row(datapath_type: str = "netdev") -> bool:
 def apply(datapath_type: str = "netdev", seconds: int = DEFAULT_PIN_SECONDS) -> None:
     for cmd in commands(datapath_type, seconds, has_datapath_row(datapath_type)):
         subprocess.run(cmd, check=True, capture_output=True, text=True)
+
+
+def flush() -> None:
+    """Forget every pin (a new lab: an earlier one's connections would pin reused ports)."""
+    subprocess.run(["ovs-appctl", "dpctl/flush-conntrack", f"zone={CT_ZONE}"], check=True, capture_output=True)

@@ -217,9 +217,11 @@ def normalize(text: str, sessions: bool = True) -> str:
             if c is not None:
                 value &= ~cookies.GEN_MASK
                 shown = f"{value:#x}"
-                if c.stage == cookies.STAGE_SESSION and c.obj and not sessions:
+                # per-connection flows carry generation 0 (static ones, like the pins, 1..255)
+                per_connection = c.stage == cookies.STAGE_SESSION and c.generation == 0 and c.obj
+                if per_connection and not sessions:
                     continue
-                if c.stage == cookies.STAGE_SESSION and c.obj:
+                if per_connection:
                     # a session: its id and the client's ephemeral port vary from run to run
                     shown = f"{value & ~cookies.OBJECT_MASK:#x}+session"
                     line = re.sub(r"\b(tp_src|tcp_src|udp_src)=\d+", r"\1=*", line)

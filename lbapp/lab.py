@@ -112,6 +112,7 @@ class MininetLab:
         if any(v.selection == "switch" for v in self.cfg.vips):
             from lbapp import ctzone
             ctzone.apply()  # pins outlive OVS's 30 s SYN_SENT timeout (see lbapp ct-policy)
+            ctzone.flush()  # an earlier lab's pins would hold this one's reused client ports
         port = free_port()
         self.controller = subprocess.Popen(
             [sys.executable, "-m", "lbapp.cli.main", "run", "-c", str(self.config), "--listen", "127.0.0.1",

@@ -43,6 +43,10 @@ class VipResult:
     clients_seen: dict[str, set] = field(default_factory=lambda: defaultdict(set))
     clients_sent: set = field(default_factory=set)
     failures: int = 0
+    in_switch: bool = False  # selection: switch: the switch picked, no session at the controller
+
+
+SWITCH_ROUNDS = 8  # connections per unit of weight and round for a VIP the switch picks for
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,8 +83,11 @@ def run(args: argparse.Namespace) -> int:
                 total_weight = sum(b.weight for b in vip.backends)
                 expected = {} if vip.external_director else {
                     names.get(str(b.ip), str(b.ip)): b.weight / total_weight for b in vip.backends if b.weight}
-                res = VipResult(vip.name, f"{vip.ip}:{vip.port}/{vip.protocol}", expected)
-                count = args.rounds * (total_weight if not vip.external_director else 4)
+                res = VipResult(vip.name, f"{vip.ip}:{vip.port}/{vip.protocol}", expected,
+                                in_switch=vip.selection == "switch")
+                # a hash spreads by weight only on average: more connections to see it
+                count = args.rounds * (4 if vip.external_director else
+                                       total_weight * (SWITCH_ROUNDS if res.in_switch else 1))
                 for i in range(count * len(clients)):
                     client = clients[i % len(clients)]
                     status.update(f"VIP {vip.name} {res.target}: request {i + 1}/{count * len(clients)} from {client}")
@@ -116,7 +123,15 @@ def run(args: argparse.Namespace) -> int:
         seen_ips = {ip for s in res.clients_seen.values() for ip in s}
         checks.append(Check(f"{res.name}: backends saw the clients' real IPs",
                             bool(seen_ips) and seen_ips == res.clients_sent, ", ".join(sorted(seen_ips))))
-        if res.expected:
+        if res.in_switch:
+            checks.append(Check(f"{res.name}: the switch spread connections over every backend",
+                                all(res.served[b] for b in res.expected),
+                                " ".join(f"{b}={res.served[b]}" for b in sorted(res.expected))))
+            at_controller = sum(1 for e in explained.values() for sess in e.sessions
+                                if sess.vip == f"VIP {res.name} {res.target}")
+            checks.append(Check(f"{res.name}: no connection went to the controller", at_controller == 0,
+                                f"{at_controller} session flows"))
+        elif res.expected:
             off = {b: abs(res.served[b] / total - share) for b, share in res.expected.items()}
             checks.append(Check(f"{res.name}: share matches the weights", max(off.values()) < 0.01,
                                 " ".join(f"{b}={res.served[b]}" for b in sorted(res.expected))))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from lbapp import ctzone
 from tests.helpers.frames import collect, tcp_frame
 from tests.helpers.net import PYTHON, sh, wait_for
 
@@ -215,7 +216,7 @@ def test_switch_selection_picks_in_the_switch_and_pins_connections_through_reloa
     cfg = config(tmp_path, **{"vips.0.selection": "switch", "vips.0.scheduler": "mh"})
     sh(PYTHON, "-m", "lbapp.cli.main", "ct-policy", "--apply", "--seconds", "900")  # pins outlive SYN_SENT's 30 s
     assert "tcp_syn_sent=900" in sh("ovs-vsctl", "list", "CT_Timeout_Policy")
-    sh("ovs-appctl", "dpctl/flush-conntrack", "zone=27")  # pins outlive bridges: an earlier run's would stay
+    ctzone.flush()  # pins outlive bridges: an earlier run's would stay
     br, gw = balancer_with_gateway(lab, cfg)
     groups = lab.groups(br)
     assert "type=select" in groups and groups.count("bucket=") == 256, groups
