@@ -152,7 +152,8 @@ class LbApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def _flow_removed(self, ev) -> None:
         msg = ev.msg
-        self._call(self.balancer.flow_removed, msg.datapath.id, msg.cookie, msg.reason, time.time(), msg.byte_count)
+        self._call(self.balancer.flow_removed, msg.datapath.id, msg.cookie, msg.reason, time.time(), msg.byte_count,
+                   dict(msg.match.items()))
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev) -> None:

@@ -59,6 +59,9 @@ class Balancer:
         # selection: switch VIPs: each one's slot table, and the VIP ids whose group each switch has
         self.slots: dict[int, slot_tables.Slots] = {}
         self.groups: dict[int, set[int]] = {}
+        # (VIP ip, protocol, port, backend) removed from a selection: switch VIP -> the balancers
+        # whose lingering pin flow for it has not idled out yet
+        self.pins: dict[tuple[IPv4, str, int, IPv4], set[int]] = {}
         self.dropped_no_backend = 0
         self.bad_packets = 0
         self._apply(cfg, generation)
@@ -149,9 +152,11 @@ class Balancer:
         generation's leftovers (flows the new config no longer has) are deleted."""
         old_generation = self.generation
         old_edge = {ip: e.dpid for e in self.cfg.edges for ip in e.backends}
+        old_pinned = {(v.ip, v.protocol, v.port): {b.ip for b in v.backends}
+                      for v in self.cfg.vips if v.selection == "switch"}
         self._apply(cfg, old_generation % 255 + 1)
+        out: list[Out] = self._linger_pins(old_pinned)
         self._find_lingering(old_edge)
-        out: list[Out] = []
         for dpid in sorted(self.connected):
             flows, names, roles = self._static_flows(dpid)
             site = self.sites.get(dpid)
@@ -170,6 +175,24 @@ class Balancer:
             out += [(dpid, m) for m in groups + flows + stale + gone]
             LOG.info("switch %016x reconfigured as %s: %d flows (generation %d)", dpid, "+".join(roles) or "nothing",
                      len(flows), self.generation)
+        return out
+
+    def _linger_pins(self, old_pinned: dict[tuple[IPv4, str, int], set[IPv4]]) -> list[Out]:
+        """Backends removed from a selection: switch VIP keep their pin flow, with the VIP's idle
+        timeout, on every balancer: their open connections finish where they are."""
+        out: list[Out] = []
+        served = {(v.ip, v.protocol, v.port, b.ip) for v in self.cfg.vips for b in v.backends}
+        self.pins = {pair: dpids for pair, dpids in self.pins.items() if pair not in served}
+        for _, vip in self.ctx.balanced_vips():
+            if vip.selection != "switch":
+                continue
+            for backend in sorted(old_pinned.get((vip.ip, vip.protocol, vip.port), set())
+                                  - {b.ip for b in vip.backends}):
+                dpids = sorted(self.connected & set(self.sites))
+                self.pins[(vip.ip, vip.protocol, vip.port, backend)] = set(dpids)
+                LOG.info("backend %s left %s:%d/%s: its pinned connections stay until idle", backend, vip.ip,
+                         vip.port, vip.protocol)
+                out += [(dpid, session.lingering_pin(self.sites[dpid].ctx, vip, backend)) for dpid in dpids]
         return out
 
     def _group_changes(self, dpid: int) -> tuple[list[Any], list[Any]]:
@@ -192,11 +215,11 @@ class Balancer:
         # another VIP address must not be shadowed by the old one
         nat_keys = {(b, proto, port) for _, proto, port, b in served}
         still = {}
-        for sess in self.sessions.by_id.values():
-            pair = (sess.key.dst_ip, PROTO_NAMES[sess.key.protocol], sess.key.dst_port, sess.backend)
+        live = [_pair(sess) for sess in self.sessions.by_id.values()] + list(self.pins)
+        for pair in live:
             if pair in served or (pair[3], pair[1], pair[2]) in nat_keys:
                 continue
-            edge = self.lingering.get(pair, old_edge.get(sess.backend))
+            edge = self.lingering.get(pair, old_edge.get(pair[3]))
             if edge is not None:
                 still[pair] = edge
         for pair in set(still) - set(self.lingering):
@@ -347,10 +370,13 @@ class Balancer:
 
     # --- flow-removed ---
 
-    def flow_removed(self, dpid: int, cookie: int, reason: int, now: float, byte_count: int = 0) -> list[Out]:
+    def flow_removed(self, dpid: int, cookie: int, reason: int, now: float, byte_count: int = 0,
+                     match: dict | None = None) -> list[Out]:
         decoded = cookies.decode(cookie)
         if decoded is None or decoded.stage != cookies.STAGE_SESSION:
             return []
+        if decoded.vip == cookies.LINGER_VIP:
+            return self._pin_idle(dpid, decoded.obj, match or {})
         known = self.sessions.by_id.get(decoded.obj)
         if known is None or known.flow_vip != decoded.vip:
             return []  # a flow from an earlier controller run, not this run's session
@@ -358,22 +384,35 @@ class Balancer:
         out: list[Out] = []
         if sess is not None:
             self.removed_bytes[sess.backend] += byte_count
-            out = self._end_lingering(sess)
+            out = self._end_lingering(_pair(sess))
             LOG.debug("session %d ended (%s) after %.1fs: %s:%d -> %s; %d live", sess.session_id,
                      _REASONS.get(reason, reason), now - sess.created, sess.key.src_ip, sess.key.src_port, sess.backend,
                      len(self.sessions))
         return out
 
-    def _end_lingering(self, ended: Session) -> list[Out]:
-        """The last session of a lingering (VIP, backend): remove its source NAT."""
-        pair = (ended.key.dst_ip, PROTO_NAMES[ended.key.protocol], ended.key.dst_port, ended.backend)
+    def _pin_idle(self, dpid: int, backend: int, match: dict) -> list[Out]:
+        """A removed backend's pin flow idled out on ``dpid``."""
+        protocol = PROTO_NAMES.get(match.get("ip_proto"))
+        if protocol is None or "ipv4_dst" not in match:
+            return []
+        pair = (IPv4(match["ipv4_dst"]), protocol, match.get(L4[protocol][2]), IPv4(backend))
+        dpids = self.pins.get(pair)
+        if dpids is None:
+            return []
+        dpids.discard(dpid)
+        if dpids:
+            return []
+        del self.pins[pair]
+        LOG.info("backend %s: its last pinned connection to %s:%d went idle", pair[3], pair[0], pair[2])
+        return self._end_lingering(pair)
+
+    def _end_lingering(self, pair: tuple[IPv4, str, int, IPv4]) -> list[Out]:
+        """When the last session or pin of a lingering (VIP, backend) ends: remove its source NAT."""
         dpid = self.lingering.get(pair)
-        if dpid is None or any((s.key.dst_ip, s.key.protocol, s.key.dst_port, s.backend)
-                               == (ended.key.dst_ip, ended.key.protocol, ended.key.dst_port, ended.backend)
-                               for s in self.sessions.by_id.values()):
+        if dpid is None or pair in self.pins or any(_pair(s) == pair for s in self.sessions.by_id.values()):
             return []
         del self.lingering[pair]
-        LOG.info("backend %s: last session on %s:%d ended; its source NAT goes", ended.backend, pair[0], pair[2])
+        LOG.info("backend %s: last session on %s:%d ended; its source NAT goes", pair[3], pair[0], pair[2])
         out = [(dpid, snat.remove_lingering(pair))]
         if not any(p[3] == pair[3] and d == dpid for p, d in self.lingering.items()):
             out.append((dpid, classify.remove_lingering(pair[3])))
@@ -407,6 +446,11 @@ class Balancer:
             for vip_id, vip in self.ctx.vips():
                 self.schedulers[vip_id].set_backends(self._weights(vip))
         return []
+
+
+def _pair(sess: Session) -> tuple[IPv4, str, int, IPv4]:
+    """The (VIP ip, protocol, port, backend) a session belongs to."""
+    return sess.key.dst_ip, PROTO_NAMES[sess.key.protocol], sess.key.dst_port, sess.backend
 
 
 _REASONS = {ofp.OFPRR_IDLE_TIMEOUT: "idle", ofp.OFPRR_HARD_TIMEOUT: "hard timeout", ofp.OFPRR_DELETE: "deleted"}

@@ -49,18 +49,36 @@ def balancer_flows(ctx: Context) -> list:
         if vip.selection == "controller":
             flows.append(TABLE.flow("new_connection", to_vip, cookie=cookie, actions=[to_controller()]))
             continue
-        tracked = dict(to_vip, ct_state=(CT_TRACKED, CT_TRACKED))
         flows.append(TABLE.flow("new_connection", dict(to_vip, ct_state=(0, CT_TRACKED)), cookie=cookie,
                                 actions=[conntrack(CT_ZONE, table=TABLE.table_id)]))
-        flows.append(TABLE.flow("pick", tracked, cookie=cookie, actions=[group(vip_group_id(vip_id))]))
+        flows.append(TABLE.flow("pick", dict(to_vip, ct_state=(CT_TRACKED, CT_TRACKED)), cookie=cookie,
+                                actions=[group(vip_group_id(vip_id))]))
         # every backend the VIP names keeps its pinned connections, drained or down ones too
         for backend in vip.backends:
             flows.append(TABLE.flow(
-                "pinned", dict(tracked, ct_mark=int(backend.ip)),
+                "pinned", _pinned_match(vip, backend.ip),
                 cookie=cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id,
                                     obj=ctx.backend_ids[backend.ip]),
                 actions=[set_field(eth_dst=macs.format_mac(ctx.scheme.encode(backend.ip)))], goto="translate"))
     return flows
+
+
+def _pinned_match(vip, backend: IPv4) -> dict:
+    proto, _, dst_field = L4[vip.protocol]
+    return {"eth_type": ETH_TYPE_IP, "ip_proto": proto, "ipv4_dst": str(vip.ip), dst_field: vip.port,
+            "ct_state": (CT_TRACKED, CT_TRACKED), "ct_mark": int(backend)}
+
+
+def lingering_pin(ctx: Context, vip, backend: IPv4):
+    """The pin flow of a backend removed from a ``selection: switch`` VIP: its pinned connections
+    carry on until all of them have been idle for the VIP's idle timeout; the switch then
+    removes it and reports it (the edge's source NAT for the pair goes then). It replaces the
+    backend's pin flow, whose last-use time OVS keeps: idle counts from the last packet. Generation
+    0: no reload sweeps it."""
+    return TABLE.flow("pinned", _pinned_match(vip, backend),
+                      cookie=cookies.make_lingering(TABLE.stage, 0, int(backend)),
+                      actions=[set_field(eth_dst=macs.format_mac(ctx.scheme.encode(backend)))], goto="translate",
+                      idle_timeout=vip.idle_timeout, send_flow_removed=True)
 
 
 def selection_group(ctx: Context, vip_id: int, slots: Sequence[IPv4 | None], command: int) -> parser.OFPGroupMod:

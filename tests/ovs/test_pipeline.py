@@ -213,7 +213,8 @@ def test_lbapp_flows_explains_a_live_switch_with_a_foreign_flow(lab, tmp_path):
 
 
 def test_switch_selection_picks_in_the_switch_and_pins_connections_through_reloads(lab, tmp_path):
-    cfg = config(tmp_path, **{"vips.0.selection": "switch", "vips.0.scheduler": "mh"})
+    # idle timeout 15 s: longer than the gaps between this test's rounds of packets
+    cfg = config(tmp_path, **{"vips.0.selection": "switch", "vips.0.scheduler": "mh", "vips.0.idle_timeout": 15})
     sh(PYTHON, "-m", "lbapp.cli.main", "ct-policy", "--apply", "--seconds", "900")  # pins outlive SYN_SENT's 30 s
     assert "tcp_syn_sent=900" in sh("ovs-vsctl", "list", "CT_Timeout_Policy")
     ctzone.flush()  # pins outlive bridges: an earlier run's would stay
@@ -253,9 +254,14 @@ def test_switch_selection_picks_in_the_switch_and_pins_connections_through_reloa
     fresh = backends_seen(43000)
     assert len(fresh) == 60 and set(fresh.values()) == {"10.11.12.11", "10.11.12.12"}
 
-    # drop .12 from the VIP: only its connections move, to a backend with room
+    # drop .12 from the VIP: its connections stay on it (a lingering pin), new ones avoid it...
     reload([{"ip": "10.11.12.11"}, {"ip": "10.11.12.13"}])
     wait_for(lambda: "aa:bb:0a:0b:0c:0c" not in lab.groups(br), 20, "the reload")
+    assert backends_seen() == first
+    assert "10.11.12.12" not in backends_seen(45000).values()
+    # ...until they have all been idle for the VIP's idle timeout: then the pin goes, and so would
+    # they (to a backend with room); every other connection keeps its backend
+    wait_for(lambda: "went idle" in lab.controller_log.read_text(), 40, "the removed backend's pin to idle out")
     after = backends_seen()
     assert len(after) == 60 and "10.11.12.12" not in after.values()
     assert {p: ip for p, ip in first.items() if ip != "10.11.12.12"} == \

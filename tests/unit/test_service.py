@@ -365,3 +365,25 @@ def test_switch_selection_with_every_backend_drained_drops_new_connections():
     pinned = [m for _, m in out if isinstance(m, parser.OFPFlowMod) and m.table_id == 20 and m.priority == 30]
     assert len(pinned) == 3
     assert session.selection_group(lb.sites[1].ctx, 1, [None] * 256, ofp.OFPGC_MODIFY).buckets == []
+
+
+def test_a_backend_removed_from_a_switch_vip_keeps_its_pin_and_source_nat_until_idle():
+    lb = Balancer(_cfg_with(selection="switch", scheduler="mh"))
+    lb.switch_connected(1, 0.0)
+    lb.switch_connected(2, 0.0)
+    out = lb.reconfigure(_cfg_with(selection="switch", scheduler="mh",
+                                   backends=[{"ip": "10.11.12.11"}, {"ip": "10.11.12.13"}]), 1.0)
+    pins = [m for d, m in out if d == 1 and isinstance(m, parser.OFPFlowMod) and m.table_id == 20
+            and m.command == ofp.OFPFC_ADD and m.idle_timeout]
+    (pin,) = pins
+    assert pin.match["ct_mark"] == int(IP("10.11.12.12")) and pin.flags & ofp.OFPFF_SEND_FLOW_REM
+    assert pin.idle_timeout == lb.cfg.vips[0].idle_timeout and cookies.decode(pin.cookie).generation == 0  # never swept
+    edge = [m for d, m in out if d == 2 and isinstance(m, parser.OFPFlowMod) and m.command == ofp.OFPFC_ADD
+            and cookies.decode(m.cookie).vip == cookies.LINGER_VIP]
+    assert {m.table_id for m in edge} == {0, 50}  # the edge still sends .12's replies out as the VIP
+    # the pin idles out: the lingering source NAT goes with it
+    match = dict(pin.match.items())
+    gone = lb.flow_removed(1, pin.cookie, ofp.OFPRR_IDLE_TIMEOUT, 30.0, match=match)
+    assert {(d, m.table_id, m.command) for d, m in gone} == {(2, 50, ofp.OFPFC_DELETE), (2, 0, ofp.OFPFC_DELETE)}
+    assert lb.pins == {} and lb.lingering == {}
+    assert lb.flow_removed(1, pin.cookie, ofp.OFPRR_IDLE_TIMEOUT, 31.0, match=match) == []  # a repeat: nothing
