@@ -1,5 +1,6 @@
 """Explain an ``ovs-ofctl dump-flows`` text: each flow by pipeline stage and owner (VIP, backend,
-route, gateway, session), sessions as client -> VIP -> backend, foreign flows apart.
+route, gateway, session), sessions as client -> VIP -> backend, foreign flows apart; and an
+``ovs-ofctl dump-groups`` text: each ``selection: switch`` VIP's slots per backend.
 
 Parsing stands on the ``ovs`` package's flow parser (``ovs.flow.ofp.OFPFlow``); ownership comes
 from the cookie (:mod:`lbapp.pipeline.cookies`), names from the config when one is given.
@@ -17,7 +18,7 @@ from lbapp import mac as macs
 from lbapp.config import Config
 from lbapp.pipeline import cookies
 from lbapp.pipeline.context import Context
-from lbapp.pipeline.tables import BY_STAGE, PIPELINE, Table
+from lbapp.pipeline.tables import BY_STAGE, PIPELINE, Table, group_vip
 
 # ovs-ofctl headers and blank lines are not flows
 _NOT_A_FLOW = re.compile(r"^\s*$|^(OFPST_FLOW|NXST_FLOW)")
@@ -195,6 +196,41 @@ def explain(text: str, cfg: Config | None = None) -> Explanation:
         if table.name == "session" and flow.role == "connection":
             out.sessions.append(_session(flow, parsed, namer, c))
     out.stages = {k: v for k, v in out.stages.items() if v}
+    return out
+
+
+@dataclass
+class Group:
+    group_id: int
+    owner: str  # the VIP, or "not lbapp's"
+    kind: str
+    slots: dict[str, int]  # backend -> buckets (slots) it holds
+
+
+_GROUP_ID = re.compile(r"group_id=(\d+)")
+_GROUP_TYPE = re.compile(r"type=(\w+)")
+_BUCKET_MAC = re.compile(r"set_field:([0-9a-f:]{17})->eth_dst")
+
+
+def explain_groups(text: str, cfg: Config | None = None) -> list[Group]:
+    """The groups of a dump-groups text; for lbapp's, the slots each backend holds (a bucket's
+    backend is the fabricated MAC it sets)."""
+    namer = Namer(cfg)
+    out = []
+    for line in text.splitlines():
+        found = _GROUP_ID.search(line)
+        if not found:
+            continue
+        group_id = int(found.group(1))
+        vip_id = group_vip(group_id)
+        kind = _GROUP_TYPE.search(line)
+        slots: dict[str, int] = {}
+        for bucket in line.split("bucket=")[1:]:
+            mac = _BUCKET_MAC.search(bucket)
+            backend = namer.backend_of_mac(macs.parse_mac(mac.group(1))) if mac else "?"
+            slots[backend] = slots.get(backend, 0) + 1
+        out.append(Group(group_id, namer.vip(vip_id) if vip_id else "not lbapp's", kind.group(1) if kind else "?",
+                         dict(sorted(slots.items()))))
     return out
 
 

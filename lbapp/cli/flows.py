@@ -5,13 +5,14 @@ import argparse
 import json
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from lbapp.config import load_config
-from lbapp.flows import Explanation, explain, normalize
+from lbapp.flows import Explanation, Group, explain, explain_groups, normalize
 from lbapp.pipeline.tables import TABLES
 
 
@@ -47,12 +48,33 @@ def run(args: argparse.Namespace) -> int:
         return 0
     cfg = load_config(args.config) if args.config else None
     result = explain(text, cfg)
+    groups = explain_groups(read_groups(args.bridge), cfg) if args.bridge else []
     if args.json:
-        json.dump(result.to_json(), sys.stdout, indent=2)
+        json.dump(result.to_json() | {"groups": [asdict(g) for g in groups]}, sys.stdout, indent=2)
         print()
         return 0
-    show(result, Console())
+    console = Console()
+    show(result, console)
+    show_groups(groups, console)
     return 0
+
+
+def read_groups(bridge: str) -> str:
+    result = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-groups", bridge], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"error: ovs-ofctl dump-groups {bridge}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def show_groups(groups: list[Group], console: Console) -> None:
+    if not groups:
+        return
+    table = Table(title=f"groups: {len(groups)} (selection: switch: slots of 256 per backend)", title_justify="left")
+    for col in ("group", "type", "owner", "slots per backend"):
+        table.add_column(col, overflow="fold")
+    for g in groups:
+        table.add_row(f"{g.group_id:#x}", g.kind, g.owner, " ".join(f"{b}={n}" for b, n in g.slots.items()) or "-")
+    console.print(table)
 
 
 def _count(value: int | None) -> str:

@@ -34,6 +34,12 @@ def vip_group_id(vip_id: int) -> int:
     return GROUP_TAG | vip_id
 
 
+def group_vip(group_id: int) -> int | None:
+    """The VIP id of one of lbapp's groups; None for a group that is not lbapp's."""
+    vip_id = group_id & 0xFFF
+    return vip_id if group_id == GROUP_TAG | vip_id else None
+
+
 # Conntrack: connections the switch picked for are committed in this zone with their backend's
 # IPv4 address as ct_mark, so a connection stays on its backend when the slots move. (The commit
 # happens in the pin stage: OVS runs group buckets as action sets, which drop ct().)

@@ -3,6 +3,7 @@
 Proof is traffic through the bridge (raw frames in namespaces, captured on the far side) and
 ``ovs-appctl ofproto/trace`` of what the installed flows do with a packet.
 """
+import json
 import re
 import signal
 from pathlib import Path
@@ -239,6 +240,10 @@ def test_switch_selection_picks_in_the_switch_and_pins_connections_through_reloa
     # conntrack holds each connection's backend (zone 27, the backend's address as the mark)
     marks = sh("ovs-appctl", "dpctl/dump-conntrack", "zone=27")
     assert marks.count("dport=80") == 60 and "mark=168496141" in marks  # 10.11.12.13
+    # lbapp flows shows the group as slots per backend
+    shown = json.loads(sh(PYTHON, "-m", "lbapp.cli.main", "flows", br, "-c", str(cfg), "--json"))
+    assert [(g["owner"], g["slots"]) for g in shown["groups"]] == [
+        ("VIP web 117.78.6.19:80/tcp", {"10.11.12.11": 86, "10.11.12.12": 85, "10.11.12.13": 85})]
 
     def reload(backends: list[dict]) -> None:
         doc = yaml.safe_load(cfg.read_text())

@@ -66,3 +66,18 @@ def test_cli_json_and_table():
     assert len(doc["sessions"]) == 27 and "next_hop" in doc["stages"]
     out = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
     assert "sessions: 27" in out.stdout and "table 40 next_hop" in out.stdout
+
+
+def test_groups_explained_as_slots_per_backend():
+    from lbapp.config import load_config
+    from lbapp.flows import explain_groups
+    cfg = load_config(ROOT / "topologies" / "worked_example.yaml")
+    bucket = "bucket=bucket_id:{i},actions=load:0x{ip:x}->NXM_NX_REG1[],set_field:{mac}->eth_dst,resubmit(,25)"
+    macs = ["aa:bb:0a:0b:0c:0b", "aa:bb:0a:0b:0c:0b", "aa:bb:0a:0b:0c:0d"]
+    text = ("OFPST_GROUP_DESC reply (OF1.3) (xid=0x2):\n"
+            " group_id=452984833,type=select," + ",".join(bucket.format(i=i, ip=i, mac=m) for i, m in enumerate(macs))
+            + "\n group_id=7,type=all,bucket=actions=output:1\n")
+    ours, foreign = explain_groups(text, cfg)
+    assert ours.owner.startswith("VIP web 117.78.6.19:80/tcp") and ours.kind == "select"
+    assert ours.slots == {"10.11.12.11": 2, "10.11.12.13": 1}
+    assert foreign.owner == "not lbapp's" and foreign.slots == {"?": 1}
