@@ -20,7 +20,7 @@ from os_ken.ofproto import ofproto_v1_3
 from lbapp.config import ConfigError, load_config
 from lbapp.pipeline import bundles
 from lbapp.pipeline.fastpath import RawMessage
-from lbapp.service import Balancer, Out
+from lbapp.service import Balancer, FlowStat, Out
 
 LOG = logging.getLogger("lbapp")
 
@@ -159,11 +159,17 @@ class LbApp(app_manager.OSKenApp):
     def _flow_stats(self, ev) -> None:
         msg = ev.msg
         more = bool(msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE)  # OVS splits large replies
-        self._call(self.balancer.session_stats, msg.datapath.id, [(s.cookie, s.byte_count) for s in msg.body],
-                   time.time(), more)
+        self._call(self.balancer.session_stats, msg.datapath.id, [_flow_stat(s) for s in msg.body], time.time(), more)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev) -> None:
         msg = ev.msg
         LOG.error("switch %016x: OpenFlow error type=%d code=%d on %s", msg.datapath.id, msg.type, msg.code,
                   msg.data[:64].hex())
+
+
+def _flow_stat(stat) -> FlowStat:
+    eth_dst = next((a.value for inst in stat.instructions for a in getattr(inst, "actions", ())
+                    if getattr(a, "key", None) == "eth_dst"), None)
+    return FlowStat(stat.cookie, stat.byte_count, stat.duration_sec + stat.duration_nsec / 1e9,
+                    tuple(stat.match.items()), eth_dst)

@@ -25,12 +25,23 @@ from lbapp.pipeline.tables import BALANCER_TABLES, EDGE_TABLES, TABLES
 from lbapp.feedback import Feedback
 from lbapp.schedulers import registry
 from lbapp.schedulers import slots as slot_tables
-from lbapp.schedulers.base import IPv4, BackendWeight, Scheduler, SchedulerOptions
+from lbapp.schedulers.base import IPv4, BackendWeight, ConnKey, Scheduler, SchedulerOptions
 from lbapp.state.nexthops import Gateway, NextHops
 from lbapp.state.sessions import Session, Sessions
 
 LOG = logging.getLogger("lbapp")
 Out = tuple[int, Any]
+
+
+@dataclass(frozen=True)
+class FlowStat:
+    """One session-table flow from a flow statistics reply."""
+
+    cookie: int
+    byte_count: int
+    duration: float = 0.0
+    match: tuple[tuple[str, Any], ...] = ()  # the flow's match fields
+    eth_dst: str | None = None  # the MAC its set_field action writes (a backend's fabricated MAC)
 
 
 @dataclass
@@ -52,6 +63,7 @@ class Balancer:
         self.feedback: Feedback | None = None
         self.removed_bytes: Counter[IPv4] = Counter()  # bytes of ended sessions, per backend (feedback)
         self._stats_waiting: set[int] = set()  # balancers whose session statistics this round lacks
+        self._adopting: set[int] = set()  # balancers whose sessions from an earlier run are being read
         self._stats_bytes: Counter[IPv4] = Counter()  # bytes of live sessions gathered this round
         # (VIP ip, protocol, port, backend) -> edge dpid, for backends removed from the config
         # whose sessions still live: their source NAT stays until the last one ends
@@ -137,14 +149,19 @@ class Balancer:
         # swept (sessions stay: they carry live connections) before the pipeline goes in.
         sweep = [TABLES[n].delete({}, cookie=cookies.make(TABLES[n].stage), cookie_mask=cookies.stage_mask())
                  for n in sorted(names) if not TABLES[n].session_owned]
-        groups = []
-        if site is not None:  # an earlier run's groups may be there: replace rather than modify
+        groups, adopt = [], []
+        if site is not None:
+            # sessions an earlier run (or this one, before a reconnect) left in the switch: read
+            # them back, so counts and flow-removed messages know them
+            self._adopting.add(dpid)
+            adopt.append(self._session_stats_request())
+            # an earlier run's groups may be there: replace rather than modify
             for vip_id in sorted(self.slots):
                 groups += [session.remove_selection_group(vip_id),
                            session.selection_group(site.ctx, vip_id, self.slots[vip_id], ofp.OFPGC_ADD)]
             self.groups[dpid] = set(self.slots)
         LOG.info("switch %016x connected as %s: installing %d flows", dpid, "+".join(roles), len(flows))
-        return [(dpid, m) for m in sweep + groups + flows] + self.tick(now)
+        return [(dpid, m) for m in sweep + groups + flows + adopt] + self.tick(now)
 
     def reconfigure(self, cfg: Config, now: float) -> list[Out]:
         """Apply a new config without losing a connection: established sessions keep their
@@ -276,13 +293,10 @@ class Balancer:
         statistics requests when dynamic feedback is due."""
         out = []
         if self.feedback is not None and self.feedback.due(now):
-            stage = TABLES["session"]
             self._stats_waiting = self.connected & set(self.sites)
             self._stats_bytes = Counter()
             for dpid in sorted(self._stats_waiting):
-                out.append((dpid, parser.OFPFlowStatsRequest(
-                    datapath=None, table_id=stage.table_id, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
-                    cookie=cookies.make(stage.stage), cookie_mask=cookies.stage_mask(), match=parser.OFPMatch())))
+                out.append((dpid, self._session_stats_request()))
         for dpid, site in self.sites.items():
             if dpid not in self.connected:
                 continue
@@ -420,17 +434,56 @@ class Balancer:
 
     # --- statistics (dynamic feedback) ---
 
-    def session_stats(self, dpid: int, stats: list[tuple[int, int]], now: float, more: bool = False) -> list[Out]:
-        """One part of a balancer's session-flow statistics as (cookie, byte_count). Once every
-        balancer asked this round has sent its last part, the backends' load goes to dynamic
-        feedback, which re-weights the schedulers when it moves."""
+    @staticmethod
+    def _session_stats_request() -> parser.OFPFlowStatsRequest:
+        stage = TABLES["session"]
+        return parser.OFPFlowStatsRequest(
+            datapath=None, table_id=stage.table_id, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+            cookie=cookies.make(stage.stage), cookie_mask=cookies.stage_mask(), match=parser.OFPMatch())
+
+    def _adopt(self, dpid: int, stats: list[FlowStat], now: float, more: bool) -> None:
+        """Take back the session flows an earlier run left in the switch (a controller restart
+        or a reconnect): their connections count again, and their flow-removed ends them."""
+        adopted = 0
+        for stat in stats:
+            decoded = cookies.decode(stat.cookie)
+            if (decoded is None or decoded.stage != cookies.STAGE_SESSION or decoded.generation != 0
+                    or decoded.vip == cookies.LINGER_VIP or not decoded.obj or stat.eth_dst is None):
+                continue  # not a connection's flow
+            m = dict(stat.match)
+            protocol = PROTO_NAMES.get(m.get("ip_proto"))
+            if protocol is None:
+                continue
+            _, src_field, dst_field = L4[protocol]
+            try:
+                key = ConnKey(m["ip_proto"], IPv4(m["ipv4_src"]), m[src_field], IPv4(m["ipv4_dst"]),
+                                      m[dst_field])
+                backend = self.ctx.scheme.decode(macs.parse_mac(stat.eth_dst))
+            except (KeyError, ValueError, macs.MacError):
+                continue
+            found = self.vip_by_key.get((key.dst_ip, key.protocol, key.dst_port))
+            if found is not None and self.sessions.adopt(key, found[0], backend, decoded.obj, decoded.vip,
+                                                         now - stat.duration):
+                adopted += 1
+        if adopted:
+            LOG.info("switch %016x: took back %d sessions already in its session table", dpid, adopted)
+        if not more:
+            self._adopting.discard(dpid)
+
+    def session_stats(self, dpid: int, stats: list[FlowStat], now: float, more: bool = False) -> list[Out]:
+        """One part of a balancer's session-flow statistics. After a switch connects, its
+        sessions are taken back from it. For dynamic feedback: once every balancer asked this
+        round has sent its last part, the backends' load goes to feedback, which re-weights the
+        schedulers when it moves."""
+        if dpid in self._adopting:
+            self._adopt(dpid, stats, now, more)
         if self.feedback is None or dpid not in self._stats_waiting:
             return []
-        for cookie, byte_count in stats:
-            decoded = cookies.decode(cookie)
+        for stat in stats:
+            decoded = cookies.decode(stat.cookie)
             sess = self.sessions.by_id.get(decoded.obj) if decoded and decoded.stage == cookies.STAGE_SESSION else None
             if sess is not None:
-                self._stats_bytes[sess.backend] += byte_count
+                self._stats_bytes[sess.backend] += stat.byte_count
         if more:
             return []
         self._stats_waiting.discard(dpid)

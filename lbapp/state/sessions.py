@@ -49,6 +49,18 @@ class Sessions:
         self.counts(vip_id)[backend] += 1
         return session
 
+    def adopt(self, key: ConnKey, vip_id: int, backend: IPv4, session_id: int, flow_vip: int, created: float
+              ) -> Session | None:
+        """A session an earlier controller run left in the switch, under its own id; None when
+        the connection or the id is known already."""
+        if key in self.by_key or session_id in self.by_id or not 0 < session_id <= MAX_OBJECT:
+            return None
+        session = Session(session_id, key, vip_id, backend, created, flow_vip)
+        self.by_key[key] = session
+        self.by_id[session_id] = session
+        self.counts(vip_id)[backend] += 1
+        return session
+
     def remove(self, session_id: int) -> Session | None:
         session = self.by_id.pop(session_id, None)
         if session is None:

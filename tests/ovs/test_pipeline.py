@@ -284,3 +284,15 @@ def test_session_flows_sent_as_bundles_take_effect_before_their_packets_are_rein
     assert {s.ip_dst for s in seen} == {"10.11.12.11", "10.11.12.12", "10.11.12.13"}
     assert lab.dump(br, "table=20").count("priority=100") == 30
     assert "OpenFlow error" not in lab.controller_log.read_text()
+
+
+def test_a_restarted_controller_takes_back_the_sessions_in_the_switch(lab, tmp_path):
+    cfg = config(tmp_path)
+    br, gw = balancer_with_gateway(lab, cfg)
+    lab.send(gw, *[tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 44000 + i, 80) for i in range(3)])
+    wait_for(lambda: lab.dump(br, "table=20").count("priority=100") == 3, 10, "three session flows")
+    lab.controller_proc.send_signal(signal.SIGINT)
+    lab.controller_proc.wait(timeout=20)
+    lab.controller(cfg, br)  # a new run: it reads the session table back when the switch connects
+    wait_for(lambda: "took back 3 sessions" in lab.controller_log.read_text(), 20, "the sessions to be taken back")
+    assert lab.dump(br, "table=20").count("priority=100") == 3  # the connections' flows were never touched

@@ -11,7 +11,7 @@ from lbapp.pipeline import session
 from lbapp.pipeline.fastpath import serialize
 from lbapp.pipeline import cookies
 from lbapp.pipeline.tables import TABLES
-from lbapp.service import Balancer
+from lbapp.service import Balancer, FlowStat
 from tests.helpers.frames import arp_request, tcp_frame
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,8 +164,8 @@ def test_dynamic_feedback_gives_a_busy_backend_fewer_connections():
         requests = [m for _, m in lb.tick(now) if isinstance(m, parser.OFPFlowStatsRequest)]
         assert len(requests) == 1 and requests[0].table_id == 20
         # the reply comes in two parts (OVS splits large ones): only the whole counts
-        lb.session_stats(1, [(busy, n * 900_000)], now, more=True)
-        lb.session_stats(1, [(idle, n * 100_000)], now)
+        lb.session_stats(1, [FlowStat(busy, n * 900_000)], now, more=True)
+        lb.session_stats(1, [FlowStat(idle, n * 100_000)], now)
     factors = lb.feedback.factors
     assert factors[IP("10.11.12.11")] < 1.0 < factors[IP("10.11.12.12")]
     assert factors[IP("10.11.12.11")] >= 0.25 ** 1  # bounded: at most 25% per reading, floor 0.25
@@ -387,3 +387,34 @@ def test_a_backend_removed_from_a_switch_vip_keeps_its_pin_and_source_nat_until_
     assert {(d, m.table_id, m.command) for d, m in gone} == {(2, 50, ofp.OFPFC_DELETE), (2, 0, ofp.OFPFC_DELETE)}
     assert lb.pins == {} and lb.lingering == {}
     assert lb.flow_removed(1, pin.cookie, ofp.OFPRR_IDLE_TIMEOUT, 31.0, match=match) == []  # a repeat: nothing
+
+
+
+def _stat_of(flow_mod, byte_count=0, duration=5.0):
+    """What a flow statistics reply says about an installed session flow."""
+    msg = parser.OFPFlowMod.parser(None, 4, 14, len(flow_mod.buf), 0, flow_mod.buf)
+    eth_dst = msg.instructions[0].actions[0].value
+    return FlowStat(msg.cookie, byte_count, duration, tuple(msg.match.items()), eth_dst)
+
+
+def test_a_restarted_controller_takes_back_the_sessions_in_the_switch():
+    first, _ = connected()
+    flows = [first.packet_in(1, 1, NEW_CONN, syn(43000 + i), 1.0)[0][1] for i in range(3)]
+    # a new controller run: it asks the switch for its session table when the switch connects
+    lb = Balancer(_cfg_with(scheduler="lc"), first_session_id=999)
+    out = lb.switch_connected(1, 10.0)
+    (request,) = [m for _, m in out if isinstance(m, parser.OFPFlowStatsRequest)]
+    assert request.table_id == 20
+    static = [m for _, m in out if isinstance(m, parser.OFPFlowMod) and m.table_id == 20]
+    lb.session_stats(1, [_stat_of(f) for f in flows] + [FlowStat(static[0].cookie, 0)], 10.0)
+    assert len(lb.sessions) == 3 and {s.session_id for s in lb.sessions.by_id.values()} == \
+        {cookies.decode(f.info["cookie"]).obj for f in flows}
+    assert sum(lb.sessions.counts(1).values()) == 3  # least-connection counts see them again
+    # the same connection's retransmitted first packet keeps its backend; its flow-removed ends it
+    again = lb.packet_in(1, 1, NEW_CONN, syn(43001), 11.0)[0][1]
+    assert fab(again) == fab(flows[1])
+    lb.flow_removed(1, flows[0].info["cookie"], ofp.OFPRR_IDLE_TIMEOUT, 40.0)
+    assert len(lb.sessions) == 2
+    # a later statistics reply (feedback) takes nothing back twice
+    lb.session_stats(1, [_stat_of(f) for f in flows], 50.0)
+    assert len(lb.sessions) == 2
