@@ -4,7 +4,7 @@ same offload settings both ways. New connections go through two VIPs on the same
 whose connections the controller schedules (``selection: controller``), one whose the switch
 picks (``selection: switch``).
 
-    python bench/e2e.py [--seconds 5] [--runs 3]     (root)
+    python bench/e2e.py [--seconds 5] [--runs 5]     (root)
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def iperf(lab, target: str, port: int, seconds: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lbapp-e2e-"))
     rows: dict[str, list[float]] = {"conn/s via VIP": [], "conn/s switch": [], "conn/s direct": [],

@@ -5,7 +5,7 @@ walks all rules that carry a timeout); lbapp writes the replies to a burst of pa
 and a burst with at least ``--bundle-min`` flow-mods as one ONF bundle (one table change).
 Three runs: bursts in bundles (the default), bursts without bundles, one reply at a time.
 
-    python bench/ovs_scale.py [--count 40000] [--rate 3000]      (root)
+    python bench/ovs_scale.py [--count 110000] [--rate 6000]      (root)
 
 A namespace sends SYNs for COUNT new connections at RATE/s; each is a packet-in, a session
 flow-mod and a packet-out. Every second the session table's flow count is read
@@ -79,8 +79,8 @@ def rates_at(samples: list[tuple[float, int]], marks: list[int]) -> dict[int, fl
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=40000)
-    parser.add_argument("--rate", type=float, default=3000)
+    parser.add_argument("--count", type=int, default=110000)
+    parser.add_argument("--rate", type=float, default=6000)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lbapp-ovs-scale-"))
     marks = [m for m in (1000, 5000, 10000, 20000, 30000, 40000, 60000, 100000) if m <= args.count]

@@ -198,7 +198,7 @@ class Balancer:
         """Backends removed from a selection: switch VIP keep their pin flow, with the VIP's idle
         timeout, on every balancer: their open connections finish where they are."""
         out: list[Out] = []
-        served = {(v.ip, v.protocol, v.port, b.ip) for v in self.cfg.vips for b in v.backends}
+        served = self._served()
         self.pins = {pair: dpids for pair, dpids in self.pins.items() if pair not in served}
         for _, vip in self.ctx.balanced_vips():
             if vip.selection != "switch":
@@ -211,6 +211,10 @@ class Balancer:
                          vip.port, vip.protocol)
                 out += [(dpid, session.lingering_pin(self.sites[dpid].ctx, vip, backend)) for dpid in dpids]
         return out
+
+    def _served(self) -> set[tuple[IPv4, str, int, IPv4]]:
+        """Every (VIP ip, protocol, port, backend) the running config serves."""
+        return {(v.ip, v.protocol, v.port, b.ip) for v in self.cfg.vips for b in v.backends}
 
     def _group_changes(self, dpid: int) -> tuple[list[Any], list[Any]]:
         """A reload's select-group messages for one switch: those to send before the new flows
@@ -227,7 +231,7 @@ class Balancer:
 
     def _find_lingering(self, old_edge: dict[IPv4, int]) -> None:
         """Sessions whose (VIP, backend) the config no longer has keep their edge's source NAT."""
-        served = {(v.ip, v.protocol, v.port, b.ip) for v in self.cfg.vips for b in v.backends}
+        served = self._served()
         # source NAT matches (backend, protocol, port): a pair the new config serves under
         # another VIP address must not be shadowed by the old one
         nat_keys = {(b, proto, port) for _, proto, port, b in served}

@@ -3,7 +3,9 @@ policies share (eligibility, least-load choice, key hashing, a weighted bucket t
 from __future__ import annotations
 
 import hashlib
+import heapq
 import ipaddress
+from collections import Counter
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Literal, Mapping, Sequence
@@ -75,6 +77,60 @@ def least(candidates: Sequence[BackendWeight], cost: Callable[[BackendWeight], f
     compares its fractions by cross-multiplication; with connection counts and weights far
     below 2**53 a float division orders them the same, and ``min`` keeps the scan in C.)"""
     return min(candidates, key=cost).ip if candidates else None
+
+
+class LiveCounts(Counter):
+    """Live sessions per backend that remember which backends changed since a scheduler last
+    looked (``changed``), so a least-load policy need not rescan every backend per pick."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.changed: set = set()
+        super().__init__(*args, **kwargs)
+
+    def __setitem__(self, key, value) -> None:
+        self.changed.add(key)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key) -> None:
+        self.changed.add(key)
+        super().__delitem__(key)
+
+
+class LeastTracker:
+    """The eligible backend with the smallest ``cost(backend, sessions)``, ties to the first in
+    config order, as :func:`least` finds it, but kept in a heap updated only for the backends
+    whose count changed: O(log N) per pick instead of a scan of all N. Stale heap entries are
+    dropped when they surface. Falls back to the scan for counts that do not track changes."""
+
+    def __init__(self, cost: Callable[[BackendWeight, int], float | tuple]) -> None:
+        self.cost = cost
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """The backend set or weights changed: rebuild on the next pick."""
+        self._counts: LiveCounts | None = None
+
+    def pick(self, eligible: Sequence[BackendWeight], active: Mapping[IPv4, int]) -> IPv4 | None:
+        if not isinstance(active, LiveCounts):
+            return least(eligible, lambda b: self.cost(b, active.get(b.ip, 0)))
+        if active is not self._counts or len(self._heap) > 4 * len(eligible) + 64:
+            self._counts = active
+            self._order = {b.ip: (i, b) for i, b in enumerate(eligible)}
+            self._heap = [(self.cost(b, active.get(b.ip, 0)), i, b.ip) for i, b in enumerate(eligible)]
+            heapq.heapify(self._heap)
+        else:
+            for ip in active.changed:
+                if ip in self._order:
+                    i, b = self._order[ip]
+                    heapq.heappush(self._heap, (self.cost(b, active.get(ip, 0)), i, ip))
+        active.changed.clear()
+        heap = self._heap
+        while heap:
+            cost, i, ip = heap[0]
+            if cost == self.cost(self._order[ip][1], active.get(ip, 0)):
+                return ip
+            heapq.heappop(heap)  # an entry from before the backend's count last changed
+        return None
 
 
 def wlc_cost(active: Mapping[IPv4, int]) -> Callable[[BackendWeight], float]:

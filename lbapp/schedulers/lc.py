@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from lbapp.schedulers.base import IPv4, ConnKey, Scheduler, least
+from lbapp.schedulers.base import IPv4, ConnKey, LeastTracker, Scheduler
 from lbapp.schedulers.registry import register
 
 
@@ -11,5 +11,8 @@ from lbapp.schedulers.registry import register
 class LeastConnection(Scheduler):
     name = "lc"
 
+    def rebuild(self) -> None:
+        self.tracker = LeastTracker(lambda b, n: n)
+
     def pick(self, key: ConnKey, active: Mapping[IPv4, int], now: float = 0.0) -> IPv4 | None:
-        return least(self.eligible, lambda b: active.get(b.ip, 0))
+        return self.tracker.pick(self.eligible, active)

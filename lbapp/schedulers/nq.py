@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from lbapp.schedulers.base import IPv4, ConnKey, Scheduler, least
+from lbapp.schedulers.base import IPv4, ConnKey, LeastTracker, Scheduler
 from lbapp.schedulers.registry import register
 
 
@@ -12,7 +12,9 @@ from lbapp.schedulers.registry import register
 class NeverQueue(Scheduler):
     name = "nq"
 
+    def rebuild(self) -> None:
+        # idle backends first (ties: config order), then the shortest expected delay
+        self.tracker = LeastTracker(lambda b, n: (0, 0.0) if n == 0 else (1, (n + 1) / b.weight))
+
     def pick(self, key: ConnKey, active: Mapping[IPv4, int], now: float = 0.0) -> IPv4 | None:
-        eligible = self.eligible
-        idle = next((b.ip for b in eligible if active.get(b.ip, 0) == 0), None)
-        return idle or least(eligible, lambda b: (active.get(b.ip, 0) + 1) / b.weight)
+        return self.tracker.pick(self.eligible, active)

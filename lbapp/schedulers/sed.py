@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from lbapp.schedulers.base import IPv4, ConnKey, Scheduler, least
+from lbapp.schedulers.base import IPv4, ConnKey, LeastTracker, Scheduler
 from lbapp.schedulers.registry import register
 
 
@@ -11,5 +11,8 @@ from lbapp.schedulers.registry import register
 class ShortestExpectedDelay(Scheduler):
     name = "sed"
 
+    def rebuild(self) -> None:
+        self.tracker = LeastTracker(lambda b, n: (n + 1) / b.weight)
+
     def pick(self, key: ConnKey, active: Mapping[IPv4, int], now: float = 0.0) -> IPv4 | None:
-        return least(self.eligible, lambda b: (active.get(b.ip, 0) + 1) / b.weight)
+        return self.tracker.pick(self.eligible, active)

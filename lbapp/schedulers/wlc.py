@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from lbapp.schedulers.base import IPv4, ConnKey, Scheduler, least, wlc_cost
+from lbapp.schedulers.base import IPv4, ConnKey, LeastTracker, Scheduler
 from lbapp.schedulers.registry import register
 
 
@@ -11,5 +11,8 @@ from lbapp.schedulers.registry import register
 class WeightedLeastConnection(Scheduler):
     name = "wlc"
 
+    def rebuild(self) -> None:
+        self.tracker = LeastTracker(lambda b, n: n / b.weight)
+
     def pick(self, key: ConnKey, active: Mapping[IPv4, int], now: float = 0.0) -> IPv4 | None:
-        return least(self.eligible, wlc_cost(active))
+        return self.tracker.pick(self.eligible, active)

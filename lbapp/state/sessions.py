@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import ipaddress
-from collections import Counter
 from dataclasses import dataclass
 
 from lbapp.pipeline.cookies import MAX_OBJECT
-from lbapp.schedulers.base import ConnKey
+from lbapp.schedulers.base import ConnKey, LiveCounts
 
 IPv4 = ipaddress.IPv4Address
 
@@ -28,7 +27,7 @@ class Sessions:
     def __init__(self, first_id: int = 1) -> None:
         self.by_key: dict[ConnKey, Session] = {}
         self.by_id: dict[int, Session] = {}
-        self.active: dict[int, Counter[IPv4]] = {}  # vip id -> backend -> live sessions
+        self.active: dict[int, LiveCounts] = {}  # vip id -> backend -> live sessions
         # a controller restart starts elsewhere in the id space: flows of the previous run
         # still in the switch then do not collide with this run's sessions
         self._next_id = min(max(first_id, 1), MAX_OBJECT)
@@ -39,8 +38,11 @@ class Sessions:
     def get(self, key: ConnKey) -> Session | None:
         return self.by_key.get(key)
 
-    def counts(self, vip_id: int) -> Counter[IPv4]:
-        return self.active.setdefault(vip_id, Counter())
+    def counts(self, vip_id: int) -> LiveCounts:
+        counts = self.active.get(vip_id)
+        if counts is None:
+            counts = self.active[vip_id] = LiveCounts()
+        return counts
 
     def add(self, key: ConnKey, vip_id: int, backend: IPv4, now: float) -> Session:
         session = Session(self._allocate_id(), key, vip_id, backend, now)
