@@ -160,6 +160,7 @@ class Balancer:
                 groups += [session.remove_selection_group(vip_id),
                            session.selection_group(site.ctx, vip_id, self.slots[vip_id], ofp.OFPGC_ADD)]
             self.groups[dpid] = set(self.slots)
+            flows += self._lingering_pin_flows(dpid)  # the switch may have lost them
         LOG.info("switch %016x connected as %s: installing %d flows", dpid, "+".join(roles), len(flows))
         return [(dpid, m) for m in sweep + groups + flows + adopt] + self.tick(now)
 
@@ -197,7 +198,6 @@ class Balancer:
     def _linger_pins(self, old_pinned: dict[tuple[IPv4, str, int], set[IPv4]]) -> list[Out]:
         """Backends removed from a selection: switch VIP keep their pin flow, with the VIP's idle
         timeout, on every balancer: their open connections finish where they are."""
-        out: list[Out] = []
         served = self._served()
         self.pins = {pair: dpids for pair, dpids in self.pins.items() if pair not in served}
         for _, vip in self.ctx.balanced_vips():
@@ -209,12 +209,16 @@ class Balancer:
                 self.pins[(vip.ip, vip.protocol, vip.port, backend)] = set(dpids)
                 LOG.info("backend %s left %s:%d/%s: its pinned connections stay until idle", backend, vip.ip,
                          vip.port, vip.protocol)
-                out += [(dpid, session.lingering_pin(self.sites[dpid].ctx, vip, backend)) for dpid in dpids]
-        return out
+        return [(dpid, m) for dpid in sorted(self.connected & set(self.sites)) for m in self._lingering_pin_flows(dpid)]
 
     def _served(self) -> set[tuple[IPv4, str, int, IPv4]]:
         """Every (VIP ip, protocol, port, backend) the running config serves."""
         return {(v.ip, v.protocol, v.port, b.ip) for v in self.cfg.vips for b in v.backends}
+
+    def _lingering_pin_flows(self, dpid: int) -> list[Any]:
+        vips = {(v.ip, v.protocol, v.port): v for v in self.cfg.vips}
+        return [session.lingering_pin(self.sites[dpid].ctx, vips[pair[:3]], pair[3])
+                for pair, dpids in sorted(self.pins.items()) if dpid in dpids and pair[:3] in vips]
 
     def _group_changes(self, dpid: int) -> tuple[list[Any], list[Any]]:
         """A reload's select-group messages for one switch: those to send before the new flows

@@ -381,6 +381,9 @@ def test_a_backend_removed_from_a_switch_vip_keeps_its_pin_and_source_nat_until_
     edge = [m for d, m in out if d == 2 and isinstance(m, parser.OFPFlowMod) and m.command == ofp.OFPFC_ADD
             and cookies.decode(m.cookie).vip == cookies.LINGER_VIP]
     assert {m.table_id for m in edge} == {0, 50}  # the edge still sends .12's replies out as the VIP
+    # a balancer that reconnects meanwhile gets the pin again (it may have lost it)
+    again = [m for _, m in lb.switch_connected(1, 20.0) if getattr(m, "cookie", None) == pin.cookie]
+    assert len(again) == 1 and again[0].match["ct_mark"] == int(IP("10.11.12.12"))
     # the pin idles out: the lingering source NAT goes with it
     match = dict(pin.match.items())
     gone = lb.flow_removed(1, pin.cookie, ofp.OFPRR_IDLE_TIMEOUT, 30.0, match=match)
