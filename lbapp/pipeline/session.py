@@ -43,8 +43,7 @@ def remove(key: ConnKey, vip_id: int, session_id: int):
 def balancer_flows(ctx: Context) -> list:
     flows = [TABLE.miss_flow(ctx.generation)]
     for vip_id, vip in ctx.balanced_vips():
-        proto, _, dst_field = L4[vip.protocol]
-        to_vip = {"eth_type": ETH_TYPE_IP, "ip_proto": proto, "ipv4_dst": str(vip.ip), dst_field: vip.port}
+        to_vip = _vip_match(vip)
         cookie = cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id)
         if vip.selection == "controller":
             flows.append(TABLE.flow("new_connection", to_vip, cookie=cookie, actions=[to_controller()]))
@@ -63,10 +62,13 @@ def balancer_flows(ctx: Context) -> list:
     return flows
 
 
-def _pinned_match(vip, backend: IPv4) -> dict:
+def _vip_match(vip) -> dict:
     proto, _, dst_field = L4[vip.protocol]
-    return {"eth_type": ETH_TYPE_IP, "ip_proto": proto, "ipv4_dst": str(vip.ip), dst_field: vip.port,
-            "ct_state": (CT_TRACKED, CT_TRACKED), "ct_mark": int(backend)}
+    return {"eth_type": ETH_TYPE_IP, "ip_proto": proto, "ipv4_dst": str(vip.ip), dst_field: vip.port}
+
+
+def _pinned_match(vip, backend: IPv4) -> dict:
+    return dict(_vip_match(vip), ct_state=(CT_TRACKED, CT_TRACKED), ct_mark=int(backend))
 
 
 def lingering_pin(ctx: Context, vip, backend: IPv4):

@@ -36,7 +36,7 @@ def vip_group_id(vip_id: int) -> int:
 
 def group_vip(group_id: int) -> int | None:
     """The VIP id of one of lbapp's groups; None for a group that is not lbapp's."""
-    vip_id = group_id & 0xFFF
+    vip_id = group_id & cookies.MAX_VIPS
     return vip_id if group_id == GROUP_TAG | vip_id else None
 
 

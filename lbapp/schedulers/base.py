@@ -103,11 +103,8 @@ class LeastTracker:
     dropped when they surface. Falls back to the scan for counts that do not track changes."""
 
     def __init__(self, cost: Callable[[BackendWeight, int], float | tuple]) -> None:
+        # a scheduler makes a new tracker whenever its backends or weights change
         self.cost = cost
-        self.invalidate()
-
-    def invalidate(self) -> None:
-        """The backend set or weights changed: rebuild on the next pick."""
         self._counts: LiveCounts | None = None
 
     def pick(self, eligible: Sequence[BackendWeight], active: Mapping[IPv4, int]) -> IPv4 | None:
