@@ -8,8 +8,7 @@ controller cannot set it: ``lbapp ct-policy`` prints or runs the ``ovs-vsctl`` c
 """
 from __future__ import annotations
 
-import subprocess
-
+from lbapp.environment import EnvironmentProblem, datapaths, ovs, require_ovs
 from lbapp.pipeline.tables import CT_ZONE
 
 DEFAULT_PIN_SECONDS = 600
@@ -31,16 +30,34 @@ def commands(datapath_type: str = "netdev", seconds: int = DEFAULT_PIN_SECONDS, 
 
 
 def has_datapath_row(datapath_type: str = "netdev") -> bool:
-    out = subprocess.run(["ovs-vsctl", "get", "Open_vSwitch", ".", "datapaths"], capture_output=True, text=True,
-                         check=True).stdout
+    out = ovs("ovs-vsctl", "get", "Open_vSwitch", ".", "datapaths").stdout
     return f"{datapath_type}=" in out
 
 
+def datapath_exists(datapath_type: str = "netdev") -> bool:
+    return any(dp.startswith(f"{datapath_type}@") for dp in datapaths())
+
+
 def apply(datapath_type: str = "netdev", seconds: int = DEFAULT_PIN_SECONDS) -> None:
+    """Set the zone's policy on the running datapath.
+
+    OVS hands a zone policy to a datapath only when the policy changes in OVSDB and the datapath
+    exists (seen on OVS 3.1): one set before the first bridge, or kept from before the last bridge
+    went (the userspace datapath goes with it), stays in OVSDB but is not in force. So this needs
+    the bridges first, and deletes and re-adds the zone's policy to make OVS push it.
+    """
+    require_ovs()
+    if not datapath_exists(datapath_type):
+        raise EnvironmentProblem(
+            f"no {datapath_type} datapath yet: OVS puts a zone policy in force only on an existing datapath; "
+            f"create the balancer's bridges (datapath_type={datapath_type}) first, then apply it again")
     for cmd in commands(datapath_type, seconds, has_datapath_row(datapath_type)):
-        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        ovs(*cmd)
 
 
 def flush() -> None:
-    """Forget every pin (a new lab: an earlier one's connections would pin reused ports)."""
-    subprocess.run(["ovs-appctl", "dpctl/flush-conntrack", f"zone={CT_ZONE}"], check=True, capture_output=True)
+    """Forget every pin (a new lab: an earlier one's connections would pin reused ports).
+    No datapath, no conntrack table: nothing to forget."""
+    out = ovs("ovs-appctl", "dpctl/flush-conntrack", f"zone={CT_ZONE}", check=False)
+    if out.returncode != 0 and "no datapaths exist" not in out.stderr:
+        raise EnvironmentProblem(f"ovs-appctl dpctl/flush-conntrack zone={CT_ZONE}: {out.stderr.strip()}")

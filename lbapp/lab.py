@@ -33,6 +33,18 @@ class LabError(RuntimeError):
     pass
 
 
+def require_lab() -> None:
+    """What a lab needs of this machine, each missing piece named with what to do."""
+    from lbapp.environment import require_mininet, require_ovs, require_root, require_tools
+
+    require_root("a Mininet lab")
+    require_ovs()
+    require_mininet()
+    # ethtool: without TX offload off on the hosts' veths, TCP through the userspace datapath
+    # fails silently; curl: the HTTP client of every request
+    require_tools("ethtool", "curl", "ip")
+
+
 def load_topology(name: str) -> ModuleType:
     path = TOPOLOGIES / f"{name}.py"
     if not path.exists():
@@ -42,7 +54,13 @@ def load_topology(name: str) -> ModuleType:
         sys.path.insert(0, str(TOPOLOGIES))  # the topologies import their shared node classes
     spec = importlib.util.spec_from_file_location(f"lbapp_topology_{name}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] == "mininet":
+            from lbapp.environment import require_mininet
+            require_mininet()  # says what is missing and how to get it
+        raise
     return module
 
 
@@ -102,6 +120,7 @@ class MininetLab:
         self.stop()
 
     def start(self) -> None:
+        require_lab()
         from mininet.log import setLogLevel
         from mininet.net import Mininet
         from mininet.node import RemoteController
@@ -109,10 +128,6 @@ class MininetLab:
         self.workdir.mkdir(parents=True, exist_ok=True)
         topo = self.module.topos[next(iter(self.module.topos))]()
         self._remove_leftovers(topo)
-        if any(v.selection == "switch" for v in self.cfg.vips):
-            from lbapp import ctzone
-            ctzone.apply()  # pins outlive OVS's 30 s SYN_SENT timeout (see lbapp ct-policy)
-            ctzone.flush()  # an earlier lab's pins would hold this one's reused client ports
         port = free_port()
         self.controller = subprocess.Popen(
             [sys.executable, "-m", "lbapp.cli.main", "run", "-c", str(self.config), "--listen", "127.0.0.1",
@@ -125,6 +140,11 @@ class MininetLab:
         self.net.addController("c0", controller=RemoteController, ip="127.0.0.1", port=port)
         self.net.build()
         self.net.start()
+        if any(v.selection == "switch" for v in self.cfg.vips):
+            # only now: OVS puts a zone policy in force on a datapath that exists (lbapp.ctzone)
+            from lbapp import ctzone
+            ctzone.apply()  # pins outlive OVS's 30 s SYN_SENT timeout (see lbapp ct-policy)
+            ctzone.flush()  # an earlier lab's pins would hold this one's reused client ports
         for switch in self.net.switches:
             wait_for(lambda: "table=0" in self.dump_flows(switch.name), 30,
                      f"the controller to program {switch.name} (see {self.controller_log})")

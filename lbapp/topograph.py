@@ -63,7 +63,12 @@ def _layout(g: nx.MultiGraph) -> dict[str, tuple[float, float]]:
 
 
 def draw(module, path: Path) -> Path:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        from lbapp.environment import EnvironmentProblem
+        raise EnvironmentProblem("drawing needs matplotlib: pip install 'lbapp[draw]' (scripts/setup.sh does)"
+                                 ) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import tempfile
 from collections import Counter, defaultdict
@@ -50,10 +49,9 @@ SWITCH_ROUNDS = 8  # connections per unit of weight and round for a VIP the swit
 
 
 def run(args: argparse.Namespace) -> int:
-    if os.geteuid() != 0:
-        print("error: the demo needs root (Mininet, Open vSwitch)")
-        return 2
-    from lbapp.lab import MininetLab, UplinkCapture, load_topology, parse_answer
+    from lbapp.lab import MininetLab, UplinkCapture, load_topology, parse_answer, require_lab
+
+    require_lab()  # root, a running OVS, Mininet, the tools: each missing piece is one line from main
 
     # Ctrl-C and SIGTERM both unwind through the lab's cleanup. Set explicitly: a shell that
     # starts the demo in the background hands it SIGINT ignored.

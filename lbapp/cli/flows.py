@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -12,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lbapp.config import load_config
+from lbapp.environment import ovs, require_ovs
 from lbapp.flows import Explanation, Group, explain, explain_groups, normalize
 from lbapp.pipeline.tables import TABLES
 
@@ -34,11 +34,11 @@ def read_dump(bridge: str | None, file: str | None) -> str:
         return sys.stdin.read() if file == "-" else Path(file).read_text()
     # Nicira flow stats (OpenFlow 1.0 + NXM) carry idle_age; OpenFlow 1.3's do not. Use them
     # when the bridge allows OpenFlow 1.0, else fall back to 1.3.
+    require_ovs()
     for version in ("OpenFlow10", "OpenFlow13"):
-        result = subprocess.run(["ovs-ofctl", "-O", version, "dump-flows", bridge], capture_output=True, text=True)
+        result = ovs("ovs-ofctl", "-O", version, "dump-flows", bridge, check=version == "OpenFlow13")
         if result.returncode == 0:
             return result.stdout
-    raise SystemExit(f"error: ovs-ofctl dump-flows {bridge}: {result.stderr.strip()}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,10 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def read_groups(bridge: str) -> str:
-    result = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-groups", bridge], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"error: ovs-ofctl dump-groups {bridge}: {result.stderr.strip()}")
-    return result.stdout
+    return ovs("ovs-ofctl", "-O", "OpenFlow13", "dump-groups", bridge).stdout
 
 
 def show_groups(groups: list[Group], console: Console) -> None:

@@ -7,6 +7,8 @@ import sys
 from lbapp import __version__
 from lbapp.cli import check, ctpolicy, demo, draw, flows, mac, pipeline, run
 from lbapp.config import ConfigError
+from lbapp.environment import EnvironmentProblem
+from lbapp.lab import LabError
 from lbapp.mac import MacError
 
 SUBCOMMANDS = (mac, check, run, demo, flows, draw, pipeline, ctpolicy)
@@ -31,6 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     except MacError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (EnvironmentProblem, LabError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file, a port, a program the machine does not give us
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

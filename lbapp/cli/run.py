@@ -11,6 +11,7 @@ import threading
 from typing import Callable
 
 from lbapp.config import load_config
+from lbapp.environment import require_listen_port
 from lbapp.pipeline.bundles import BUNDLE_MIN_DEFAULT
 
 
@@ -31,14 +32,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     load_config(args.config)  # refuse an invalid file before anything starts
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    import lbapp.app  # noqa: F401  (registers the [lbapp] options)
-    logging.getLogger("lbapp").info("lbapp: OpenFlow on %s:%d, config %s", args.listen, args.port, args.config)
     if args.burst < 1:
         raise SystemExit("error: --burst must be at least 1")
     if args.bundle_min < 0:
         raise SystemExit("error: --bundle-min must be 0 (never) or more")
+    require_listen_port(args.listen, args.port)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    import lbapp.app  # noqa: F401  (registers the [lbapp] options)
+    logging.getLogger("lbapp").info("lbapp: OpenFlow on %s:%d, config %s", args.listen, args.port, args.config)
     serve(["lbapp.app"], args.listen, args.port, overrides={("config", "lbapp"): args.config,
                                                            ("burst", "lbapp"): args.burst,
                                                            ("bundle_min", "lbapp"): args.bundle_min},

@@ -98,6 +98,16 @@ def test_a_connection_stays_on_its_backend_while_new_ones_rotate(lab):
     assert len(set(other_backends)) == 3, other_backends  # meanwhile rr kept rotating new connections
 
 
+def test_switch_picked_connections_are_pinned_past_the_syn_sent_timeout(lab):
+    # the lab applies the zone policy once its bridges exist: only then does OVS put it in force
+    rc, seen = _answers(lab.stream("h1", "117.78.6.19", 7002, 1, 0))
+    assert rc == 0 and len(seen) == 1
+    entries = subprocess.run(["ovs-appctl", "dpctl/dump-conntrack", "-s", "zone=27"], capture_output=True,
+                             text=True, check=True).stdout
+    timeouts = [int(t) for t in re.findall(r"dport=7002\).*timeout=(\d+)", entries)]
+    assert timeouts and min(timeouts) > 500, entries  # OVS's default for SYN_SENT is 30 s
+
+
 def test_idle_sessions_expire_and_the_controller_count_drops(lab):
     for _ in range(3):
         assert lab.udp_ask("h1", "117.78.6.19", 5353)

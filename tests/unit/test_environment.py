@@ -1,0 +1,73 @@
+"""A machine that lacks something: every lbapp command says what, in one line, and exits 1."""
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = str(ROOT / "topologies" / "worked_example.yaml")
+
+
+def lbapp(*args, env=None, prelude=""):
+    """``lbapp ARGS`` in a fresh interpreter; ``prelude`` runs first (to take something away)."""
+    code = f"import sys\n{prelude}\nfrom lbapp.cli.main import main\nsys.exit(main({list(args)!r}))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=60)
+
+
+def one_line_error(out, *fragments):
+    assert out.returncode == 1, out
+    assert "Traceback" not in out.stdout + out.stderr, out.stderr
+    assert out.stderr.startswith("error: ") and out.stderr.count("\n") == 1, out.stderr
+    for fragment in fragments:
+        assert fragment in out.stderr, out.stderr
+
+
+def test_run_on_a_port_another_process_listens_on():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = lbapp("run", "-c", EXAMPLE, "--listen", "127.0.0.1", "--port", str(port))
+    one_line_error(out, f"127.0.0.1:{port} is taken by another process", "--port")
+
+
+def test_run_on_an_address_this_machine_does_not_have():
+    out = lbapp("run", "-c", EXAMPLE, "--listen", "192.0.2.77", "--port", "6653")
+    one_line_error(out, "192.0.2.77 is not an address of this machine")
+
+
+def test_demo_without_root(monkeypatch):
+    out = lbapp("demo", prelude="import os; os.geteuid = lambda: 1000")
+    one_line_error(out, "needs root", "sudo")
+
+
+def test_commands_without_open_vswitch_installed(tmp_path):
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}  # no ovs-* on it
+    one_line_error(lbapp("flows", "s1", env=env), "ovs-vsctl, ovs-ofctl, ovs-appctl not found", "scripts/setup.sh")
+    one_line_error(lbapp("ct-policy", "--apply", env=env), "not found", "scripts/setup.sh")
+
+
+def test_without_mininet(tmp_path):
+    hide = "sys.modules['mininet'] = None; sys.modules['mininet.net'] = None"
+    out = lbapp("draw", "cross_vlan", "-o", str(tmp_path), prelude=hide)
+    one_line_error(out, "Mininet is not importable", "scripts/setup.sh")
+    out = lbapp("demo", prelude=hide + "; import os; os.geteuid = lambda: 0; "
+                "import lbapp.environment as e; e.require_ovs = lambda: None")
+    one_line_error(out, "Mininet is not importable")
+
+
+def test_draw_without_matplotlib(tmp_path):
+    pytest.importorskip("mininet.net", reason="the topologies import Mininet's node classes")
+    out = lbapp("draw", "cross_vlan", "-o", str(tmp_path), prelude="sys.modules['matplotlib'] = None")
+    one_line_error(out, "drawing needs matplotlib", "lbapp[draw]")
+
+
+def test_an_unwritable_output_folder(tmp_path):
+    pytest.importorskip("mininet.net", reason="the topologies import Mininet's node classes")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    out = lbapp("draw", "cross_vlan", "-o", str(blocker / "sub"))
+    one_line_error(out, str(blocker / "sub"))
