@@ -17,11 +17,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lbapp import mac as macs
-from lbapp.pipeline import cookies
 from lbapp.schedulers import registry
 from lbapp.schedulers.mh import is_prime
-
-IPv4 = ipaddress.IPv4Address
+from lbapp.shared import MAX_VIP_ID, IPv4
 
 
 @dataclass(frozen=True)
@@ -121,10 +119,23 @@ class FabricatedMacModel(_Model):
         return v
 
 
+AdminState = Literal["up", "drain", "down"]
+
+
 class BackendModel(_Model):
     ip: IPv4
     weight: int = Field(1, ge=0, le=10000, description="0 drains: no new connections")
     down: bool = Field(False, description="marked down: no new connections, established ones run on")
+
+    @property
+    def admin_state(self) -> AdminState:
+        """What the operator said: down, drained (weight 0: established connections finish), or up."""
+        return "down" if self.down else "drain" if self.weight == 0 else "up"
+
+    @property
+    def admin_weight(self) -> int:
+        """The configured weight as far as the operator lets it count: 0 unless up."""
+        return self.weight if self.admin_state == "up" else 0
 
 
 class VipModel(_Model):
@@ -309,8 +320,8 @@ def _semantic_errors(cfg: Config) -> list[FieldError]:
                     err(f"fabricated_mac.table.{ip}", f"{macs.format_mac(mac)} is {path}'s own MAC")
 
     sched_names = registry.names()
-    if len(cfg.vips) >= cookies.LINGER_VIP:
-        err("vips", f"{len(cfg.vips)} VIPs: at most {cookies.LINGER_VIP - 1} fit the flow cookies")
+    if len(cfg.vips) > MAX_VIP_ID:
+        err("vips", f"{len(cfg.vips)} VIPs: at most {MAX_VIP_ID} fit the flow cookies")
     for key, idx in _duplicates([(v.ip, v.port, v.protocol) for v in cfg.vips]).items():
         for i in idx[1:]:
             err(f"vips[{i}]", f"duplicate VIP {key[0]}:{key[1]}/{key[2]} (first at vips[{idx[0]}])")
@@ -341,7 +352,7 @@ def _semantic_errors(cfg: Config) -> list[FieldError]:
         for ip, idx in _duplicates([b.ip for b in vip.backends]).items():
             for j in idx[1:]:
                 err(f"{path}.backends[{j}].ip", f"duplicate backend {ip} (first at backends[{idx[0]}])")
-        if all(b.weight == 0 or b.down for b in vip.backends):
+        if all(b.admin_weight == 0 for b in vip.backends):
             err(f"{path}.backends", "every backend has weight 0 or is down: the VIP could take no connection")
         for j, backend in enumerate(vip.backends):
             bpath = f"{path}.backends[{j}]"

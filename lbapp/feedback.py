@@ -3,12 +3,12 @@ bytes each backend's sessions carried, scale the backends' effective weights so 
 receives fewer new connections. Bounded per step and overall; pure, time passed in."""
 from __future__ import annotations
 
-import ipaddress
 import logging
 from dataclasses import dataclass, field
 
+from lbapp.shared import IPv4
+
 LOG = logging.getLogger("lbapp")
-IPv4 = ipaddress.IPv4Address
 
 
 @dataclass

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from os_ken.lib.packet import arp, ethernet, ether_types, ipv4, packet, tcp, udp
 
 from lbapp.mac import format_mac, parse_mac
-from lbapp.schedulers.base import ConnKey
+from lbapp.shared import ConnKey
 
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 

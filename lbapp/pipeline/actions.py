@@ -6,13 +6,15 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 from os_ken.ofproto.nicira_ext import ofs_nbits
 
 from lbapp.mac import Segment
+from lbapp.shared import PROTOCOL_NAMES, PROTOCOL_NUMBERS
 
 ETH_TYPE_IP = 0x0800
 ETH_TYPE_ARP = 0x0806
 ARP_REQUEST, ARP_REPLY = 1, 2
 
-L4 = {"tcp": (6, "tcp_src", "tcp_dst"), "udp": (17, "udp_src", "udp_dst")}
-PROTO_NAMES = {6: "tcp", 17: "udp"}
+# per protocol name: its number and the OpenFlow match fields of its ports
+L4 = {name: (number, f"{name}_src", f"{name}_dst") for name, number in PROTOCOL_NUMBERS.items()}
+PROTO_NAMES = PROTOCOL_NAMES
 
 
 def to_controller() -> parser.OFPActionOutput:

@@ -1,13 +1,12 @@
 """What the stage builders need from the config, with the ids that go into cookies."""
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 
 from lbapp import mac as macs
 from lbapp.config import BalancerModel, Config, EdgeModel, RouteModel, VipModel
+from lbapp.shared import IPv4
 
-IPv4 = ipaddress.IPv4Address
 
 
 @dataclass

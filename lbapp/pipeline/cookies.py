@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lbapp.shared import MAX_VIP_ID
+
 APP_TAG = 0x1B
 APP_SHIFT, STAGE_SHIFT, GEN_SHIFT, VIP_SHIFT = 56, 52, 44, 32
 
@@ -30,7 +32,7 @@ STAGE_NEXT_HOP = 5
 STAGE_SNAT = 6
 STAGE_PIN = 7
 
-MAX_VIPS = 0xFFF
+MAX_VIPS = 0xFFF  # the VIP field's mask
 MAX_OBJECT = OBJECT_MASK
 
 
@@ -53,7 +55,7 @@ def make(stage: int, *, generation: int = 0, vip: int = 0, obj: int = 0) -> int:
 
 # A backend removed from the config keeps its edge flows while its sessions live ("lingering"):
 # those flows carry this VIP id and the backend's IPv4 address as object id.
-LINGER_VIP = MAX_VIPS
+LINGER_VIP = MAX_VIP_ID + 1
 
 
 def make_lingering(stage: int, generation: int, backend_ip: int) -> int:

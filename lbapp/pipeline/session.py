@@ -13,7 +13,7 @@ from lbapp.pipeline.actions import (ETH_TYPE_IP, L4, PROTO_NAMES, conntrack, gro
                                     to_controller)
 from lbapp.pipeline.context import Context
 from lbapp.pipeline.tables import CT_TRACKED, CT_ZONE, REG_PICKED, TABLES, vip_group_id
-from lbapp.schedulers.base import IPv4, ConnKey
+from lbapp.shared import ConnKey, IPv4
 
 TABLE = TABLES["session"]
 

@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import ipaddress
 from collections import Counter
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Literal, Mapping, Sequence
 
-IPv4 = ipaddress.IPv4Address
+from lbapp.shared import ConnKey, IPv4  # noqa: F401  (ConnKey: part of the scheduler interface)
+
 HashFields = Literal["src_ip", "five_tuple"]
-
-
-@dataclass(frozen=True)
-class ConnKey:
-    """The 5-tuple of a connection as the balancer sees it (dst is the VIP)."""
-
-    protocol: int
-    src_ip: IPv4
-    src_port: int
-    dst_ip: IPv4
-    dst_port: int
 
 
 @dataclass(frozen=True)

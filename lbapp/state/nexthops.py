@@ -1,10 +1,9 @@
 """Next-hop learning: gateway IP -> MAC and switch port, from ARP probes and gratuitous ARP."""
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
-IPv4 = ipaddress.IPv4Address
+from lbapp.shared import IPv4
 
 
 @dataclass

@@ -1,13 +1,10 @@
 """Live connections: which backend each is pinned to, and per-backend counts."""
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
-from lbapp.pipeline.cookies import MAX_OBJECT
-from lbapp.schedulers.base import ConnKey, LiveCounts
-
-IPv4 = ipaddress.IPv4Address
+from lbapp.schedulers.base import LiveCounts
+from lbapp.shared import MAX_SESSION_ID, ConnKey, IPv4
 
 
 @dataclass
@@ -30,7 +27,7 @@ class Sessions:
         self.active: dict[int, LiveCounts] = {}  # vip id -> backend -> live sessions
         # a controller restart starts elsewhere in the id space: flows of the previous run
         # still in the switch then do not collide with this run's sessions
-        self._next_id = min(max(first_id, 1), MAX_OBJECT)
+        self._next_id = min(max(first_id, 1), MAX_SESSION_ID)
 
     def __len__(self) -> int:
         return len(self.by_key)
@@ -55,7 +52,7 @@ class Sessions:
               ) -> Session | None:
         """A session an earlier controller run left in the switch, under its own id; None when
         the connection or the id is known already."""
-        if key in self.by_key or session_id in self.by_id or not 0 < session_id <= MAX_OBJECT:
+        if key in self.by_key or session_id in self.by_id or not 0 < session_id <= MAX_SESSION_ID:
             return None
         session = Session(session_id, key, vip_id, backend, created, flow_vip)
         self.by_key[key] = session
@@ -88,6 +85,6 @@ class Sessions:
         # 32-bit ids (they live in the cookie's object bits); skip 0 and ids still in use.
         while True:
             sid = self._next_id
-            self._next_id = sid + 1 if sid < MAX_OBJECT else 1
+            self._next_id = sid + 1 if sid < MAX_SESSION_ID else 1
             if sid not in self.by_id:
                 return sid

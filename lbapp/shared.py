@@ -1,0 +1,57 @@
+"""The ground floor: the types and limits every layer shares. It imports nothing of lbapp, so
+no import runs up the layers (config, state, schedulers and pipeline all stand on it)."""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import NamedTuple
+
+IPv4 = ipaddress.IPv4Address
+
+# Layer-4 protocols a VIP can serve, by IP protocol number and by the name the config uses.
+TCP, UDP = 6, 17
+PROTOCOL_NUMBERS = {"tcp": TCP, "udp": UDP}
+PROTOCOL_NAMES = {TCP: "tcp", UDP: "udp"}
+
+# Limits set by the flow cookie's layout (lbapp.pipeline.cookies): a VIP id has 12 bits, and
+# 0xFFF marks a removed backend's lingering flows; a session id is the 32-bit object id.
+MAX_VIP_ID = 0xFFE
+MAX_SESSION_ID = 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class ConnKey:
+    """The 5-tuple of a connection as the balancer sees it (dst is the VIP)."""
+
+    protocol: int
+    src_ip: IPv4
+    src_port: int
+    dst_ip: IPv4
+    dst_port: int
+
+
+class VipKey(NamedTuple):
+    """What names a VIP across reloads: its address, IP protocol number and port.
+
+    A tuple, so the hot path finds a VIP with a plain ``(dst_ip, protocol, dst_port)`` tuple
+    built from a packet, at C speed."""
+
+    ip: IPv4
+    protocol: int
+    port: int
+
+    @classmethod
+    def of(cls, vip) -> "VipKey":
+        """The key of a configured VIP (anything with ``ip``, ``protocol`` as a name, ``port``)."""
+        return cls(vip.ip, PROTOCOL_NUMBERS[vip.protocol], vip.port)
+
+    @classmethod
+    def of_connection(cls, key: ConnKey) -> "VipKey":
+        return cls(key.dst_ip, key.protocol, key.dst_port)
+
+    @property
+    def protocol_name(self) -> str:
+        return PROTOCOL_NAMES[self.protocol]
+
+    def __str__(self) -> str:
+        return f"{self.ip}:{self.port}/{self.protocol_name}"
