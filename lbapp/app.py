@@ -19,8 +19,8 @@ from os_ken.ofproto import ofproto_v1_3
 
 from lbapp.config import ConfigError, load_config
 from lbapp.pipeline import bundles
-from lbapp.pipeline.fastpath import RawMessage
-from lbapp.service import Balancer, FlowStat, Out
+from lbapp.sender import Sender
+from lbapp.service import Balancer, FlowStat
 
 LOG = logging.getLogger("lbapp")
 
@@ -49,10 +49,7 @@ class LbApp(app_manager.OSKenApp):
         self.datapaths: dict[int, object] = {}
         # os-ken 4 runs the event loop and our ticker on native threads: one lock around the logic
         self.lock = threading.Lock()
-        self.pending: list[Out] = []  # hot-path replies held while more packet-ins wait
-        self.burst = cfg.CONF.lbapp.burst
-        self.bundle_min = cfg.CONF.lbapp.bundle_min
-        self.bundle_id = 0
+        self.sender = Sender(self.datapaths, burst=cfg.CONF.lbapp.burst, bundle_min=cfg.CONF.lbapp.bundle_min)
 
     def start(self):
         thread = super().start()
@@ -65,17 +62,11 @@ class LbApp(app_manager.OSKenApp):
             hub.sleep(TICK_SECONDS)
 
     def _call(self, method, *args, hold: bool = False) -> None:
-        """Run one entry point of the logic under the lock and send what it returns, with any
-        replies held back before it. With ``hold`` (packet-ins) the replies wait while more
-        events are queued: fewer writes, and OVS takes a burst of flow-mods in one main-loop
-        pass (one walk of its timed rules, one revalidation) instead of one pass each. Order
-        is kept, so each packet-out still follows its flow-mod; an idle controller sends at once."""
+        """Run one entry point of the logic under the lock and hand what it returns to the
+        sender. With ``hold`` (packet-ins) replies may wait while more events are queued (why:
+        :meth:`lbapp.sender.Sender.add`)."""
         with self.lock:  # sent under the lock too: threads' outputs reach the switch in order
-            self.pending += method(*args)
-            if hold and len(self.pending) < self.burst and not self.events.empty():
-                return
-            out, self.pending = self.pending, []
-            self.send(out)
+            self.sender.add(method(*args), more_waiting=hold and not self.events.empty())
 
     def reload(self) -> None:
         """Re-read the config file (SIGHUP); an invalid file is reported and the running config kept."""
@@ -89,39 +80,6 @@ class LbApp(app_manager.OSKenApp):
             self._call(self.balancer.reconfigure, new, time.time())
         except Exception:  # a reload never takes the controller down
             LOG.exception("reload of %s failed", self.config_path)
-
-    def send(self, out: list[Out]) -> None:
-        """The one sender: attach the datapath and send, in order. Consecutive pre-serialised
-        messages to one switch go out as one write (the hot path's flow-mods and packet-outs):
-        os-ken's send queue and send thread then handle one item instead of many; a burst with
-        enough flow-mods goes as one bundle (one flow-table change in the switch)."""
-        raw: list[bytes] = []
-        raw_dp = None
-        for dpid, msg in out:
-            dp = self.datapaths.get(dpid)
-            if dp is None:
-                LOG.debug("switch %016x not connected; dropped %s", dpid, type(msg).__name__)
-                continue
-            if isinstance(msg, RawMessage) and (raw_dp is None or raw_dp is dp):
-                raw.append(msg.buf)
-                raw_dp = dp
-                continue
-            if raw:
-                self._send_raw(raw_dp, raw)
-                raw, raw_dp = [], None
-            if isinstance(msg, RawMessage):
-                raw, raw_dp = [msg.buf], dp
-            else:
-                msg.datapath = dp
-                dp.send_msg(msg)
-        if raw:
-            self._send_raw(raw_dp, raw)
-
-    def _send_raw(self, dp, raw: list[bytes]) -> None:
-        if self.bundle_min and len(raw) >= self.bundle_min:
-            self.bundle_id = self.bundle_id % 0xFFFFFFFF + 1
-            raw = bundles.bundled(raw, self.bundle_id, self.bundle_min)
-        dp.send(b"".join(raw))
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _features(self, ev) -> None:
@@ -159,7 +117,8 @@ class LbApp(app_manager.OSKenApp):
     def _flow_stats(self, ev) -> None:
         msg = ev.msg
         more = bool(msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE)  # OVS splits large replies
-        self._call(self.balancer.session_stats, msg.datapath.id, [_flow_stat(s) for s in msg.body], time.time(), more)
+        self._call(self.balancer.session_stats, msg.datapath.id, msg.xid, [_flow_stat(s) for s in msg.body],
+                   time.time(), more)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev) -> None:

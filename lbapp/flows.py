@@ -102,7 +102,18 @@ class Namer:
 
     def fabricated_owner(self, obj: int) -> str:
         """Computed MACs are installed per route, the MAC table per backend."""
-        return self.route(obj) if isinstance(self.scheme, macs.ComputedScheme) else self.backend(obj)
+        return self.route(obj) if self.scheme.kind == "computed" else self.backend(obj)
+
+    def name(self, kind: str, c: cookies.Cookie) -> str:
+        """The owner of kind ``kind`` (a Table.owners value) that cookie ``c`` names."""
+        namers = {"gateway": lambda: self.gateway(c.obj), "vip": lambda: self.vip(c.vip),
+                  "route": lambda: self.route(c.obj), "backend": lambda: self.backend(c.obj),
+                  "fabricated": lambda: self.fabricated_owner(c.obj), "session": lambda: f"session {c.obj}",
+                  "vip_or_balancer": lambda: self.vip(c.vip) if c.vip else "balancer address",
+                  "vip_backend": lambda: f"{self.vip(c.vip)} / {self.backend(c.obj)}"}
+        if kind not in namers:
+            raise ValueError(f"no owner kind {kind!r} (a table declaration names it)")
+        return namers[kind]()
 
     def backend_of_mac(self, mac: int) -> str:
         try:
@@ -119,29 +130,15 @@ def _role(table: Table, priority: int) -> str | None:
 
 
 def _owner(namer: Namer, table: Table, role: str | None, c: cookies.Cookie) -> str:
+    """A flow's owner, named the way its table's declaration says (``Table.owners``)."""
     if role == "miss":
         return "table miss"
     if c.vip == cookies.LINGER_VIP:
         return f"{namer.vip(c.vip)} / backend {ipaddress.IPv4Address(c.obj)}"
-    if table.name == "classify":
-        return {"gateway_arp": lambda: namer.gateway(c.obj), "vip": lambda: namer.vip(c.vip),
-                "fabricated": lambda: namer.fabricated_owner(c.obj), "backend_reply": lambda: namer.backend(c.obj),
-                "arp_request": lambda: "ARP requests"}.get(role, lambda: "")()
-    if table.name == "arp_proxy":
-        if role == "own_address":
-            return namer.vip(c.vip) if c.vip else "balancer address"
-        if role == "backend":
-            return namer.fabricated_owner(c.obj)
-        return "probe replies" if role == "probe_reply" else ""
-    if table.name == "session":
-        return f"session {c.obj}" if role == "connection" else namer.vip(c.vip)
-    if table.name == "translate":
-        return namer.fabricated_owner(c.obj)
-    if table.name == "next_hop":
-        return namer.route(c.obj)
-    if table.name == "snat":
-        return f"{namer.vip(c.vip)} / {namer.backend(c.obj)}"
-    return ""
+    kind = table.owners.get(role or "", "")
+    if kind.startswith("="):
+        return kind[1:]
+    return namer.name(kind, c) if kind else ""
 
 
 def _flow(f: OFPFlow) -> Flow:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 IPv4 = ipaddress.IPv4Address
 
@@ -17,6 +17,15 @@ PROTOCOL_NAMES = {TCP: "tcp", UDP: "udp"}
 # 0xFFF marks a removed backend's lingering flows; a session id is the 32-bit object id.
 MAX_VIP_ID = 0xFFE
 MAX_SESSION_ID = 0xFFFFFFFF
+
+# What the operator says of a backend: up, drained (no new connections, established ones
+# finish) or down (the same, and meant as "out of service").
+AdminState = Literal["up", "drain", "down"]
+
+
+def admin_weight(weight: int, admin: AdminState) -> int:
+    """A configured weight as far as the operator lets it count: 0 unless up."""
+    return weight if admin == "up" else 0
 
 
 @dataclass(frozen=True)
@@ -55,3 +64,13 @@ class VipKey(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.ip}:{self.port}/{self.protocol_name}"
+
+
+class VipBackend(NamedTuple):
+    """One backend of one VIP: what a session, a pin or a source NAT flow belongs to."""
+
+    vip: VipKey
+    backend: IPv4
+
+    def __str__(self) -> str:
+        return f"backend {self.backend} of {self.vip}"

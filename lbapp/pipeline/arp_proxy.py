@@ -10,7 +10,7 @@ from lbapp import mac as macs
 from lbapp.pipeline import cookies
 from lbapp.pipeline.actions import (ARP_REPLY, ARP_REQUEST, ETH_TYPE_ARP, load, move, moves, output,
                                     set_field, to_controller)
-from lbapp.pipeline.context import Context
+from lbapp.pipeline.context import Context, SwitchView
 from lbapp.pipeline.tables import REG_ARP_SWAP, TABLES
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
@@ -50,9 +50,9 @@ def _request(tpa: str | tuple[str, str]) -> dict:
     return {"eth_type": ETH_TYPE_ARP, "arp_op": ARP_REQUEST, "arp_tpa": tpa}
 
 
-def balancer_flows(ctx: Context) -> list:
-    flows = [TABLE.miss_flow(ctx.generation),
-             TABLE.flow("probe_reply", {"eth_type": ETH_TYPE_ARP, "arp_op": ARP_REPLY,
+def balancer_flows(view: SwitchView) -> list:
+    ctx = view.ctx
+    flows = [TABLE.flow("probe_reply", {"eth_type": ETH_TYPE_ARP, "arp_op": ARP_REPLY,
                                         "arp_tpa": str(ctx.balancer_ip)}, cookie=_cookie(ctx))]
     own = [(0, ctx.balancer_ip)] + [(vip_id, v.ip) for vip_id, v in ctx.balanced_vips()]
     seen = set()
@@ -67,13 +67,14 @@ def balancer_flows(ctx: Context) -> list:
 
 
 def backend_flows(ctx: Context) -> list:
-    scheme = ctx.scheme
     in_switch = ctx.balancer.arp_proxy == "switch"
-    if isinstance(scheme, macs.ComputedScheme):
-        actions = computed_reply(scheme) if in_switch else [to_controller()]
-        return [TABLE.flow("backend", _request((str(r.dst.network_address), str(r.dst.netmask))),
-                           cookie=_cookie(ctx, obj=route_id), actions=actions)
-                for route_id, r in ctx.routes()]
-    return [TABLE.flow("backend", _request(str(ip)), cookie=_cookie(ctx, obj=backend_id),
-                       actions=constant_reply(scheme.encode(ip)) if in_switch else [to_controller()])
-            for ip, backend_id in ctx.backend_ids.items()]
+    flows = []
+    for r in ctx.fabricated_ranges():
+        if not in_switch:
+            actions = [to_controller()]
+        elif r.backend is None:  # computed: the MAC is built from arp_tpa
+            actions = computed_reply(ctx.scheme)
+        else:
+            actions = constant_reply(ctx.scheme.encode(r.backend))
+        flows.append(TABLE.flow("backend", _request(r.arp_tpa), cookie=_cookie(ctx, obj=r.obj), actions=actions))
+    return flows

@@ -6,7 +6,7 @@ from ipaddress import IPv4Address
 from lbapp import mac as macs
 from lbapp.pipeline import cookies
 from lbapp.pipeline.actions import ARP_REQUEST, ETH_TYPE_ARP, ETH_TYPE_IP, L4, to_controller
-from lbapp.pipeline.context import Context
+from lbapp.pipeline.context import Context, SwitchView
 from lbapp.pipeline.tables import TABLES
 
 TABLE = TABLES["classify"]
@@ -16,8 +16,9 @@ def _cookie(ctx: Context, vip: int = 0, obj: int = 0) -> int:
     return cookies.make(TABLE.stage, generation=ctx.generation, vip=vip, obj=obj)
 
 
-def balancer_flows(ctx: Context) -> list:
-    flows = [TABLE.miss_flow(ctx.generation)]
+def balancer_flows(view: SwitchView) -> list:
+    ctx = view.ctx
+    flows = []
     for i, gw in enumerate(ctx.cfg.gateways):
         # The learning table's input: every ARP a gateway sends (probe replies, GARP, requests).
         flows.append(TABLE.flow("gateway_arp", {"eth_type": ETH_TYPE_ARP, "arp_spa": str(gw.ip)},
@@ -36,15 +37,9 @@ def balancer_flows(ctx: Context) -> list:
 
 def fabricated_flows(ctx: Context) -> list:
     """Frames already addressed to a fabricated MAC (an external director's) go to translate."""
-    scheme = ctx.scheme
-    if isinstance(scheme, macs.ComputedScheme):
-        return [TABLE.flow("fabricated", {"eth_type": ETH_TYPE_IP,
-                                          "eth_dst": tuple(map(macs.format_mac, scheme.network_match(r.dst)))},
-                           cookie=_cookie(ctx, obj=route_id), goto="translate")
-                for route_id, r in ctx.routes()]
-    return [TABLE.flow("fabricated", {"eth_type": ETH_TYPE_IP, "eth_dst": macs.format_mac(scheme.encode(ip))},
-                       cookie=_cookie(ctx, obj=backend_id), goto="translate")
-            for ip, backend_id in ctx.backend_ids.items()]
+    return [TABLE.flow("fabricated", {"eth_type": ETH_TYPE_IP, "eth_dst": r.eth_dst}, cookie=_cookie(ctx, obj=r.obj),
+                       goto="translate")
+            for r in ctx.fabricated_ranges()]
 
 
 def lingering_flows(ctx: Context, backends: set[IPv4Address]) -> list:
@@ -60,9 +55,10 @@ def remove_lingering(backend: IPv4Address):
                         cookie=cookies.make_lingering(TABLE.stage, 0, int(backend)), cookie_mask=cookies.object_mask())
 
 
-def edge_flows(ctx: Context, dpid: int) -> list:
-    flows = [TABLE.miss_flow(ctx.generation)]
-    for edge in ctx.edges_of(dpid):
+def edge_flows(view: SwitchView) -> list:
+    ctx = view.ctx
+    flows = []
+    for edge in ctx.edges_of(view.dpid):
         for ip in edge.backends:
             flows.append(TABLE.flow("backend_reply", {"eth_type": ETH_TYPE_IP, "ipv4_src": str(ip)},
                                     cookie=_cookie(ctx, obj=ctx.backend_ids[ip]), goto="snat"))

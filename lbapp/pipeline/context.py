@@ -5,8 +5,20 @@ from dataclasses import dataclass, field
 
 from lbapp import mac as macs
 from lbapp.config import BalancerModel, Config, EdgeModel, RouteModel, VipModel
-from lbapp.shared import IPv4
+from lbapp.shared import IPv4, VipKey
 
+
+
+@dataclass(frozen=True)
+class FabricatedRange:
+    """Where the switch recognises fabricated MACs (and answers ARP with them): per backend route
+    for computed MACs (a MAC range, decoded and built by move actions), per backend for a MAC
+    table (one exact MAC). The one place that tells the two schemes apart for the builders."""
+
+    obj: int  # the route's id (computed) or the backend's id (table): the cookie's object
+    eth_dst: str | tuple[str, str]  # the fabricated MACs: (value, mask), or one MAC
+    arp_tpa: str | tuple[str, str]  # the addresses they stand for: (network, netmask), or one IP
+    backend: IPv4 | None  # the one backend behind an exact MAC; None for a computed range
 
 
 @dataclass
@@ -16,6 +28,7 @@ class Context:
     cfg: Config
     balancer: BalancerModel | None = None
     generation: int = 0
+    vip_ids: dict[VipKey, int] | None = None  # the VIP table's ids; None: 1-based positions (a first load)
     scheme: macs.MacScheme = field(init=False)
     balancer_mac: int = field(init=False)
     backend_ids: dict[IPv4, int] = field(init=False)
@@ -33,7 +46,10 @@ class Context:
         return self.balancer.address.ip
 
     def vips(self) -> list[tuple[int, VipModel]]:
-        return [(i + 1, v) for i, v in enumerate(self.cfg.vips)]
+        """(VIP id, VIP) in config order."""
+        if self.vip_ids is None:
+            return [(i + 1, v) for i, v in enumerate(self.cfg.vips)]
+        return [(self.vip_ids[VipKey.of(v)], v) for v in self.cfg.vips]
 
     def balanced_vips(self) -> list[tuple[int, VipModel]]:
         """The VIPs this balancer schedules itself (not those of an external director)."""
@@ -42,8 +58,27 @@ class Context:
     def routes(self) -> list[tuple[int, RouteModel]]:
         return [(i + 1, r) for i, r in enumerate(self.cfg.routes)]
 
+    def fabricated_ranges(self) -> list[FabricatedRange]:
+        scheme = self.scheme
+        if scheme.kind == "computed":
+            return [FabricatedRange(route_id, tuple(map(macs.format_mac, scheme.network_match(r.dst))),
+                                    (str(r.dst.network_address), str(r.dst.netmask)), None)
+                    for route_id, r in self.routes()]
+        return [FabricatedRange(backend_id, macs.format_mac(scheme.encode(ip)), str(ip), ip)
+                for ip, backend_id in self.backend_ids.items()]
+
     def gateway_id(self, name: str) -> int:
         return next(i + 1 for i, g in enumerate(self.cfg.gateways) if g.name == name)
 
     def edges_of(self, dpid: int) -> list[EdgeModel]:
         return [e for e in self.cfg.edges if e.dpid == dpid]
+
+
+@dataclass(frozen=True)
+class SwitchView:
+    """What a stage builder sees of one switch: its id, its view of the config, and (on a
+    balancer) each gateway's learned MAC and port, by gateway name."""
+
+    dpid: int
+    ctx: Context
+    gateways: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)

@@ -13,7 +13,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 from lbapp import mac as macs
 from lbapp.pipeline import cookies
 from lbapp.pipeline.actions import ETH_TYPE_IP, output, set_field
-from lbapp.pipeline.context import Context
+from lbapp.pipeline.context import Context, SwitchView
 from lbapp.pipeline.tables import TABLES, route_priority_offset
 
 TABLE = TABLES["next_hop"]
@@ -52,9 +52,11 @@ def route_flows(ctx: Context, route_id: int, gateway_mac: int | None, gateway_po
     return msgs
 
 
-def balancer_flows(ctx: Context) -> list:
-    """At connect: every route drops until its gateway is learned."""
-    flows = [TABLE.miss_flow(ctx.generation)]
-    for route_id, _ in ctx.routes():
-        flows.extend(route_flows(ctx, route_id, None, None, clear=False))
+def balancer_flows(view: SwitchView) -> list:
+    """Each route toward its gateway as learned so far (at connect: none yet, so every route
+    drops until its gateway answers a probe)."""
+    flows = []
+    for route_id, route in view.ctx.routes():
+        mac, port = view.gateways.get(route.via, (None, None))
+        flows.extend(route_flows(view.ctx, route_id, mac, port, clear=False))
     return flows

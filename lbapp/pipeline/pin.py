@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from lbapp.pipeline import cookies
 from lbapp.pipeline.actions import ETH_TYPE_IP, conntrack, move
-from lbapp.pipeline.context import Context
+from lbapp.pipeline.context import SwitchView
 from lbapp.pipeline.tables import CT_ZONE, REG_PICKED, TABLES
 
 TABLE = TABLES["pin"]
 
 
-def balancer_flows(ctx: Context) -> list:
+def balancer_flows(view: SwitchView) -> list:
+    ctx = view.ctx
     if not any(vip.selection == "switch" for _, vip in ctx.balanced_vips()):
-        return []  # the stage is empty unless a VIP uses it
+        return []  # the stage is empty unless a VIP uses it (declared optional: no miss flow then)
     cookie = cookies.make(TABLE.stage, generation=ctx.generation)
-    return [TABLE.miss_flow(ctx.generation),
-            TABLE.flow("commit", {"eth_type": ETH_TYPE_IP}, cookie=cookie,
+    return [TABLE.flow("commit", {"eth_type": ETH_TYPE_IP}, cookie=cookie,
                        actions=[conntrack(CT_ZONE, commit=True, mark_from=move(REG_PICKED, "ct_mark", 32))],
                        goto="translate")]

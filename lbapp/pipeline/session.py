@@ -11,7 +11,7 @@ from lbapp import mac as macs
 from lbapp.pipeline import cookies
 from lbapp.pipeline.actions import (ETH_TYPE_IP, L4, PROTO_NAMES, conntrack, group, load, resubmit, set_field,
                                     to_controller)
-from lbapp.pipeline.context import Context
+from lbapp.pipeline.context import Context, SwitchView
 from lbapp.pipeline.tables import CT_TRACKED, CT_ZONE, REG_PICKED, TABLES, vip_group_id
 from lbapp.shared import ConnKey, IPv4
 
@@ -40,8 +40,9 @@ def remove(key: ConnKey, vip_id: int, session_id: int):
                         cookie_mask=cookies.object_mask(), priority="connection")
 
 
-def balancer_flows(ctx: Context) -> list:
-    flows = [TABLE.miss_flow(ctx.generation)]
+def balancer_flows(view: SwitchView) -> list:
+    ctx = view.ctx
+    flows = []
     for vip_id, vip in ctx.balanced_vips():
         to_vip = _vip_match(vip)
         cookie = cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id)

@@ -5,8 +5,9 @@ from ipaddress import IPv4Address
 
 from lbapp.pipeline import cookies
 from lbapp.pipeline.actions import ETH_TYPE_IP, L4, normal, set_field
-from lbapp.pipeline.context import Context
+from lbapp.pipeline.context import Context, SwitchView
 from lbapp.pipeline.tables import TABLES
+from lbapp.shared import VipBackend
 
 TABLE = TABLES["snat"]
 
@@ -21,22 +22,24 @@ def _reply(vip_ip: IPv4Address, protocol: str, port: int, backend: IPv4Address, 
                       actions=[set_field(ipv4_src=str(vip_ip)), normal()])
 
 
-def lingering_flows(ctx: Context, pairs: list[tuple[IPv4Address, str, int, IPv4Address]]) -> list:
-    """Source NAT for (VIP ip, protocol, port, backend) pairs no longer in the config."""
-    return [_reply(vip_ip, protocol, port, backend, cookies.make_lingering(TABLE.stage, ctx.generation, int(backend)))
-            for vip_ip, protocol, port, backend in pairs]
+def lingering_flows(ctx: Context, pairs: list[VipBackend]) -> list:
+    """Source NAT for (VIP, backend) pairs no longer in the config."""
+    return [_reply(p.vip.ip, p.vip.protocol_name, p.vip.port, p.backend,
+                   cookies.make_lingering(TABLE.stage, ctx.generation, int(p.backend)))
+            for p in pairs]
 
 
-def remove_lingering(pair: tuple[IPv4Address, str, int, IPv4Address]):
+def remove_lingering(pair: VipBackend):
     """The removal of :func:`lingering_flows`' flow for ``pair``, any generation."""
-    _, protocol, port, backend = pair
-    return TABLE.delete(_reply_match(protocol, port, backend),
-                        cookie=cookies.make_lingering(TABLE.stage, 0, int(backend)), cookie_mask=cookies.object_mask())
+    return TABLE.delete(_reply_match(pair.vip.protocol_name, pair.vip.port, pair.backend),
+                        cookie=cookies.make_lingering(TABLE.stage, 0, int(pair.backend)),
+                        cookie_mask=cookies.object_mask())
 
 
-def edge_flows(ctx: Context, dpid: int) -> list:
-    flows = [TABLE.miss_flow(ctx.generation)]
-    on_edge = {ip for e in ctx.edges_of(dpid) for ip in e.backends}
+def edge_flows(view: SwitchView) -> list:
+    ctx = view.ctx
+    flows = []
+    on_edge = {ip for e in ctx.edges_of(view.dpid) for ip in e.backends}
     for vip_id, vip in ctx.vips():
         proto, src_field, _ = L4[vip.protocol]
         for b in vip.backends:

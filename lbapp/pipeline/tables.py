@@ -59,6 +59,13 @@ class Table:
     miss: str = "drop"  # "drop" | "normal"
     session_owned: bool = False  # flows of this table are per-connection, never swept on reconnect
     flows_doc: tuple[str, ...] = field(default=())
+    # the switch roles ("balancer", "edge") whose pipeline has this table; its builder is the
+    # module lbapp.pipeline.<name>, with a <role>_flows(view) function per role
+    roles: tuple[str, ...] = ("balancer",)
+    optional: bool = False  # present (with its miss flow) only when its builder gives it flows
+    # how each flow family's owner is named (by lbapp flows): a kind lbapp.flows.Namer knows
+    # ("gateway", "vip", "route", "backend", ...), or "=text" for a fixed label
+    owners: dict[str, str] = field(default_factory=dict)
 
     def priority(self, name: str, offset: int = 0) -> int:
         try:
@@ -131,7 +138,9 @@ PIPELINE: tuple[Table, ...] = (
           frozenset(_ETH | _ARP | {"ip_proto", "ipv4_src", "ipv4_dst", "tcp_dst", "udp_dst"}),
           {"gateway_arp": 400, "arp_request": 300, "fabricated": 250, "vip": 200, "backend_reply": 100,
            "miss": 0},
-          next_tables=("arp_proxy", "session", "translate", "snat"), miss="normal",
+          next_tables=("arp_proxy", "session", "translate", "snat"), miss="normal", roles=("balancer", "edge"),
+          owners={"gateway_arp": "gateway", "arp_request": "=ARP requests", "fabricated": "fabricated",
+                  "vip": "vip", "backend_reply": "backend"},
           flows_doc=(
               "for each gateway G, a priority-400 flow matching `arp, arp_spa=G` copies it to the "
               "controller (next-hop learning) and goes to arp_proxy",
@@ -150,6 +159,7 @@ PIPELINE: tuple[Table, ...] = (
           frozenset(_ETH | _ARP),
           {"probe_reply": 300, "own_address": 200, "backend": 100, "miss": 0},
           miss="normal",
+          owners={"probe_reply": "=probe replies", "own_address": "vip_or_balancer", "backend": "fabricated"},
           flows_doc=(
               "a priority-300 flow matching `arp, arp_op=2, arp_tpa=balancer` drops it (the "
               "controller already has its copy)",
@@ -165,6 +175,7 @@ PIPELINE: tuple[Table, ...] = (
           frozenset(_ETH | _L4 | _CT),
           {"connection": 100, "pinned": 30, "pick": 20, "new_connection": 10, "miss": 0},
           next_tables=("translate",), session_owned=True,
+          owners={"connection": "session", "pinned": "vip", "pick": "vip", "new_connection": "vip"},
           flows_doc=(
               "for each live connection, a priority-100 flow matching its 5-tuple sets eth_dst to "
               "the backend's fabricated MAC and goes to translate; idle timeout from the VIP, "
@@ -184,7 +195,7 @@ PIPELINE: tuple[Table, ...] = (
           "backend as its mark (only on balancers with a `selection: switch` VIP).",
           frozenset({"eth_type"}),
           {"commit": 100, "miss": 0},
-          next_tables=("translate",),
+          next_tables=("translate",), optional=True,
           flows_doc=(
               "a priority-100 flow matching `ip` commits the connection in zone 27 with reg1 (the "
               "picked backend's IP) as ct_mark and goes to translate",
@@ -193,7 +204,7 @@ PIPELINE: tuple[Table, ...] = (
           "Address translation: recover the backend IP from the fabricated MAC into ipv4_dst.",
           frozenset(_ETH | {"ipv4_dst"}),
           {"fabricated": 100, "miss": 0},
-          next_tables=("next_hop",),
+          next_tables=("next_hop",), owners={"fabricated": "fabricated"},
           flows_doc=(
               "for each backend route (computed MACs), a priority-100 flow matching its fabricated "
               "MAC range moves the IP bits of eth_dst into ipv4_dst; for each backend (MAC table), "
@@ -203,7 +214,7 @@ PIPELINE: tuple[Table, ...] = (
           "Learning / next hop: frame to the learned gateway MAC, source the balancer's MAC, "
           "decrement TTL, send toward the gateway. Unknown gateway: drop and count.",
           frozenset(_ETH | {"ipv4_dst"}),
-          {"route": (100, 199), "miss": 0},
+          {"route": (100, 199), "miss": 0}, owners={"route": "route"},
           flows_doc=(
               "for each route R via gateway G with a learned MAC and port, flows at priority "
               "100+2*prefixlen (+1 for the variant matching in_port=G's port, which outputs "
@@ -216,7 +227,7 @@ PIPELINE: tuple[Table, ...] = (
           "Edge source NAT: a backend's reply from its service port leaves with src = the VIP.",
           frozenset(_ETH | _L4),
           {"reply": 100, "miss": 0},
-          miss="normal",
+          miss="normal", roles=("edge",), owners={"reply": "vip_backend"},
           flows_doc=(
               "for each (VIP, backend on this edge), a priority-100 flow matching "
               "`ip, ip_proto, ipv4_src=backend, tp_src=port` sets ipv4_src=VIP and outputs NORMAL",
@@ -229,8 +240,12 @@ TABLES: dict[str, Table] = {t.name: t for t in PIPELINE}
 BY_ID: dict[int, Table] = {t.table_id: t for t in PIPELINE}
 BY_STAGE: dict[int, Table] = {t.stage: t for t in PIPELINE}
 
-BALANCER_TABLES = ("classify", "arp_proxy", "session", "pin", "translate", "next_hop")
-EDGE_TABLES = ("classify", "snat")
+ROLES = ("balancer", "edge")
+
+
+def tables_on(role: str) -> tuple[Table, ...]:
+    """The tables a switch of ``role`` has, in pipeline order."""
+    return tuple(t for t in PIPELINE if role in t.roles)
 
 
 def route_priority_offset(prefixlen: int, on_gateway_port: bool) -> int:

@@ -95,6 +95,11 @@ class LeastTracker:
         # a scheduler makes a new tracker whenever its backends or weights change
         self.cost = cost
         self._counts: LiveCounts | None = None
+        self._heap: list[tuple] = []
+
+    def __len__(self) -> int:
+        """Entries held: bounded, since a pick that finds the heap too stale rebuilds it."""
+        return len(self._heap)
 
     def pick(self, eligible: Sequence[BackendWeight], active: Mapping[IPv4, int]) -> IPv4 | None:
         if not isinstance(active, LiveCounts):

@@ -11,10 +11,10 @@ from lbapp.shared import MAX_SESSION_ID, ConnKey, IPv4
 class Session:
     session_id: int
     key: ConnKey
-    vip_id: int  # the VIP's id in the running config (follows reloads)
+    vip_id: int  # the VIP's id; 0 once its VIP left the config
     backend: IPv4
     created: float
-    flow_vip: int = 0  # the VIP id in its flow's cookie, as installed
+    flow_vip: int = 0  # the VIP id in its flow's cookie, as installed (an earlier run's, if adopted)
 
     def __post_init__(self) -> None:
         self.flow_vip = self.flow_vip or self.vip_id
@@ -65,21 +65,24 @@ class Sessions:
         if session is None:
             return None
         del self.by_key[session.key]
+        self._uncount(session)
+        return session
+
+    def forget_vips(self, keys: set) -> None:
+        """After a reload: sessions of VIPs no longer configured (their keys not in ``keys``)
+        leave the live counts (their VIP's id may go to a new VIP); their flows run on."""
+        for sess in self.by_id.values():
+            if sess.vip_id and (sess.key.dst_ip, sess.key.protocol, sess.key.dst_port) not in keys:
+                self._uncount(sess)
+                sess.vip_id = 0
+
+    def _uncount(self, session: Session) -> None:
+        if not session.vip_id:
+            return
         counts = self.counts(session.vip_id)
         counts[session.backend] -= 1
         if counts[session.backend] <= 0:
             del counts[session.backend]
-        return session
-
-    def renumber_vips(self, new_id: dict[int, int]) -> None:
-        """A reload moved VIPs in the list: sessions follow their VIP (by ip, protocol, port)
-        to its new id; the live counts are rebuilt to match."""
-        for sess in self.by_id.values():
-            sess.vip_id = new_id.get(sess.vip_id, 0)
-        self.active = {}
-        for sess in self.by_id.values():
-            if sess.vip_id:
-                self.counts(sess.vip_id)[sess.backend] += 1
 
     def _allocate_id(self) -> int:
         # 32-bit ids (they live in the cookie's object bits); skip 0 and ids still in use.

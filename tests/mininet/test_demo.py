@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.net import require_tier
+from tests.helpers.net import require_tier, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,9 @@ def test_interrupted_demo_cleans_up():
     deadline = time.monotonic() + 60
     while "topology large up" not in (line := proc.stdout.readline()):
         assert line and time.monotonic() < deadline, "the demo did not come up"
-    time.sleep(1)  # in the middle of the requests
+    log = Path(line.split("controller log ")[1].split()[0])
+    # in the middle of the requests: the controller has begun scheduling sessions
+    wait_for(lambda: " -> " in log.read_text(), 30, "the demo's first requests")
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=60)
     bridges = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout.split()

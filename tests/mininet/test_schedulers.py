@@ -2,8 +2,8 @@
 from backends holding long-lived ones; a drained backend (weight 0, applied by SIGHUP reload)
 finishes its open connection while new ones go elsewhere; with ``selection: switch`` the switch
 picks, and the controller sees none of the connections."""
+import re
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -50,10 +50,16 @@ def finish(proc):
 
 
 def short_connection(lab):
+    """One request on a new connection; its backend, once its session has idled out at the
+    controller (so least-connection no longer counts it)."""
     proc = lab.stream("h1", VIP, STREAM, 1, 0)
-    backend = first_backend(proc)
+    line = proc.stdout.readline()
+    assert line.startswith("backend="), line
     proc.communicate(timeout=10)
-    return backend
+    answer = parse_answer(line)
+    ended = re.compile(rf"ended \(idle\) after [\d.]+s: {re.escape(answer['client'])} -> ")
+    wait_for(lambda: ended.search(lab.controller_log.read_text()), 15, f"the session of {answer['client']} to end")
+    return answer["backend"]
 
 
 def test_switch_selection_spreads_real_connections_across_vlans_without_the_controller(lab):
@@ -80,7 +86,6 @@ def test_lc_steers_new_connections_away_from_backends_holding_long_lived_ones(la
     free = {"b1", "b2", "b3"} - {held1, held2}
     shorts = []
     for _ in range(3):
-        time.sleep(2.5)  # the previous short connection's session has idled out
         shorts.append(short_connection(lab))
     assert set(shorts) == free, (held1, held2, shorts)  # rr would have rotated over all three
     for proc, held in ((long1, held1), (long2, held2)):
@@ -101,7 +106,6 @@ def test_draining_a_backend_lets_its_open_connection_finish(lab):
     wait_for(lambda: "reconfigured" in lab.controller_log.read_text(), 10, "the controller to reload")
     news = []
     for _ in range(4):
-        time.sleep(1.5)
         news.append(short_connection(lab))
     assert len(news) == 4 and held not in news, (held, news)  # drained: no new connection
     rc, backends = finish(long_lived)

@@ -52,4 +52,4 @@ def test_heap_stays_bounded():
         ip = sched.pick(KEY, counts)
         counts[ip] += 1
         counts[ip] -= 1
-    assert len(sched.tracker._heap) <= 4 * len(ips) + 64 + 1
+    assert len(sched.tracker) <= 4 * len(ips) + 64 + 1

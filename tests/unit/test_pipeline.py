@@ -69,3 +69,16 @@ def test_docs_pipeline_md_is_generated_from_the_declaration():
     out = subprocess.run([sys.executable, "-m", "lbapp.cli.main", "pipeline"], capture_output=True, text=True,
                          cwd=root, check=True).stdout
     assert out == (root / "docs" / "pipeline.md").read_text(), "run: lbapp pipeline > docs/pipeline.md"
+
+
+def test_every_declared_owner_kind_has_a_namer():
+    from lbapp.flows import Namer
+    from lbapp.pipeline import cookies
+    from lbapp.pipeline.tables import PIPELINE
+
+    namer = Namer(None)
+    for table in PIPELINE:
+        assert set(table.owners) <= set(table.priorities), table.name
+        for kind in table.owners.values():
+            if not kind.startswith("="):
+                assert namer.name(kind, cookies.Cookie(table.stage, 1, 1, 1))

@@ -1,0 +1,192 @@
+"""The config's shapes: frozen pydantic models that check each field (an address, a datapath id,
+a MAC, a range), and the derived views on :class:`Config` the rest of lbapp reads the config by.
+
+What only the whole file can tell (a duplicate VIP, a backend no route reaches) is not here but in
+:mod:`lbapp.config.rules`, so a model stays a plain description of one part of the file.
+"""
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from lbapp import mac as macs
+from lbapp.shared import AdminState, IPv4, admin_weight
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _parse_dpid(value: Any) -> int:
+    """A datapath id as an int, ``0x...`` or ``00:00:...:01`` (as ovs-ofctl prints it)."""
+    if isinstance(value, bool):
+        raise ValueError("datapath id must be an integer or hex string")
+    if isinstance(value, int):
+        dpid = value
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(":", "")
+        try:
+            dpid = int(text, 16) if value.strip().lower().startswith("0x") or ":" in value else int(text)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a datapath id (int, 0x-hex or 00:00:..:01)") from None
+    else:
+        raise ValueError("datapath id must be an integer or hex string")
+    if not 0 < dpid < 1 << 64:
+        raise ValueError(f"datapath id {value!r} out of range 1..2^64-1")
+    return dpid
+
+
+def _check_mac(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("MAC address must be a string like 02:00:00:00:00:01")
+    return macs.format_mac(macs.parse_mac(value))
+
+
+class BalancerModel(_Model):
+    name: str = Field("lb", min_length=1)
+    dpid: int
+    address: ipaddress.IPv4Interface = Field(description="the balancer's own IP/prefix in its VLAN")
+    mac: str
+    arp_proxy: Literal["switch", "controller"] = "switch"
+    probe_interval: float = Field(10.0, gt=0)
+
+    @field_validator("dpid", mode="before")
+    @classmethod
+    def _dpid(cls, v: Any) -> int:
+        return _parse_dpid(v)
+
+    @field_validator("mac", mode="before")
+    @classmethod
+    def _mac(cls, v: Any) -> str:
+        return _check_mac(v)
+
+
+class GatewayModel(_Model):
+    name: str = Field(min_length=1)
+    ip: IPv4
+
+
+class RouteModel(_Model):
+    dst: ipaddress.IPv4Network
+    via: str = Field(min_length=1, description="a gateway name")
+
+
+class FabricatedMacModel(_Model):
+    scheme: Literal["computed", "table"] = "computed"
+    layout: Literal["prefix", "suffix", "split"] = "prefix"
+    tag: str = "aa:bb"
+    table: dict[IPv4, str] = Field(default_factory=dict)
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, v: str) -> str:
+        macs.parse_tag(v)
+        return v.lower()
+
+    @field_validator("table", mode="before")
+    @classmethod
+    def _table(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: _check_mac(m) for k, m in v.items()}
+        return v
+
+
+class BackendModel(_Model):
+    ip: IPv4
+    weight: int = Field(1, ge=0, le=10000, description="0 drains: no new connections")
+    down: bool = Field(False, description="marked down: no new connections, established ones run on")
+
+    @property
+    def admin_state(self) -> AdminState:
+        """What the operator said: down, drained (weight 0: established connections finish), or up."""
+        return "down" if self.down else "drain" if self.weight == 0 else "up"
+
+    @property
+    def admin_weight(self) -> int:
+        return admin_weight(self.weight, self.admin_state)
+
+
+class VipModel(_Model):
+    name: str = Field(min_length=1)
+    ip: IPv4
+    port: int = Field(ge=1, le=65535)
+    protocol: Literal["tcp", "udp"] = "tcp"
+    scheduler: str = "rr"
+    idle_timeout: int = Field(60, ge=1, le=65535, description="seconds")
+    hash: Literal["src_ip", "five_tuple"] = Field("src_ip", description="what sh and mh hash")
+    table_size: int = Field(65537, ge=3, description="mh: Maglev table size, a prime")
+    external_director: bool = Field(False, description="scheduled by an external DR director: the balancer "
+                                                       "only translates its frames; edges source-NAT replies")
+    selection: Literal["controller", "switch"] = Field(
+        "controller", description="who picks a new connection's backend: the controller (any scheduler, one "
+                                  "packet-in per connection) or the switch, by a hash of the five-tuple into a "
+                                  "slot table the controller keeps (scheduler mh; no controller per connection)")
+    backends: list[BackendModel] = Field(min_length=1)
+
+
+class FeedbackModel(_Model):
+    interval: float = Field(5.0, gt=0, description="seconds between load readings")
+    max_step: float = Field(0.25, gt=0, lt=1, description="largest change of a factor per reading")
+    min_factor: float = Field(0.25, gt=0, le=1)
+    max_factor: float = Field(2.0, ge=1)
+
+
+class EdgeModel(_Model):
+    name: str = Field(min_length=1)
+    dpid: int
+    backends: list[IPv4] = Field(min_length=1)
+
+    @field_validator("dpid", mode="before")
+    @classmethod
+    def _dpid(cls, v: Any) -> int:
+        return _parse_dpid(v)
+
+
+class Config(_Model):
+    balancer: BalancerModel | None = Field(None, description="one balancer switch")
+    balancers: list[BalancerModel] = Field(default_factory=list, description="several (ECMP) balancer switches")
+    gateways: list[GatewayModel] = Field(min_length=1)
+    routes: list[RouteModel] = Field(min_length=1)
+    fabricated_mac: FabricatedMacModel = Field(default_factory=FabricatedMacModel)
+    vips: list[VipModel] = Field(min_length=1)
+    edges: list[EdgeModel] = Field(default_factory=list)
+    feedback: FeedbackModel | None = Field(None, description="dynamic feedback: adjust weights from measured load")
+    _scheme: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "Config":
+        if (self.balancer is None) == (not self.balancers):
+            raise ValueError("give exactly one of balancer: (one switch) or balancers: (a list)")
+        return self
+
+    # --- derived views, computed on demand from the validated fields ---
+
+    def all_balancers(self) -> list[tuple[str, BalancerModel]]:
+        """(field path, balancer) for each balancer switch, whichever form the file used."""
+        if self.balancer is not None:
+            return [("balancer", self.balancer)]
+        return [(f"balancers[{i}]", b) for i, b in enumerate(self.balancers)]
+
+    def balancer_for(self, dpid: int) -> BalancerModel | None:
+        return next((b for _, b in self.all_balancers() if b.dpid == dpid), None)
+
+    def mac_scheme(self) -> macs.MacScheme:
+        """The fabricated-MAC scheme (raises MacError for a table that maps two IPs to one MAC).
+        Built once per config: a MAC table takes O(entries), and validation asks per backend."""
+        if self._scheme is None:
+            fab = self.fabricated_mac
+            if fab.scheme == "computed":
+                self._scheme = macs.ComputedScheme(fab.layout, macs.parse_tag(fab.tag))
+            else:
+                self._scheme = macs.TableScheme({ip: macs.parse_mac(m) for ip, m in fab.table.items()})
+        return self._scheme
+
+    def gateway(self, name: str) -> GatewayModel:
+        return next(g for g in self.gateways if g.name == name)
+
+    def route_for(self, ip: IPv4) -> RouteModel | None:
+        """Longest-prefix match over the configured routes."""
+        matches = [r for r in self.routes if ip in r.dst]
+        return max(matches, key=lambda r: r.dst.prefixlen, default=None)

@@ -1,0 +1,79 @@
+"""A switch's pipeline, assembled from the declaration (lbapp.pipeline.tables): the tables its
+roles give it, each table's flows from its builder module ``lbapp.pipeline.<table>``
+(``balancer_flows(view)`` / ``edge_flows(view)``), one miss flow per table it uses, and the
+cookie-masked sweeps of stale static flows. Adding a stage: its declaration and its builder."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from lbapp.pipeline import cookies
+from lbapp.pipeline.context import SwitchView
+from lbapp.pipeline.tables import PIPELINE, Table, tables_on
+
+
+@dataclass
+class StaticFlows:
+    flows: list[Any]  # everything but sessions, in pipeline order, each table's miss flow first
+    tables: list[Table]  # every table the switch's roles give it (what a sweep covers)
+    roles: list[str]  # what the switch is, for the log ("balancer lb1", "edge", "edge (lingering)")
+
+
+def builder(table: Table) -> ModuleType:
+    return importlib.import_module(f"lbapp.pipeline.{table.name}")
+
+
+def static_flows(running, lingering, dpid: int) -> StaticFlows:
+    """One switch's static flows under the running config (a ``lbapp.state.running.Running``),
+    including the source NAT that lingers on it (``lbapp.state.lingering.Lingering``)."""
+    views: list[tuple[str, SwitchView]] = []
+    roles: list[str] = []
+    site = running.sites.get(dpid)
+    if site is not None:
+        learned = {name: (gw.mac, gw.port) for name, gw in site.next_hops.by_name.items()}
+        views.append(("balancer", SwitchView(dpid, site.ctx, learned)))
+        roles.append(f"balancer {site.ctx.balancer.name}")
+    lingering_flows = lingering.edge_flows(running.ctx, dpid)
+    if running.ctx.edges_of(dpid) or lingering_flows:
+        # an edge only through lingering flows still needs the edge tables and their misses
+        views.append(("edge", SwitchView(dpid, running.ctx)))
+        roles.append("edge" if running.ctx.edges_of(dpid) else "edge (lingering)")
+    return StaticFlows(assemble(views, running.generation) + lingering_flows,
+                       [t for t in PIPELINE if any(t in tables_on(role) for role, _ in views)], roles)
+
+
+def assemble(views: list[tuple[str, SwitchView]], generation: int) -> list[Any]:
+    """Each table's flows from the builder of every role that has it; its miss flow once."""
+    flows: list[Any] = []
+    for table in PIPELINE:
+        built: list[Any] = []
+        present = False
+        for role, view in views:
+            if role in table.roles:
+                present = True
+                built += getattr(builder(table), f"{role}_flows")(view)
+        if present and (built or not table.optional):
+            flows += [table.miss_flow(generation)] + built
+    return flows
+
+
+def sweep(tables: list[Table]) -> list[Any]:
+    """A switch just connected: every static flow of ours in ``tables`` goes, whatever its
+    generation (an earlier run's too); sessions stay, they carry live connections."""
+    return [t.delete({}, cookie=cookies.make(t.stage), cookie_mask=cookies.stage_mask())
+            for t in tables if not t.session_owned]
+
+
+def stale(tables: list[Table], generation: int) -> list[Any]:
+    """After a reload: the flows of ``generation`` (the previous one) in ``tables`` go. Session
+    flows carry generation 0 and are never matched."""
+    return [t.delete({}, cookie=cookies.make(t.stage, generation=generation),
+                     cookie_mask=cookies.stage_mask() | cookies.GEN_MASK)
+            for t in tables]
+
+
+def all_tables() -> list[Table]:
+    return list(PIPELINE)
+

@@ -1,0 +1,56 @@
+"""The balancer's whole state as plain data (dicts, lists, strings, numbers): what status
+commands, metrics and tests read, so none of them reaches into the state objects."""
+from __future__ import annotations
+
+from typing import Any
+
+from lbapp import mac as macs
+
+
+def snapshot(balancer, now: float) -> dict[str, Any]:
+    """``balancer``: a lbapp.service.Balancer; ``now``: for ages."""
+    running = balancer.running
+    backends = running.backends
+    sessions = balancer.sessions
+    vips = []
+    for vip in running.vips:
+        counts = sessions.active.get(vip.id, {})
+        vips.append({
+            "id": vip.id, "name": vip.model.name, "vip": str(vip.key), "scheduler": vip.model.scheduler,
+            "selection": "director" if vip.model.external_director else vip.model.selection,
+            "sessions": sum(counts.values()),
+            "slots": _slot_counts(running.slots[vip.id][1]) if vip.id in running.slots else None,
+            "backends": [{"ip": str(state.ip), "weight": state.weight, "admin": state.admin, "health": state.health,
+                          "feedback_factor": round(backends.feedback_factor(state.ip), 3),
+                          "effective_weight": backends.effective_weight(vip.id, state.ip),
+                          "sessions": counts.get(state.ip, 0)}
+                         for state in backends.of_vip(vip.id)],
+        })
+    balancers = []
+    for dpid, site in running.sites.items():
+        balancers.append({
+            "dpid": f"{dpid:016x}", "name": site.ctx.balancer.name, "connected": dpid in balancer.connected,
+            "next_hops": [{"gateway": gw.name, "ip": str(gw.ip),
+                           "mac": macs.format_mac(gw.mac) if gw.mac is not None else None, "port": gw.port,
+                           "age": round(now - gw.learned_at, 3) if gw.learned_at is not None else None}
+                          for gw in site.next_hops.by_name.values()],
+        })
+    lingering = balancer.lingering
+    return {
+        "generation": running.generation,
+        "vips": vips,
+        "balancers": balancers,
+        "switches_connected": [f"{dpid:016x}" for dpid in sorted(balancer.connected)],
+        "sessions": len(sessions),
+        "lingering": {"source_nat": sorted(str(pair) for pair in lingering.nat),
+                      "pins": sorted(str(pair) for pair in lingering.pins)},
+        "counters": dict(balancer.counters),
+    }
+
+
+def _slot_counts(slots) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for ip in slots:
+        if ip is not None:
+            out[str(ip)] = out.get(str(ip), 0) + 1
+    return out

@@ -1,0 +1,81 @@
+"""The backend-state model: for every (VIP, backend) what the config says, what the operator
+says, what dynamic feedback measured and (later) what health checks found, and the one function
+that turns them into the weight every consumer uses: the controller's schedulers and the
+select-group slots of ``selection: switch`` VIPs alike."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Literal
+
+from lbapp.config import FeedbackModel, VipModel
+from lbapp.feedback import Feedback
+from lbapp.schedulers.base import BackendWeight
+from lbapp.shared import AdminState, IPv4, VipKey, admin_weight
+
+Health = Literal["unchecked", "up", "down"]
+
+
+@dataclass
+class BackendState:
+    vip_id: int
+    vip: VipKey
+    ip: IPv4
+    weight: int  # configured
+    admin: AdminState  # up / drain / down, as configured (and later changed at runtime)
+    health: Health = "unchecked"  # no health check configured: counts as up
+
+
+class Backends:
+    """Owns every (VIP, backend) state and the dynamic feedback factors."""
+
+    def __init__(self, vips: Iterable[tuple[int, VipModel]] = (), feedback: Feedback | None = None,
+                 previous: "Backends | None" = None) -> None:
+        """The configured backends of each (VIP id, VIP); health found so far stays for a
+        (VIP, backend) still configured (from ``previous``, which is left as it is)."""
+        self.states: dict[tuple[int, IPv4], BackendState] = {}
+        self.order: dict[int, list[IPv4]] = {}  # per VIP, its backends in config order
+        self.feedback = feedback
+        # by VIP key, not id: a removed VIP's id may be reused by a new one
+        old = {(st.vip, st.ip): st for st in previous.states.values()} if previous else {}
+        for vip_id, vip in vips:
+            key = VipKey.of(vip)
+            self.order[vip_id] = [b.ip for b in vip.backends]
+            for b in vip.backends:
+                seen = old.get((key, b.ip))
+                self.states[(vip_id, b.ip)] = BackendState(vip_id, key, b.ip, b.weight, b.admin_state,
+                                                           seen.health if seen else "unchecked")
+
+    @staticmethod
+    def feedback_for(settings: FeedbackModel | None, previous: Feedback | None) -> Feedback | None:
+        """Dynamic feedback as configured; its factors survive unless its settings changed."""
+        if settings is None:
+            return None
+        wanted = (settings.interval, settings.max_step, settings.min_factor, settings.max_factor)
+        return previous if previous is not None and previous.settings() == wanted else Feedback(*wanted)
+
+    def effective_weight(self, vip_id: int, ip: IPv4) -> int:
+        """The weight new connections are shared by: 0 for a drained, down or failed backend;
+        else the configured weight, scaled by dynamic feedback when it runs."""
+        state = self.states[(vip_id, ip)]
+        weight = admin_weight(state.weight, state.admin)
+        if state.health == "down":
+            return 0
+        return self.feedback.effective(ip, weight) if self.feedback else weight
+
+    def weights(self, vip_id: int) -> list[BackendWeight]:
+        """A VIP's backends with their effective weights, in config order."""
+        return [BackendWeight(ip, self.effective_weight(vip_id, ip)) for ip in self.order.get(vip_id, ())]
+
+    def admin_weights_by_ip(self) -> dict[IPv4, int]:
+        """Per backend address, its largest admin weight over the VIPs it serves: the fair share
+        dynamic feedback measures load against."""
+        out: dict[IPv4, int] = {}
+        for state in self.states.values():
+            out[state.ip] = max(out.get(state.ip, 0), admin_weight(state.weight, state.admin))
+        return out
+
+    def feedback_factor(self, ip: IPv4) -> float:
+        return self.feedback.factors.get(ip, 1.0) if self.feedback else 1.0
+
+    def of_vip(self, vip_id: int) -> list[BackendState]:
+        return [self.states[(vip_id, ip)] for ip in self.order.get(vip_id, ())]

@@ -1,0 +1,62 @@
+"""The running config and everything derived from it: VIP ids, schedulers and templates, the
+backend-state model, each balancer's view and learned next hops, the select groups' slots.
+A reload derives a new one from the old one and the new config, leaving the old one as it is."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lbapp.config import Config
+from lbapp.pipeline.context import Context
+from lbapp.shared import VipKey
+from lbapp.state.backends import Backends
+from lbapp.state.groups import Slots, derive_slots
+from lbapp.state.nexthops import NextHops
+from lbapp.state.vips import Vip, VipTable, assign_ids
+
+
+@dataclass
+class Site:
+    """One balancer switch: its view of the config and its own learned next hops."""
+
+    ctx: Context
+    next_hops: NextHops
+
+
+@dataclass
+class Running:
+    cfg: Config
+    generation: int  # of the static flows it installs (1..255)
+    ctx: Context  # the switch-independent view (edges, VIPs)
+    sites: dict[int, Site]  # balancer dpid -> its site
+    vips: VipTable
+    backends: Backends
+    slots: dict[int, tuple[VipKey, Slots]]  # selection: switch VIP id -> (its key, its slot table)
+    reweigh: list[Vip]  # VIPs whose kept scheduler takes the new weights when this is taken
+
+
+def derive(cfg: Config, generation: int, previous: Running | None = None) -> Running:
+    """What ``cfg`` implies. From ``previous`` (not changed): VIP ids, schedulers, health and
+    feedback factors, learned next hops and slots carry over where the config still names them."""
+    if not 1 <= generation <= 255:
+        raise ValueError("static flows use generations 1..255 (0 marks session flows)")
+    ids = assign_ids(cfg.vips, previous.vips.ids() if previous else None)
+    feedback = Backends.feedback_for(cfg.feedback, previous.backends.feedback if previous else None)
+    backends = Backends([(ids[VipKey.of(v)], v) for v in cfg.vips], feedback,
+                        previous.backends if previous else None)
+    vips, kept = (previous.vips if previous else VipTable()).derive(cfg.vips, ids, backends.weights)
+    sites = {}
+    for _, b in cfg.all_balancers():
+        hops = NextHops([(g.name, g.ip) for g in cfg.gateways], b.probe_interval)
+        if previous is not None and b.dpid in previous.sites:
+            hops.keep_learned(previous.sites[b.dpid].next_hops)
+        sites[b.dpid] = Site(Context(cfg, b, generation, ids), hops)
+    slots = derive_slots(vips, backends.weights, previous.slots if previous else None)
+    return Running(cfg, generation, Context(cfg, generation=generation, vip_ids=ids), sites, vips, backends, slots,
+                   kept)
+
+
+def take(running: Running) -> None:
+    """``running`` becomes the balancer's: kept schedulers take their new weights."""
+    for vip in running.reweigh:
+        vip.reweigh(running.backends.weights)
+    running.reweigh = []

@@ -1,0 +1,87 @@
+"""The VIP table: each VIP's stable id, lookup key, scheduler and session template.
+
+A VIP is known by its key (address, protocol, port). Its id goes into flow cookies and group ids,
+so it must not change while its flows live: an id survives reloads and reordering of the list,
+and a new VIP takes the lowest free id. On the first load the ids are the 1-based positions in
+the file, which is also how ``lbapp flows`` names VIPs from a config alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+from lbapp.config import VipModel
+from lbapp.pipeline.fastpath import SessionTemplate
+from lbapp.schedulers import registry
+from lbapp.schedulers.base import BackendWeight, Scheduler, SchedulerOptions
+from lbapp.shared import MAX_VIP_ID, VipKey
+
+
+@dataclass
+class Vip:
+    id: int
+    key: VipKey
+    model: VipModel
+    scheduler: Scheduler
+    template: SessionTemplate | None  # the session flow-mod, when the controller picks
+
+    @property
+    def controller_picks(self) -> bool:
+        return not self.model.external_director and self.model.selection == "controller"
+
+    @property
+    def switch_picks(self) -> bool:
+        return not self.model.external_director and self.model.selection == "switch"
+
+    def __str__(self) -> str:
+        return f"VIP {self.model.name} {self.key}"
+
+    def reweigh(self, weights: Callable[[int], list[BackendWeight]]) -> None:
+        """Effective weights moved (a reload, feedback, health): the scheduler takes them."""
+        self.scheduler.set_backends(weights(self.id))
+
+
+def assign_ids(models: list[VipModel], previous: dict[VipKey, int] | None = None) -> dict[VipKey, int]:
+    """Ids for ``models``: a VIP keeps its previous id; a new one takes the lowest free id."""
+    previous = previous or {}
+    keys = [VipKey.of(v) for v in models]
+    ids = {key: previous[key] for key in keys if key in previous}
+    free = (i for i in range(1, MAX_VIP_ID + 1) if i not in set(ids.values()))
+    for key in keys:
+        if key not in ids:
+            ids[key] = next(free)
+    return ids
+
+
+class VipTable:
+    def __init__(self, vips: Iterable[Vip] = ()) -> None:
+        self.by_id: dict[int, Vip] = {v.id: v for v in vips}  # in config order
+        self.by_key: dict[VipKey, Vip] = {v.key: v for v in self.by_id.values()}  # the hot path's lookup
+
+    def __iter__(self) -> Iterator[Vip]:
+        """The VIPs in config order."""
+        return iter(self.by_id.values())
+
+    def ids(self) -> dict[VipKey, int]:
+        return {vip.key: vip.id for vip in self}
+
+    def derive(self, models: list[VipModel], ids: dict[VipKey, int],
+               weights: Callable[[int], list[BackendWeight]]) -> tuple["VipTable", list[Vip]]:
+        """The table for ``models`` under ``ids`` (from :func:`assign_ids`), leaving this one as it
+        is. A VIP whose scheduler name and options are unchanged keeps its scheduler (its state:
+        round-robin position, lblc's destinations); those come back as the second value, to be
+        given their new weights (:meth:`Vip.reweigh`) once the new table is taken."""
+        table, kept = [], []
+        for model in models:
+            key = VipKey.of(model)
+            options = SchedulerOptions(hash_fields=model.hash, table_size=model.table_size)
+            old = self.by_key.get(key)
+            if old is not None and old.scheduler.name == model.scheduler and old.scheduler.options == options:
+                vip = Vip(ids[key], key, model, old.scheduler, None)
+                kept.append(vip)
+            else:
+                vip = Vip(ids[key], key, model, registry.create(model.scheduler, weights(ids[key]), options), None)
+            if vip.controller_picks:
+                vip.template = SessionTemplate(vip.id, model.ip, key.protocol, model.port, model.idle_timeout)
+            table.append(vip)
+        return VipTable(table), kept

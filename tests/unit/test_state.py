@@ -1,0 +1,110 @@
+"""The state objects on their own: VIP ids, the backend-state model's effective weight,
+statistics requests matched by xid, and a reload as a plan that leaves the running state alone."""
+import ipaddress
+from pathlib import Path
+
+import yaml
+from os_ken.ofproto import ofproto_v1_3 as ofp
+
+from lbapp.config import load_config, parse_config
+from lbapp.feedback import Feedback
+from lbapp.reload import plan_reload
+from lbapp.service import Balancer
+from lbapp.shared import VipKey
+from lbapp.state.backends import Backends
+from lbapp.state.stats import StatsRequests
+from lbapp.state.vips import assign_ids
+from tests.helpers.frames import tcp_frame
+
+ROOT = Path(__file__).resolve().parents[2]
+IP = ipaddress.IPv4Address
+
+
+class _Vip:
+    def __init__(self, port, backends=()):
+        self.ip, self.protocol, self.port, self.name = IP("117.78.6.19"), "tcp", port, f"v{port}"
+        self.backends = list(backends)
+
+
+class _Backend:
+    def __init__(self, ip, weight=1, admin_state="up"):
+        self.ip, self.weight, self.admin_state = IP(ip), weight, admin_state
+
+
+def test_vip_ids_are_positions_first_then_follow_their_vips():
+    a, b, c = _Vip(80), _Vip(81), _Vip(82)
+    first = assign_ids([a, b, c])
+    assert [first[VipKey.of(v)] for v in (a, b, c)] == [1, 2, 3]
+    reordered = assign_ids([c, a, b], first)
+    assert reordered == first
+    # b goes, d comes: d takes the lowest free id (b's); a and c keep theirs
+    d = _Vip(83)
+    after = assign_ids([c, d, a], first)
+    assert (after[VipKey.of(a)], after[VipKey.of(c)], after[VipKey.of(d)]) == (1, 3, 2)
+
+
+def test_the_effective_weight_is_one_function_of_admin_state_health_and_feedback():
+    vip = _Vip(80, [_Backend("10.0.0.1", 3), _Backend("10.0.0.2", 3, "drain"), _Backend("10.0.0.3", 2, "down"),
+                    _Backend("10.0.0.4", 5)])
+    backends = Backends([(1, vip)])
+    assert [w.weight for w in backends.weights(1)] == [3, 0, 0, 5]
+    backends.states[(1, IP("10.0.0.4"))].health = "down"
+    assert backends.effective_weight(1, IP("10.0.0.4")) == 0
+    fb = Feedback(5.0)
+    fb.factors[IP("10.0.0.1")] = 0.5
+    scaled = Backends([(1, vip)], fb, previous=backends)
+    # feedback works in hundredths; health found so far carries over to the same (VIP, backend)
+    assert [w.weight for w in scaled.weights(1)] == [150, 0, 0, 0]
+    assert scaled.admin_weights_by_ip() == {IP("10.0.0.1"): 3, IP("10.0.0.2"): 0, IP("10.0.0.3"): 0,
+                                            IP("10.0.0.4"): 5}
+
+
+def test_statistics_replies_are_matched_to_their_request_by_xid():
+    stats = StatsRequests()
+    adopt = stats.request(1, "adopt")
+    round_ = stats.start_round([1, 2])
+    xids = {adopt.xid} | {m.xid for _, m in round_}
+    assert len(xids) == 3
+    assert stats.purpose(1, adopt.xid) == "adopt" and stats.purpose(2, adopt.xid) is None  # another switch's
+    assert stats.answered(adopt.xid, more=False) is False
+    assert stats.purpose(1, adopt.xid) is None  # answered: a repeat is nobody's
+    (one, first), (two, second) = round_
+    assert stats.purpose(one, first.xid) == "feedback"
+    assert stats.answered(first.xid, more=True) is False  # a part, not the whole reply
+    assert stats.answered(first.xid, more=False) is False  # switch 2 has not answered
+    newer = stats.start_round([1])  # a new round abandons the old one
+    assert stats.purpose(two, second.xid) is None
+    assert stats.answered(newer[0][1].xid, more=False) is True
+
+
+def _syn(sport):
+    return tcp_frame("aa:bb:cc:dd:ee:ff", "02:00:00:00:00:02", "200.1.1.19", "117.78.6.19", sport, 80)
+
+
+def test_a_reload_plan_changes_nothing_until_it_is_taken():
+    from lbapp.pipeline import cookies
+    lb = Balancer(load_config(ROOT / "topologies" / "worked_example.yaml"))
+    lb.switch_connected(1, 0.0)
+    lb.switch_connected(2, 0.0)
+    new_conn = cookies.make(cookies.STAGE_SESSION, vip=1)
+    lb.packet_in(1, 1, new_conn, _syn(40000), 1.0)
+    before = lb.snapshot(1.0)
+    doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
+    doc["vips"][0]["backends"] = [{"ip": "10.11.12.12"}, {"ip": "10.11.12.13", "weight": 3}]
+    doc["edges"][0]["backends"] = ["10.11.12.12", "10.11.12.13"]
+    plan = plan_reload(lb.running, parse_config(doc), lb.lingering, lb.groups, lb.connected, [])
+    assert plan.running.generation == 2 and plan.messages
+    assert lb.snapshot(1.0) == before  # nothing taken yet
+    # the plan's messages are what the reload sends: new flows, then the old generation's go
+    adds = [m for _, m in plan.messages if m.command == ofp.OFPFC_ADD]
+    deletes = [m for _, m in plan.messages if m.command == ofp.OFPFC_DELETE]
+    assert adds and all(cookies.decode(m.cookie).generation == 2 for m in adds)
+    assert deletes and all(cookies.decode(m.cookie).generation == 1 for m in deletes)
+    # and the scheduler still shares by the old weights: the next two go to .12 and .13
+    picked = [lb.packet_in(1, 1, new_conn, _syn(40001 + i), 2.0)[0][1].info["eth_dst"] for i in range(2)]
+    assert [lb.running.ctx.scheme.decode(m) for m in picked] == [IP("10.11.12.12"), IP("10.11.12.13")]
+    lb.reconfigure(parse_config(doc), 3.0)
+    state = lb.snapshot(3.0)
+    assert state["generation"] == 2
+    assert [(b["ip"], b["effective_weight"]) for b in state["vips"][0]["backends"]] == [("10.11.12.12", 1),
+                                                                                        ("10.11.12.13", 3)]
