@@ -76,6 +76,38 @@ class FakeSwitch:
         self.packet_in = bytearray(HEADER.pack(OFP_VERSION, PACKET_IN, 8 + len(body) + len(frame), 0) + body + frame)
         self.frame_offset = 8 + len(body)
         self.xid = 0
+        self.gateway: tuple[bytes, bytes, int] | None = None  # (IP, MAC, classify cookie): answers ARP probes
+        self.probe_cookie: int | None = None  # answers health probes (TCP SYNs) with SYN/ACKs
+        self.probes_answered = 0
+
+    def answer_probes(self, gateway_ip: str, gateway_mac: bytes, gateway_cookie: int, probe_cookie: int) -> None:
+        """Act as the network behind the balancer for its probes: the gateway answers the
+        balancer's ARP probes, and every backend answers a health probe's SYN with a SYN/ACK."""
+        self.gateway = (socket.inet_aton(gateway_ip), gateway_mac, gateway_cookie)
+        self.probe_cookie = probe_cookie
+
+    def _send_packet_in(self, frame: bytes, table_id: int, cookie: int, in_port: int = 3) -> None:
+        match = struct.pack("!HHHBBI", 1, 12, 0x8000, 0 << 1, 4, in_port) + b"\x00" * 4
+        body = struct.pack("!IHBBQ", 0xFFFFFFFF, len(frame), 1, table_id, cookie) + match + b"\x00\x00"
+        self._send(PACKET_IN, 0, body + frame)
+
+    def _answer(self, data: memoryview) -> None:
+        """The reply the network would send to a controller's packet-out, if any."""
+        if data[12:14] == b"\x08\x06" and self.gateway and data[20:22] == b"\x00\x01" \
+                and bytes(data[38:42]) == self.gateway[0]:  # ARP who-has the gateway
+            gw_ip, gw_mac, cookie = self.gateway
+            arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 2, gw_mac, gw_ip, bytes(data[22:28]),
+                              bytes(data[28:32]))
+            self._send_packet_in(bytes(data[6:12]) + gw_mac + b"\x08\x06" + arp, 0, cookie)
+        elif self.probe_cookie is not None and len(data) >= 54 and data[12:14] == b"\x08\x00" and data[23] == 6 \
+                and data[47] & 0x3F == 0x02 and struct.unpack_from("!H", data, 34)[0] & 0xE000 == 0xC000:
+            src, dst = bytes(data[26:30]), bytes(data[30:34])
+            sport, dport, seq = struct.unpack_from("!HHI", data, 34)
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 0, 0, 63, 6, 0, dst, src)
+            ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+            tcp = struct.pack("!HHIIBBHHH", dport, sport, 7, (seq + 1) & 0xFFFFFFFF, 5 << 4, 0x12, 65000, 0, 0)
+            self._send_packet_in(bytes(data[6:12]) + bytes(data[0:6]) + b"\x08\x00" + ip + tcp, 15, self.probe_cookie)
+            self.probes_answered += 1
 
     # --- the handshake and housekeeping replies ---
 
@@ -101,6 +133,8 @@ class FakeSwitch:
             # a setup's packet-out re-injects the connection's frame: IPv4/TCP to the VIP
             if len(data) >= 38 and data[23] == 6 and data[30:34] == self.vip_bytes and completions is not None:
                 completions()
+            elif self.gateway is not None:
+                self._answer(data)
         elif msg_type == FLOW_MOD:
             self.flow_mods += 1
         elif msg_type == EXPERIMENTER and struct.unpack_from("!II", msg, 8) == (ONF_EXPERIMENTER, ONF_BUNDLE_ADD):

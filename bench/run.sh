@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/python bench/setup_rate.py "$@"
 .venv/bin/python bench/scale.py
+.venv/bin/python bench/health_cpu.py
 if [ "$(id -u)" = 0 ]; then
   bash scripts/ovs.sh
   .venv/bin/python bench/arp_latency.py

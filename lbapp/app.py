@@ -32,7 +32,7 @@ cfg.CONF.register_opts([cfg.StrOpt("config", default=None, help="lbapp YAML conf
                                         "(0: never)")],
                        group="lbapp")
 
-TICK_SECONDS = 1.0
+TICK_SECONDS = 0.1  # health probes and their timeouts are due at this grain
 
 
 class LbApp(app_manager.OSKenApp):

@@ -103,7 +103,7 @@ class MininetLab:
         self.workdir = workdir
         self.net = None
         self.controller: subprocess.Popen | None = None
-        self.services: list = []
+        self.services: dict[str, subprocess.Popen] = {}  # backend host -> its service
         self.controller_log = workdir / "controller.log"
 
     # --- lifecycle ---
@@ -150,28 +150,36 @@ class MininetLab:
                      f"the controller to program {switch.name} (see {self.controller_log})")
         lab = self.module.LAB
         for name, _ in lab.backends:
-            host = self.net.get(name)
-            proc = host.popen([SYSTEM_PYTHON, str(ECHO_SERVER), name, "--http", *map(str, HTTP_PORTS),
-                               "--udp", *map(str, UDP_PORTS), "--stream", *map(str, STREAM_PORTS)],
-                              stdout=subprocess.PIPE, text=True)
-            self.services.append(proc)
-            if proc.stdout.readline().strip() != "ready":
-                raise LabError(f"the service on {name} did not start")
+            self.start_service(name)
         for switch in lab.balancer_switches:
             wait_for(lambda: lab.router_balancer_mac in self.dump_flows(switch, "table=40"), 30,
                      f"balancer {switch} to learn the router's MAC")
 
+    def start_service(self, name: str) -> None:
+        """The echo service on backend ``name`` (HTTP, UDP and the stream ports), once it listens."""
+        proc = self.net.get(name).popen([SYSTEM_PYTHON, str(ECHO_SERVER), name, "--http", *map(str, HTTP_PORTS),
+                                         "--udp", *map(str, UDP_PORTS), "--stream", *map(str, STREAM_PORTS)],
+                                        stdout=subprocess.PIPE, text=True)
+        self.services[name] = proc
+        if proc.stdout.readline().strip() != "ready":
+            raise LabError(f"the service on {name} did not start")
+
+    def stop_service(self, name: str) -> None:
+        """Stop backend ``name``'s service (its host stays up: its kernel refuses connections)."""
+        proc = self.services.pop(name, None)
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
     def stop(self) -> None:
         """Stop everything this lab started; each step runs even if an earlier one failed."""
         try:
-            for proc in self.services:
-                if proc.poll() is None:
-                    proc.terminate()
-                    try:
-                        proc.wait(timeout=5)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-            self.services.clear()
+            for name in list(self.services):
+                self.stop_service(name)
             if self.net is not None:
                 net, self.net = self.net, None
                 for host in net.hosts:

@@ -5,7 +5,7 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
-from os_ken.lib.packet import arp, ethernet, ether_types, ipv4, packet, tcp, udp
+from os_ken.lib.packet import arp, ether_types, ethernet, icmp, in_proto, ipv4, packet, tcp, udp
 
 from lbapp.mac import format_mac, parse_mac
 from lbapp.shared import ConnKey
@@ -90,3 +90,36 @@ def connection_key(data: bytes) -> ConnKey:
 def _summary(pkt: packet.Packet) -> str:
     names = [getattr(p, "protocol_name", type(p).__name__) for p in pkt.protocols]
     return "/".join(names) or "an empty frame"
+
+
+def refusal(data: bytes) -> bytes | None:
+    """What a closed port answers to a client's packet to a VIP with no backend left: a TCP
+    reset (RST+ACK to a SYN) or an ICMP port unreachable (UDP), from the VIP, framed back to
+    the hop it came from. None for anything else (nothing is answered to an answer)."""
+    pkt = _parse(data)
+    eth, ip = pkt.get_protocol(ethernet.ethernet), pkt.get_protocol(ipv4.ipv4)
+    if eth is None or ip is None:
+        raise PacketError(f"expected IPv4, got {_summary(pkt)}")
+    out = packet.Packet()
+    out.add_protocol(ethernet.ethernet(dst=eth.src, src=eth.dst, ethertype=ether_types.ETH_TYPE_IP))
+    seg = pkt.get_protocol(tcp.tcp)
+    if seg is not None:
+        if seg.bits & tcp.TCP_RST:
+            return None
+        if seg.bits & tcp.TCP_ACK:  # mid-connection: RST with the sequence it expects (RFC 9293 3.10.7.1)
+            answer = tcp.tcp(seg.dst_port, seg.src_port, seg.ack, 0, 0, tcp.TCP_RST, 0)
+        else:
+            length = len(pkt.protocols[-1]) if isinstance(pkt.protocols[-1], (bytes, bytearray)) else 0
+            answer = tcp.tcp(seg.dst_port, seg.src_port, 0, (seg.seq + 1 + length) & 0xFFFFFFFF, 0,
+                             tcp.TCP_RST | tcp.TCP_ACK, 0)
+        out.add_protocol(ipv4.ipv4(ttl=64, proto=in_proto.IPPROTO_TCP, src=ip.dst, dst=ip.src))
+        out.add_protocol(answer)
+    elif pkt.get_protocol(udp.udp) is not None:
+        quoted = data[14:14 + ip.header_length * 4 + 8]  # the offending IP header and 8 bytes (RFC 792)
+        out.add_protocol(ipv4.ipv4(ttl=64, proto=in_proto.IPPROTO_ICMP, src=ip.dst, dst=ip.src))
+        out.add_protocol(icmp.icmp(icmp.ICMP_DEST_UNREACH, icmp.ICMP_PORT_UNREACH_CODE, 0,
+                                   icmp.dest_unreach(data=quoted)))
+    else:
+        return None
+    out.serialize()
+    return bytes(out.data)

@@ -18,6 +18,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 from lbapp import mac as macs
 from lbapp import packets
 from lbapp.config import Config
+from lbapp.healthcheck import Checker
 from lbapp.pipeline import assembly, cookies, next_hop
 from lbapp.pipeline.actions import L4, PROTO_NAMES, output
 from lbapp.pipeline.fastpath import packet_out_to_table
@@ -57,6 +58,8 @@ class Balancer:
         self.stats = StatsRequests()
         self.removed_bytes: Counter[IPv4] = Counter()  # bytes of ended sessions, per backend (feedback)
         self.counters: Counter[str] = Counter()  # packets not served, by reason
+        self.checker = Checker()
+        self.checker.load(self)
 
     @property
     def cfg(self) -> Config:
@@ -96,6 +99,7 @@ class Balancer:
         self.running, self.lingering, self.groups = plan.running, plan.lingering, plan.groups
         take(self.running)
         self.sessions.forget_vips(set(self.running.vips.by_key))
+        self.checker.load(self)
         return plan.messages
 
     def switch_disconnected(self, dpid: int) -> None:
@@ -107,9 +111,9 @@ class Balancer:
     # --- periodic work ---
 
     def tick(self, now: float) -> list[Out]:
-        """ARP probes that are due, sent from each balancer's own address and MAC; session
-        statistics requests when dynamic feedback is due."""
-        out: list[Out] = []
+        """Health probes and ARP probes that are due, sent from a balancer's own address and MAC;
+        session statistics requests when dynamic feedback is due."""
+        out: list[Out] = self.checker.tick(self, now)
         feedback = self.running.backends.feedback
         if feedback is not None and feedback.due(now):
             out += self.stats.start_round(sorted(self.connected & set(self.running.sites)))
@@ -137,6 +141,8 @@ class Balancer:
                 return self._gateway_arp(site, dpid, in_port, data, now)
             if stage == cookies.STAGE_ARP_PROXY:
                 return self._answer_arp(dpid, in_port, data)
+            if stage == cookies.STAGE_PROBE:
+                return self.checker.answer(self, data)
         except packets.PacketError as exc:
             self.counters["bad_packet"] += 1
             LOG.warning("switch %016x port %d: ignored packet-in: %s", dpid, in_port, exc)
@@ -149,17 +155,19 @@ class Balancer:
         from pre-serialised templates (see lbapp.pipeline.fastpath)."""
         key = packets.connection_key(data)
         vip = self.running.vips.by_key.get((key.dst_ip, key.protocol, key.dst_port))
-        if vip is None or vip.template is None:
+        if vip is None or vip.model.external_director:
             raise packets.PacketError(f"{key.src_ip}:{key.src_port} -> {key.dst_ip}:{key.dst_port} is no VIP "
-                                      "the controller picks for")
+                                      "the balancer picks for")
+        if vip.template is None:  # the switch picks for it, and sends here when it has no backend
+            slots = self.running.slots.get(vip.id)
+            if slots is not None and None in slots[1]:
+                return self._refuse(vip, dpid, in_port, data, key)
+            return []  # a reload's race (an older flow punted it): its retransmission finds the group
         sess = self.sessions.get(key)
         if sess is None:  # else: a retransmission raced the session flow; re-send the same rule
             backend = vip.scheduler.pick(key, self.sessions.counts(vip.id), now)
             if backend is None:
-                self.counters["no_backend"] += 1
-                LOG.warning("VIP %s: no backend can take %s:%d (all drained)", vip.model.name, key.src_ip,
-                            key.src_port)
-                return []
+                return self._refuse(vip, dpid, in_port, data, key)
             sess = self.sessions.add(key, vip.id, backend, now)
             LOG.debug("session %d: %s:%d -> %s %s:%d -> %s", sess.session_id, key.src_ip, key.src_port,
                       vip.model.name, vip.key.ip, vip.key.port, backend)
@@ -167,6 +175,14 @@ class Balancer:
         return [(dpid, vip.template.render(key, sess.session_id, fab)),
                 # Re-enter the pipeline at table 0: the new session flow now carries it on.
                 (dpid, packet_out_to_table(data, in_port))]
+
+    def _refuse(self, vip, dpid: int, in_port: int, data: bytes, key: ConnKey) -> list[Out]:
+        """No backend can take a new connection: answer at once, as a closed port would (TCP
+        reset, ICMP port unreachable), rather than let the client time out. Counted."""
+        self.counters["refused_no_backend"] += 1
+        LOG.debug("VIP %s: no backend can take %s:%d: refused", vip.model.name, key.src_ip, key.src_port)
+        frame = packets.refusal(data)
+        return [(dpid, packet_out(frame, ofp.OFPP_CONTROLLER, [output(in_port)]))] if frame else []
 
     def _gateway_arp(self, site: Site, dpid: int, in_port: int, data: bytes, now: float) -> list[Out]:
         info = packets.parse_arp(data)

@@ -18,6 +18,11 @@ PROTOCOL_NAMES = {TCP: "tcp", UDP: "udp"}
 MAX_VIP_ID = 0xFFE
 MAX_SESSION_ID = 0xFFFFFFFF
 
+# Health probes leave from the balancer's own address with a source port in this block (value,
+# mask: 49152-57343); its low 13 bits are the probe's id, so at most this many are in flight.
+PROBE_PORT_BASE, PROBE_PORT_MASK = 0xC000, 0xE000
+MAX_PROBES_IN_FLIGHT = 0x2000
+
 # What the operator says of a backend: up, drained (no new connections, established ones
 # finish) or down (the same, and meant as "out of service").
 AdminState = Literal["up", "drain", "down"]

@@ -45,6 +45,9 @@ def snapshot(balancer, now: float) -> dict[str, Any]:
         "lingering": {"source_nat": sorted(str(pair) for pair in lingering.nat),
                       "pins": sorted(str(pair) for pair in lingering.pins)},
         "counters": dict(balancer.counters),
+        "checks": [{"check": str(target), "state": status.state, "reason": status.reason, "probes": status.probes,
+                    "passes": status.passes, "failures": status.failures}
+                   for target, status in balancer.checker.checks.status.items()],
     }
 
 

@@ -99,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
                     res.clients_sent.add(lab.net.get(client).IP())
                 results.append(res)
         by_source = sum((c.by_source for c in captures), Counter())
+        status.update("a backend's service stops and starts again")
+        checks += failover(lab, cfg, names)
         client_ips = {lab.net.get(c).IP() for c in clients}
         status.update("reading flows and counters")
         explained = {sw: explain(lab.dump_flows(sw), cfg) for sw in lab_info.balancer_switches + lab_info.edge_switches}
@@ -167,6 +169,49 @@ def run(args: argparse.Namespace) -> int:
     console.print(verdict)
     console.print(f"work folder: {workdir}" if args.keep or not all(c.ok for c in checks) else "")
     return 0 if all(c.ok for c in checks) else 1
+
+
+def failover(lab, cfg, names: dict[str, str]) -> list[Check]:
+    """The first backend of the first controller-picked VIP with a health check: its service
+    stops while a client keeps asking, its check takes it out (no request fails after), then
+    it starts again and comes back."""
+    import re
+    import time
+
+    from lbapp.lab import LabError, parse_answer, wait_for
+
+    vip = next((v for v in cfg.vips if v.health and v.selection == "controller" and not v.external_director), None)
+    if vip is None:
+        return []
+    backend, client = vip.backends[0], lab.module.LAB.clients[0]
+    name, check = names[str(backend.ip)], vip.health_of(backend)
+    label = f"{check.type} check of {backend.ip}" + ("" if check.type == "icmp" else f":{check.port or vip.port}")
+
+    def says(state: str) -> bool:
+        return re.findall(rf"{re.escape(label)}: (up|down) \(", lab.controller_log.read_text())[-1:] == [state]
+
+    def asks(count: int) -> list[str | None]:
+        return [(parse_answer(a)["backend"] if (a := lab.ask(client, vip)) else None) for _ in range(count)]
+
+    lab.stop_service(name)
+    stopped, before = time.monotonic(), []
+    while not says("down") and time.monotonic() < stopped + 60:
+        before += asks(1)
+    out, taken_out = time.monotonic() - stopped, says("down")
+    after = asks(3 * len(vip.backends))
+    lab.start_service(name)
+    started = time.monotonic()
+    try:
+        wait_for(lambda: says("up"), 60, f"{label} to pass again")
+    except LabError:
+        pass
+    back = time.monotonic() - started
+    again = asks(2 * len(vip.backends))
+    return [Check(f"{vip.name}: {name} stopped: its {check.type} check took it out",
+                  taken_out and None not in after and name not in after,
+                  f"in {out:.1f} s; failed requests: {before.count(None)} of {len(before)} before, "
+                  f"{after.count(None)} of {len(after)} after"),
+            Check(f"{vip.name}: {name} started again: back in service", name in again, f"in {back:.1f} s")]
 
 
 def _interrupted(signum, frame):

@@ -7,8 +7,8 @@ from here, so callers need not know the split.
 from lbapp.config.errors import ConfigError, FieldError
 from lbapp.config.load import load_config, parse_config
 from lbapp.config.models import (AdminState, BackendModel, BalancerModel, Config, EdgeModel, FabricatedMacModel,
-                                 FeedbackModel, GatewayModel, IPv4, RouteModel, VipModel)
+                                 FeedbackModel, GatewayModel, HealthModel, IPv4, RouteModel, VipModel)
 
 __all__ = ["AdminState", "BackendModel", "BalancerModel", "Config", "ConfigError", "EdgeModel",
-           "FabricatedMacModel", "FeedbackModel", "FieldError", "GatewayModel", "IPv4", "RouteModel",
+           "FabricatedMacModel", "FeedbackModel", "FieldError", "GatewayModel", "HealthModel", "IPv4", "RouteModel",
            "VipModel", "load_config", "parse_config"]

@@ -93,10 +93,57 @@ class FabricatedMacModel(_Model):
         return v
 
 
+class HealthModel(_Model):
+    """A health check, probed through the data path from the balancer's own address."""
+
+    type: Literal["tcp", "http", "udp", "icmp"] = Field(
+        "tcp", description="tcp: SYN answered by SYN/ACK; http: one GET, its status; udp: a datagram answered "
+                           "(ICMP port unreachable or silence fails); icmp: echo")
+    port: int | None = Field(None, ge=1, le=65535, description="default: the VIP's port")
+    interval: float = Field(2.0, ge=0.1, le=3600, description="seconds between probes")
+    timeout: float = Field(1.0, ge=0.05, le=3600, description="seconds to wait for an answer")
+    rise: int = Field(2, ge=1, le=100, description="passes in a row that bring a backend up")
+    fall: int = Field(3, ge=1, le=100, description="failures in a row that take it down")
+    path: str = Field("/", min_length=1, max_length=512, pattern=r"^/[\x21-\x7e]*$", description="http: the path")
+    host: str | None = Field(None, min_length=1, max_length=255, pattern=r"^[A-Za-z0-9.:\[\]-]+$",
+                             description="http: the Host header (default: the backend's address)")
+    expect_status: tuple[int, int] = Field((200, 399), description="http: lowest and highest passing status")
+    on_failure: Literal["remove", "keep"] = Field(
+        "remove", description="a down backend's established sessions: removed (their next packets are "
+                              "scheduled afresh) or kept")
+
+    @field_validator("expect_status", mode="before")
+    @classmethod
+    def _status(cls, v: Any) -> Any:
+        """200, "200-399" or [200, 399]."""
+        if isinstance(v, int) and not isinstance(v, bool):
+            v = (v, v)
+        elif isinstance(v, str):
+            low, _, high = v.partition("-")
+            try:
+                v = (int(low), int(high or low))
+            except ValueError:
+                raise ValueError(f"{v!r} is not a status or a range like 200-399") from None
+        if isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, int) for x in v):
+            if not 100 <= v[0] <= v[1] <= 599:
+                raise ValueError(f"{v[0]}-{v[1]} is not a range of HTTP statuses (100-599, low first)")
+        return v
+
+    @model_validator(mode="after")
+    def _timeout_within_interval(self) -> "HealthModel":
+        if self.timeout > self.interval:
+            raise ValueError(f"timeout {self.timeout:g} s is longer than interval {self.interval:g} s")
+        return self
+
+
 class BackendModel(_Model):
     ip: IPv4
     weight: int = Field(1, ge=0, le=10000, description="0 drains: no new connections")
     down: bool = Field(False, description="marked down: no new connections, established ones run on")
+    health: HealthModel | None = Field(None, description="this backend's health check; fields it gives override "
+                                                         "the VIP's")
+    sorry: bool = Field(False, description="a sorry server (keepalived's sorry_server): takes new connections only "
+                                           "while no other backend of the VIP can")
 
     @property
     def admin_state(self) -> AdminState:
@@ -124,6 +171,15 @@ class VipModel(_Model):
                                   "packet-in per connection) or the switch, by a hash of the five-tuple into a "
                                   "slot table the controller keeps (scheduler mh; no controller per connection)")
     backends: list[BackendModel] = Field(min_length=1)
+    health: HealthModel | None = Field(None, description="the health check of every backend (none: not checked)")
+
+    def health_of(self, backend: BackendModel) -> HealthModel | None:
+        """The check for ``backend``: the VIP's, with the fields the backend's own block gives."""
+        if backend.health is None or self.health is None:
+            return backend.health or self.health
+        # validated again as a whole: the merge may break a rule neither block breaks alone
+        return HealthModel.model_validate(self.health.model_dump(exclude_unset=True)
+                                          | backend.health.model_dump(exclude_unset=True))
 
 
 class FeedbackModel(_Model):

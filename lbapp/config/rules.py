@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import Any
 
+import pydantic
+
 from lbapp import mac as macs
 from lbapp.config.errors import FieldError
 from lbapp.config.models import BackendModel, Config, GatewayModel, RouteModel, VipModel
@@ -209,6 +211,29 @@ def vip_takes_connections(cfg: Config, path: str, vip: VipModel) -> Iterator[Fie
         yield FieldError(f"{path}.backends", "every backend has weight 0 or is down: the VIP could take no connection")
 
 
+def health_checks_usable(cfg: Config, path: str, vip: VipModel) -> Iterator[FieldError]:
+    """A health check probes over the protocol it names (another protocol than the VIP's needs
+    its own port), its merge with a backend's own block holds, and a director's VIP has none."""
+    if vip.external_director and (vip.health or any(b.health for b in vip.backends)):
+        yield FieldError(f"{path}.health", "an external director's VIP is scheduled, and checked, by the director")
+        return
+    # the VIP's own block is reported once, at the first backend that uses it as it is
+    first_plain = next((j for j, b in enumerate(vip.backends) if b.health is None), None)
+    for j, backend in enumerate(vip.backends):
+        where = f"{path}.backends[{j}].health" if backend.health else f"{path}.health"
+        try:
+            check = vip.health_of(backend)
+        except pydantic.ValidationError as exc:
+            yield FieldError(where, "with the VIP's check: " + "; ".join(
+                e["msg"].removeprefix("Value error, ") for e in exc.errors()))
+            continue
+        if check is None or check.port is not None or check.type == "icmp":
+            continue
+        over = "udp" if check.type == "udp" else "tcp"
+        if over != vip.protocol and (backend.health or j == first_plain):
+            yield FieldError(where, f"a {check.type} check of a {vip.protocol} VIP needs its own port (health.port)")
+
+
 def backend_routed(cfg: Config, path: str, backend: BackendModel) -> Iterator[FieldError]:
     """A backend is reached by a route."""
     if cfg.route_for(backend.ip) is None:
@@ -284,7 +309,8 @@ RULES: tuple[Rule, ...] = (  # in the order their errors are reported
     mac_table_one_to_one, computed_macs_unicast_and_distinct, table_macs_unicast_and_distinct,
     vips_unique_within_cookie_limits,
     each("vips", vip_address_free, scheduler_known, selection_compatible, maglev_table_prime, backends_unique,
-         vip_takes_connections, each("backends", backend_routed, backend_mac_unicast_and_distinct)),
+         vip_takes_connections, health_checks_usable,
+         each("backends", backend_routed, backend_mac_unicast_and_distinct)),
     edges_list_backends_once, edges_unique, edges_cover_backends,
     source_nat_unambiguous,
 )

@@ -23,6 +23,10 @@ def balancer_flows(view: SwitchView) -> list:
         # The learning table's input: every ARP a gateway sends (probe replies, GARP, requests).
         flows.append(TABLE.flow("gateway_arp", {"eth_type": ETH_TYPE_ARP, "arp_spa": str(gw.ip)},
                                 cookie=_cookie(ctx, obj=i + 1), actions=[to_controller()], goto="arp_proxy"))
+    if ctx.checks_health:
+        # health probes' answers come to the balancer's own address
+        flows.append(TABLE.flow("probe_answer", {"eth_type": ETH_TYPE_IP, "ipv4_dst": str(ctx.balancer_ip)},
+                                cookie=_cookie(ctx), goto="probe"))
     flows.append(TABLE.flow("arp_request", {"eth_type": ETH_TYPE_ARP, "arp_op": ARP_REQUEST},
                             cookie=_cookie(ctx), goto="arp_proxy"))
     for vip_id, vip in ctx.balanced_vips():

@@ -67,6 +67,11 @@ class Context:
         return [FabricatedRange(backend_id, macs.format_mac(scheme.encode(ip)), str(ip), ip)
                 for ip, backend_id in self.backend_ids.items()]
 
+    @property
+    def checks_health(self) -> bool:
+        """Some backend of a VIP this balancer schedules has a health check."""
+        return any(v.health or any(b.health for b in v.backends) for _, v in self.balanced_vips())
+
     def gateway_id(self, name: str) -> int:
         return next(i + 1 for i, g in enumerate(self.cfg.gateways) if g.name == name)
 
@@ -77,8 +82,12 @@ class Context:
 @dataclass(frozen=True)
 class SwitchView:
     """What a stage builder sees of one switch: its id, its view of the config, and (on a
-    balancer) each gateway's learned MAC and port, by gateway name."""
+    balancer) each gateway's learned MAC and port, by gateway name, the (VIP id, backend)s whose
+    pinned connections must not stay on them (failed health checks), and the ``selection:
+    switch`` VIPs with no backend left to pick."""
 
     dpid: int
     ctx: Context
     gateways: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
+    withheld_pins: frozenset[tuple[int, IPv4]] = frozenset()
+    refusing: frozenset[int] = frozenset()  # selection: switch VIPs with no backend to pick

@@ -51,16 +51,36 @@ def balancer_flows(view: SwitchView) -> list:
             continue
         flows.append(TABLE.flow("new_connection", dict(to_vip, ct_state=(0, CT_TRACKED)), cookie=cookie,
                                 actions=[conntrack(CT_ZONE, table=TABLE.table_id)]))
-        flows.append(TABLE.flow("pick", dict(to_vip, ct_state=(CT_TRACKED, CT_TRACKED)), cookie=cookie,
-                                actions=[group(vip_group_id(vip_id))]))
-        # every backend the VIP names keeps its pinned connections, drained or down ones too
-        for backend in vip.backends:
-            flows.append(TABLE.flow(
-                "pinned", _pinned_match(vip, backend.ip),
-                cookie=cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id,
-                                    obj=ctx.backend_ids[backend.ip]),
-                actions=[set_field(eth_dst=macs.format_mac(ctx.scheme.encode(backend.ip)))], goto="translate"))
+        flows.append(pick_flow(ctx, vip_id, vip, refusing=vip_id in view.refusing))
+        # every backend the VIP names keeps its pinned connections, drained or down ones too,
+        # unless its health check failed (then they are picked afresh)
+        flows += [pinned_flow(ctx, vip_id, vip, backend.ip) for backend in vip.backends
+                  if (vip_id, backend.ip) not in view.withheld_pins]
     return flows
+
+
+def pick_flow(ctx: Context, vip_id: int, vip, refusing: bool):
+    """A new connection to a ``selection: switch`` VIP goes to its select group, or, while no
+    backend can take it (``refusing``), to the controller, which refuses it at once."""
+    cookie = cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id)
+    return TABLE.flow("pick", dict(_vip_match(vip), ct_state=(CT_TRACKED, CT_TRACKED)), cookie=cookie,
+                      actions=[to_controller() if refusing else group(vip_group_id(vip_id))])
+
+
+def pinned_flow(ctx: Context, vip_id: int, vip, backend: IPv4):
+    """Connections pinned to ``backend`` (their ct_mark) go to it."""
+    return TABLE.flow("pinned", _pinned_match(vip, backend), cookie=_pinned_cookie(ctx, vip_id, backend),
+                      actions=[set_field(eth_dst=macs.format_mac(ctx.scheme.encode(backend)))], goto="translate")
+
+
+def remove_pinned(ctx: Context, vip_id: int, vip, backend: IPv4):
+    """The removal of :func:`pinned_flow`, any generation."""
+    return TABLE.delete(_pinned_match(vip, backend), cookie=_pinned_cookie(ctx, vip_id, backend),
+                        cookie_mask=cookies.object_mask(), priority="pinned")
+
+
+def _pinned_cookie(ctx: Context, vip_id: int, backend: IPv4) -> int:
+    return cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id, obj=ctx.backend_ids[backend])
 
 
 def _vip_match(vip) -> dict:

@@ -136,14 +136,16 @@ PIPELINE: tuple[Table, ...] = (
           "Sort arriving frames: gateway ARP, ARP requests, VIP traffic, frames to fabricated MACs, "
           "replies from backends (edge switches); everything else is forwarded normally.",
           frozenset(_ETH | _ARP | {"ip_proto", "ipv4_src", "ipv4_dst", "tcp_dst", "udp_dst"}),
-          {"gateway_arp": 400, "arp_request": 300, "fabricated": 250, "vip": 200, "backend_reply": 100,
-           "miss": 0},
-          next_tables=("arp_proxy", "session", "translate", "snat"), miss="normal", roles=("balancer", "edge"),
-          owners={"gateway_arp": "gateway", "arp_request": "=ARP requests", "fabricated": "fabricated",
-                  "vip": "vip", "backend_reply": "backend"},
+          {"gateway_arp": 400, "probe_answer": 350, "arp_request": 300, "fabricated": 250, "vip": 200,
+           "backend_reply": 100, "miss": 0},
+          next_tables=("arp_proxy", "probe", "session", "translate", "snat"), miss="normal",
+          roles=("balancer", "edge"),
+          owners={"gateway_arp": "gateway", "probe_answer": "=health probe answers", "arp_request": "=ARP requests",
+                  "fabricated": "fabricated", "vip": "vip", "backend_reply": "backend"},
           flows_doc=(
               "for each gateway G, a priority-400 flow matching `arp, arp_spa=G` copies it to the "
               "controller (next-hop learning) and goes to arp_proxy",
+              "with health checks, a priority-350 flow matching `ip, ipv4_dst=balancer` goes to probe",
               "a priority-300 flow matching `arp, arp_op=1` goes to arp_proxy",
               "for each backend route (computed MACs) or backend (MAC table), a priority-250 flow "
               "matching `ip, eth_dst=fabricated MAC range` goes to translate (external director)",
@@ -170,6 +172,16 @@ PIPELINE: tuple[Table, ...] = (
               "for each backend (MAC table) one replying with its MAC; in controller mode these "
               "flows punt to the controller, which answers with a packet-out",
               "priority 0: NORMAL")),
+    Table("probe", 15, cookies.STAGE_PROBE,
+          "Answers to health probes (sent from the balancer's own address) go to the controller "
+          "(only on balancers whose config has a health check).",
+          frozenset({"eth_type", "ip_proto", "tcp_dst", "udp_dst", "icmpv4_type"}),
+          {"answer": 100, "miss": 0}, optional=True, owners={"answer": "=health probe answers"},
+          flows_doc=(
+              "priority-100 flows matching `tcp, tcp_dst=49152/0xe000`, `udp, udp_dst=49152/0xe000` "
+              "(the probes' source ports), `icmp, icmp_type=0` (echo reply) and `icmp, icmp_type=3` "
+              "(unreachable) send the answer to the controller",
+              "priority 0: drop")),
     Table("session", 20, cookies.STAGE_SESSION,
           "Per-connection translation rules: pin each connection to the backend its scheduler chose.",
           frozenset(_ETH | _L4 | _CT),

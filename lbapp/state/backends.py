@@ -5,14 +5,14 @@ select-group slots of ``selection: switch`` VIPs alike."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Iterable
 
 from lbapp.config import FeedbackModel, VipModel
 from lbapp.feedback import Feedback
 from lbapp.schedulers.base import BackendWeight
 from lbapp.shared import AdminState, IPv4, VipKey, admin_weight
+from lbapp.state.health import Health, Target, target_for
 
-Health = Literal["unchecked", "up", "down"]
 
 
 @dataclass
@@ -22,7 +22,10 @@ class BackendState:
     ip: IPv4
     weight: int  # configured
     admin: AdminState  # up / drain / down, as configured (and later changed at runtime)
-    health: Health = "unchecked"  # no health check configured: counts as up
+    check: Target | None = None  # its health check; None: not checked
+    keep_on_failure: bool = False  # a failed backend's established sessions stay
+    sorry: bool = False  # takes new connections only while no other backend of its VIP can
+    health: Health = "unchecked"  # what its check found so far (unchecked counts as up)
 
 
 class Backends:
@@ -42,8 +45,13 @@ class Backends:
             self.order[vip_id] = [b.ip for b in vip.backends]
             for b in vip.backends:
                 seen = old.get((key, b.ip))
-                self.states[(vip_id, b.ip)] = BackendState(vip_id, key, b.ip, b.weight, b.admin_state,
-                                                           seen.health if seen else "unchecked")
+                check = target_for(vip, b)
+                settings = vip.health_of(b)
+                # what a check found stays while the same check runs
+                health = seen.health if seen is not None and seen.check == check and check else "unchecked"
+                self.states[(vip_id, b.ip)] = BackendState(
+                    vip_id, key, b.ip, b.weight, b.admin_state, check,
+                    settings is not None and settings.on_failure == "keep", b.sorry, health)
 
     @staticmethod
     def feedback_for(settings: FeedbackModel | None, previous: Feedback | None) -> Feedback | None:
@@ -54,13 +62,19 @@ class Backends:
         return previous if previous is not None and previous.settings() == wanted else Feedback(*wanted)
 
     def effective_weight(self, vip_id: int, ip: IPv4) -> int:
-        """The weight new connections are shared by: 0 for a drained, down or failed backend;
-        else the configured weight, scaled by dynamic feedback when it runs."""
+        """The weight new connections are shared by: 0 for a drained, down or failed backend,
+        and for a sorry server while another backend of the VIP can take them; else the
+        configured weight, scaled by dynamic feedback when it runs."""
         state = self.states[(vip_id, ip)]
+        if state.sorry and any(self._own_weight(other) for other in self.of_vip(vip_id) if not other.sorry):
+            return 0
+        return self._own_weight(state)
+
+    def _own_weight(self, state: BackendState) -> int:
         weight = admin_weight(state.weight, state.admin)
         if state.health == "down":
             return 0
-        return self.feedback.effective(ip, weight) if self.feedback else weight
+        return self.feedback.effective(state.ip, weight) if self.feedback else weight
 
     def weights(self, vip_id: int) -> list[BackendWeight]:
         """A VIP's backends with their effective weights, in config order."""
@@ -79,3 +93,16 @@ class Backends:
 
     def of_vip(self, vip_id: int) -> list[BackendState]:
         return [self.states[(vip_id, ip)] for ip in self.order.get(vip_id, ())]
+
+    def targets(self) -> set[Target]:
+        """Every health check to run."""
+        return {state.check for state in self.states.values() if state.check is not None}
+
+    def checked_by(self, target: Target) -> list[BackendState]:
+        """The (VIP, backend)s that ``target``'s probes speak for."""
+        return [state for state in self.states.values() if state.check == target]
+
+    def withheld_pins(self) -> frozenset[tuple[int, IPv4]]:
+        """(VIP id, backend)s whose health check failed and whose sessions are not kept: their
+        established connections are scheduled afresh."""
+        return frozenset(key for key, state in self.states.items() if state.health == "down" and not state.keep_on_failure)

@@ -24,7 +24,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, NamedTuple
 
-from os_ken.lib.packet import arp, ethernet, ipv4, packet as packet_lib, tcp, udp
+from os_ken.lib.packet import arp, ethernet, icmp, ipv4, packet as packet_lib, tcp, udp
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
@@ -40,14 +40,14 @@ FIELDS = {"in_port": (32, INT), "eth_src": (48, MAC), "eth_dst": (48, MAC), "eth
           "ip_proto": (8, INT), "ipv4_src": (32, IP), "ipv4_dst": (32, IP), "nw_ttl": (8, INT),
           "tcp_src": (16, INT), "tcp_dst": (16, INT), "udp_src": (16, INT), "udp_dst": (16, INT),
           "arp_op": (16, INT), "arp_spa": (32, IP), "arp_tpa": (32, IP), "arp_sha": (48, MAC),
-          "arp_tha": (48, MAC), "ct_state": (32, INT), "ct_mark": (32, INT), "ct_zone": (16, INT),
+          "arp_tha": (48, MAC), "icmpv4_type": (8, INT), "icmpv4_code": (8, INT), "ct_state": (32, INT), "ct_mark": (32, INT), "ct_zone": (16, INT),
           **{f"reg{i}": (32, INT) for i in range(8)}}  # name -> (bits, how it reads as text)
 METADATA = {"ct_state": 0, "ct_mark": 0, "ct_zone": 0, **{f"reg{i}": 0 for i in range(8)}}
 # OpenFlow prerequisites: a match on the key needs this field matched exactly (OVS refuses the flow)
 PREREQ = {**dict.fromkeys(("ip_proto", "ipv4_src", "ipv4_dst"), ("eth_type", 0x0800)),
           **dict.fromkeys(("arp_op", "arp_spa", "arp_tpa", "arp_sha", "arp_tha"), ("eth_type", 0x0806)),
           "tcp_src": ("ip_proto", 6), "tcp_dst": ("ip_proto", 6), "udp_src": ("ip_proto", 17),
-          "udp_dst": ("ip_proto", 17)}
+          "udp_dst": ("ip_proto", 17), "icmpv4_type": ("ip_proto", 1), "icmpv4_code": ("ip_proto", 1)}
 CT_NEW, CT_EST, CT_RPL, CT_TRK = 0x01, 0x02, 0x08, 0x20
 CT_COMMIT, NO_RECIRC = 1, 255
 PORT_NAMES = {ofp.OFPP_NORMAL: "NORMAL", ofp.OFPP_CONTROLLER: "CONTROLLER", ofp.OFPP_FLOOD: "FLOOD",
@@ -94,6 +94,8 @@ def fields_of(frame: bytes) -> dict[str, int]:
     for proto, name in ((tcp.tcp, "tcp"), (udp.udp, "udp")):
         if (l4 := pkt.get_protocol(proto)) is not None:
             out.update({f"{name}_src": l4.src_port, f"{name}_dst": l4.dst_port})
+    if (msg := pkt.get_protocol(icmp.icmp)) is not None:
+        out.update(icmpv4_type=msg.type, icmpv4_code=msg.code)
     if (a := pkt.get_protocol(arp.arp)) is not None:
         out.update(arp_op=a.opcode, arp_spa=a.src_ip, arp_tpa=a.dst_ip, arp_sha=a.src_mac, arp_tha=a.dst_mac)
     return {n: value_of(n, v) for n, v in out.items()}

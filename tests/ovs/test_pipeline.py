@@ -140,7 +140,8 @@ def test_idle_session_expires_and_controller_forgets_it(lab, tmp_path):
     lab.send(gw, tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 42000, 80))
     wait_for(lambda: "tp_src=42000" in lab.dump(br, "table=20"), 5, "the session flow")
     wait_for(lambda: "tp_src=42000" not in lab.dump(br, "table=20"), 10, "the session flow to expire")
-    wait_for(lambda: "ended (idle)" in lab.controller_log.read_text(), 5, "the controller to see flow-removed")
+    ended = re.compile(rf"ended \(idle\) after [\d.]+s: {CLIENT}:42000 -> 10\.11\.12\.11; 0 live")
+    assert wait_for(lambda: ended.search(lab.controller_log.read_text()), 5, "the controller to see flow-removed")
 
 
 def test_edge_switch_rewrites_reply_source_to_vip(lab, tmp_path):

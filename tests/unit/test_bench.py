@@ -23,3 +23,11 @@ def test_scale_benchmark_runs():
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "KiB/session" in run.stdout and "Maglev" in run.stdout
+
+
+def test_health_cpu_benchmark_runs_and_the_fake_network_answers_the_probes():
+    run = subprocess.run([sys.executable, "bench/health_cpu.py", "--backends", "20", "--interval", "0.5", "--seconds",
+                          "2", "--runs", "1"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode == 0, run.stderr
+    rate = float(next(line for line in run.stdout.splitlines() if line.startswith("probes answered/s")).split()[-1])
+    assert 30 <= rate <= 50, run.stdout  # 20 backends, each every 0.5 s: 40/s

@@ -39,7 +39,7 @@ def test_connect_sweeps_only_static_stages_then_installs_and_probes():
     _, out = connected()
     msgs = [m for _, m in out]
     deletes = [m for m in msgs if isinstance(m, parser.OFPFlowMod) and m.command == ofp.OFPFC_DELETE]
-    assert {cookies.stage_of(m.cookie) for m in deletes} == {1, 2, 4, 5, 7}  # never the session stage
+    assert {cookies.stage_of(m.cookie) for m in deletes} == {1, 2, 4, 5, 7, 8}  # never the session stage
     assert all(m.cookie_mask == cookies.stage_mask() for m in deletes)
     adds = [m for m in msgs if isinstance(m, parser.OFPFlowMod) and m.command == ofp.OFPFC_ADD]
     assert {m.table_id for m in adds} == {0, 10, 20, 30, 40}
@@ -316,7 +316,7 @@ def test_a_switch_dropped_from_the_config_loses_its_static_flows_on_reload():
     doc["edges"][0]["dpid"] = 7
     out = [m for dpid, m in lb.reconfigure(parse_config(doc), 1.0) if dpid == 2]
     assert out and all(m.command == ofp.OFPFC_DELETE and cookies.decode(m.cookie).generation == 1 for m in out)
-    assert {m.table_id for m in out} == {0, 10, 20, 25, 30, 40, 50}
+    assert {m.table_id for m in out} == {0, 10, 15, 20, 25, 30, 40, 50}
 
 
 def _groups(out, command=None):

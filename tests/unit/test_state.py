@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from lbapp.config import load_config, parse_config
+from lbapp.config import HealthModel, VipModel, load_config, parse_config
 from lbapp.feedback import Feedback
 from lbapp.reload import plan_reload
 from lbapp.service import Balancer
@@ -44,8 +44,9 @@ def test_vip_ids_are_positions_first_then_follow_their_vips():
 
 
 def test_the_effective_weight_is_one_function_of_admin_state_health_and_feedback():
-    vip = _Vip(80, [_Backend("10.0.0.1", 3), _Backend("10.0.0.2", 3, "drain"), _Backend("10.0.0.3", 2, "down"),
-                    _Backend("10.0.0.4", 5)])
+    vip = VipModel(name="web", ip="117.78.6.19", port=80, backends=[
+        {"ip": "10.0.0.1", "weight": 3}, {"ip": "10.0.0.2", "weight": 0}, {"ip": "10.0.0.3", "weight": 2, "down": True},
+        {"ip": "10.0.0.4", "weight": 5}], health={"type": "tcp"})
     backends = Backends([(1, vip)])
     assert [w.weight for w in backends.weights(1)] == [3, 0, 0, 5]
     backends.states[(1, IP("10.0.0.4"))].health = "down"
@@ -53,10 +54,13 @@ def test_the_effective_weight_is_one_function_of_admin_state_health_and_feedback
     fb = Feedback(5.0)
     fb.factors[IP("10.0.0.1")] = 0.5
     scaled = Backends([(1, vip)], fb, previous=backends)
-    # feedback works in hundredths; health found so far carries over to the same (VIP, backend)
+    # feedback works in hundredths; what the same check found carries over
     assert [w.weight for w in scaled.weights(1)] == [150, 0, 0, 0]
     assert scaled.admin_weights_by_ip() == {IP("10.0.0.1"): 3, IP("10.0.0.2"): 0, IP("10.0.0.3"): 0,
                                             IP("10.0.0.4"): 5}
+    # another check (another port) starts unchecked: what the old one found says nothing of it
+    other = vip.model_copy(update={"health": HealthModel(type="tcp", port=8080)})
+    assert Backends([(1, other)], previous=scaled).effective_weight(1, IP("10.0.0.4")) == 5
 
 
 def test_statistics_replies_are_matched_to_their_request_by_xid():

@@ -1,0 +1,142 @@
+"""Health checks' state: the probe targets, when each is due, and the up/down machine (``rise``
+passes in a row bring a backend up, ``fall`` failures in a row take it down; a backend not yet
+decided counts as up). One probe per target, however many VIPs share it. Pure, time passed in.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Literal
+
+from lbapp.shared import MAX_PROBES_IN_FLIGHT as MAX_IN_FLIGHT, IPv4
+
+LOG = logging.getLogger("lbapp")
+Health = Literal["unchecked", "up", "down"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one probe checks, and how often."""
+
+    backend: IPv4
+    type: str  # tcp | http | udp | icmp
+    port: int  # 0 for icmp
+    interval: float
+    timeout: float
+    rise: int
+    fall: int
+    path: str = "/"
+    host: str = ""
+    expect: tuple[int, int] = (200, 399)
+
+    def __str__(self) -> str:
+        where = f"{self.backend}" if self.type == "icmp" else f"{self.backend}:{self.port}"
+        return f"{self.type} check of {where}"
+
+
+def target_for(vip, backend) -> Target | None:
+    """What checks ``backend`` of ``vip`` (config models), or None when nothing does."""
+    check = vip.health_of(backend)
+    if check is None or vip.external_director:
+        return None
+    return Target(backend.ip, check.type, 0 if check.type == "icmp" else check.port or vip.port, check.interval,
+                  check.timeout, check.rise, check.fall, check.path if check.type == "http" else "/",
+                  check.host or "" if check.type == "http" else "", check.expect_status if check.type == "http"
+                  else (200, 399))
+
+
+@dataclass
+class Status:
+    state: Health = "unchecked"
+    passes: int = 0  # in a row
+    failures: int = 0  # in a row
+    next_probe: float | None = None  # None: not yet started (then: ``offset`` after the first look)
+    offset: float = 0.0  # spreads new targets over their first interval
+    probe: int | None = None  # the probe in flight
+    deadline: float = 0.0
+    reason: str = ""  # what the last probe found
+    probes: int = 0  # sent, in all
+
+
+@dataclass(frozen=True)
+class Change:
+    target: Target
+    state: Health  # "up" or "down"
+    reason: str
+    was: Health = "unchecked"
+
+
+@dataclass
+class HealthChecks:
+    status: dict[Target, Status] = field(default_factory=dict)
+    in_flight: dict[int, Target] = field(default_factory=dict)  # probe id -> its target
+    _next_id: int = 1
+
+    def load(self, targets: Iterable[Target]) -> None:
+        """The targets the config asks for; a target kept from before keeps its state. New ones
+        are spread over their first interval, so a thousand backends are not probed at once."""
+        wanted = sorted(set(targets), key=lambda t: (int(t.backend), t.type, t.port, t.path))
+        old, self.status = self.status, {}
+        for i, target in enumerate(wanted):
+            self.status[target] = old.get(target) or Status(offset=target.interval * i / len(wanted))
+        self.in_flight = {pid: t for pid, t in self.in_flight.items() if t in self.status}
+
+    def due(self, now: float, ready: Callable[[Target], bool] = lambda t: True) -> list[tuple[int, Target]]:
+        """Probes to send now, each under a fresh id; a target's next one is an interval later.
+        A target not ``ready`` (its route's next hop unknown: the probe could only be dropped)
+        waits, and is not failed for it."""
+        out = []
+        for target, status in self.status.items():
+            if status.next_probe is None:
+                status.next_probe = now + status.offset
+            if status.probe is not None or status.next_probe > now or not ready(target):
+                continue
+            probe = self._allocate()
+            if probe is None:
+                break  # every id in flight: the rest wait for the next tick
+            status.probe, status.deadline = probe, now + target.timeout
+            status.next_probe = now + target.interval
+            status.probes += 1
+            self.in_flight[probe] = target
+            out.append((probe, target))
+        return out
+
+    def target_of(self, probe: int) -> Target | None:
+        return self.in_flight.get(probe)
+
+    def report(self, probe: int, passed: bool, reason: str) -> Change | None:
+        """What probe ``probe`` found; the change of its target's state, if this made one."""
+        target = self.in_flight.pop(probe, None)
+        if target is None:
+            return None  # late, repeated or forged: not a probe in flight
+        status = self.status[target]
+        status.probe, status.reason = None, reason
+        if passed:
+            status.passes, status.failures = status.passes + 1, 0
+            if status.state != "up" and status.passes >= target.rise:
+                return self._change(target, status, "up", f"{reason}, {status.passes} passes")
+        else:
+            status.failures, status.passes = status.failures + 1, 0
+            if status.state != "down" and status.failures >= target.fall:
+                return self._change(target, status, "down", f"{reason}, {status.failures} failures")
+        return None
+
+    def expired(self, now: float) -> tuple[list[int], list[Change]]:
+        """Probes whose answer did not come in time fail: their ids, and the changes they made."""
+        late = [probe for probe, target in self.in_flight.items() if self.status[target].deadline <= now]
+        return late, [change for probe in late if (change := self.report(probe, False, "timeout")) is not None]
+
+    def _change(self, target: Target, status: Status, state: Health, reason: str) -> Change:
+        was, status.state = status.state, state
+        first = was == "unchecked" and state == "up"  # a start, not news
+        LOG.log(logging.INFO if first else logging.WARNING, "%s: %s (%s)", target, state, reason)
+        return Change(target, state, reason, was)
+
+    def _allocate(self) -> int | None:
+        if len(self.in_flight) >= MAX_IN_FLIGHT - 1:
+            return None
+        while True:
+            probe = self._next_id
+            self._next_id = probe % (MAX_IN_FLIGHT - 1) + 1  # 1..MAX_IN_FLIGHT-1
+            if probe not in self.in_flight:
+                return probe

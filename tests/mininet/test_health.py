@@ -1,0 +1,102 @@
+"""Health checks through the data path, on Mininet with real services: when a backend's service
+stops, its checks (HTTP for a controller-picked VIP, TCP for a switch-picked one, UDP for a UDP
+VIP) take it out, and no request fails after that; when it starts again it comes back. The
+times and failure counts are written to the test's folder (health.json) and printed."""
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lbapp.lab import MininetLab, parse_answer, wait_for
+from tests.helpers.net import require_tier
+
+ROOT = Path(__file__).resolve().parents[2]
+VIP = "117.78.6.19"
+FAST = {"interval": 0.5, "timeout": 0.4, "rise": 2, "fall": 2}
+CHECKS = {"web": {"type": "http", "path": "/", **FAST}, "stream-fast": {"type": "tcp", **FAST},
+          "echo-udp": {"type": "udp", **FAST}}
+B1 = "10.11.12.11"  # host b1
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    require_tier("Mininet", mininet=True)
+    workdir = tmp_path_factory.mktemp("health")
+    doc = yaml.safe_load((ROOT / "topologies" / "cross_vlan.yaml").read_text())
+    for vip in doc["vips"]:
+        if vip["name"] in CHECKS:
+            vip["health"] = CHECKS[vip["name"]]
+    config = workdir / "lb.yaml"
+    config.write_text(yaml.safe_dump(doc))
+    with MininetLab("cross_vlan", workdir, config) as running:
+        try:
+            yield running
+        finally:
+            running.save_state()
+            print(f"lab state in {workdir}")
+
+
+def logged(lab, pattern: str) -> bool:
+    return re.search(pattern, lab.controller_log.read_text()) is not None
+
+
+def last_state(lab, check: str) -> str | None:
+    """What the controller last said of ``check``: up, down, or None."""
+    found = re.findall(rf"{check}: (up|down) \(", lab.controller_log.read_text())
+    return found[-1] if found else None
+
+
+def requests_until(lab, ask, stop, limit: float = 30.0) -> list[tuple[float, str | None]]:
+    """(start time, backend or None) of requests made one after another until ``stop()``."""
+    out = []
+    deadline = time.monotonic() + limit
+    while not stop() and time.monotonic() < deadline:
+        started = time.monotonic()
+        answer = ask()
+        out.append((started, parse_answer(answer)["backend"] if answer else None))
+    return out
+
+
+def test_a_stopped_service_is_taken_out_and_comes_back(lab):
+    checks = (rf"http check of {B1}:80", rf"tcp check of {B1}:7002", rf"udp check of {B1}:5353")
+    wait_for(lambda: all(logged(lab, f"{c}: up") for c in checks), 20, "every check of b1 to pass")
+    web = lambda: lab.http_get("h1", f"http://{VIP}/", timeout=2)  # noqa: E731
+    assert {parse_answer(web())["backend"] for _ in range(6)} == {"b1", "b2", "b3"}
+
+    lab.stop_service("b1")
+    stopped = time.monotonic()
+    down = {}
+
+    def all_down() -> bool:
+        for check in checks:
+            if check not in down and logged(lab, f"{check}: down"):
+                down[check] = time.monotonic()
+        return len(down) == len(checks)
+
+    before = requests_until(lab, web, all_down)
+    out_at = max(down.values())
+    after = requests_until(lab, web, lambda: time.monotonic() > out_at + 3)
+    fast = [lab.ask("h1", next(v for v in lab.cfg.vips if v.name == "stream-fast")) for _ in range(12)]
+    udp = [lab.udp_ask("h1", VIP, 5353) for _ in range(6)]
+    assert after and all(backend in ("b2", "b3") for _, backend in after), after  # none failed, none to b1
+    assert all(a and parse_answer(a)["backend"] != "b1" for a in fast), fast
+    assert all(a and parse_answer(a)["backend"] == "b3" for a in udp), udp  # echo-udp: b1 (weight 2) and b3
+
+    lab.start_service("b1")
+    started = time.monotonic()
+    wait_for(lambda: all(last_state(lab, c) == "up" for c in checks), 20, "b1's checks to pass again")
+    back = time.monotonic() - started
+    again = [parse_answer(web())["backend"] for _ in range(6)]
+    assert "b1" in again, again
+
+    figures = {"detection_s": {c.split(" of ")[0]: round(t - stopped, 2) for c, t in down.items()},
+               "failed_before_out": sum(1 for _, b in before if b is None), "requests_before_out": len(before),
+               "failed_after_out": sum(1 for _, b in after if b is None), "requests_after_out": len(after),
+               "recovery_s": round(back, 2)}
+    (lab.workdir / "health.json").write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures))
+    assert figures["failed_after_out"] == 0
+    assert max(figures["detection_s"].values()) < 5  # fall 2 x interval 0.5 s, and a tick
