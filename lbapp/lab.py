@@ -255,10 +255,12 @@ class UplinkCapture:
 
     Runs in this (root) namespace on the switch's side of the veth: frames the switch *sends*
     are PACKET_OUTGOING there and skipped, so what is counted is what arrived at the switch.
+    Packets to ``ignore_dst`` (the balancers' own addresses: health probes' answers) are not.
     """
 
-    def __init__(self, port: str) -> None:
+    def __init__(self, port: str, ignore_dst: tuple[str, ...] = ()) -> None:
         self.port = port
+        self.ignore_dst = {socket.inet_aton(ip) for ip in ignore_dst}
         self.by_source: Counter[str] = Counter()
         self._stop = threading.Event()
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
@@ -281,7 +283,7 @@ class UplinkCapture:
                 frame, addr = self._sock.recvfrom(65535)
             except socket.timeout:
                 continue
-            if addr[2] != socket.PACKET_OUTGOING and len(frame) >= 34:
+            if addr[2] != socket.PACKET_OUTGOING and len(frame) >= 34 and frame[30:34] not in self.ignore_dst:
                 self.by_source[socket.inet_ntoa(frame[26:30])] += 1
 
 

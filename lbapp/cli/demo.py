@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         console.log(f"topology {args.topology} up; controller log {lab.controller_log}")
         backend_ips = {b.ip for v in cfg.vips for b in v.backends}
         with contextlib.ExitStack() as stack:
-            captures = [stack.enter_context(UplinkCapture(port)) for port in lab_info.uplinks]
+            own = tuple(str(b.address.ip) for _, b in cfg.all_balancers())  # probes' answers come there
+            captures = [stack.enter_context(UplinkCapture(port, own)) for port in lab_info.uplinks]
             for vip in cfg.vips:
                 total_weight = sum(b.weight for b in vip.backends)
                 expected = {} if vip.external_director else {

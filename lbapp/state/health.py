@@ -95,7 +95,8 @@ class HealthChecks:
             if probe is None:
                 break  # every id in flight: the rest wait for the next tick
             status.probe, status.deadline = probe, now + target.timeout
-            status.next_probe = now + target.interval
+            # on its own beat, not the tick's: ticks come late by up to their grain
+            status.next_probe = max(status.next_probe + target.interval, now)
             status.probes += 1
             self.in_flight[probe] = target
             out.append((probe, target))
