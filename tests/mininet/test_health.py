@@ -100,3 +100,48 @@ def test_a_stopped_service_is_taken_out_and_comes_back(lab):
     print(json.dumps(figures))
     assert figures["failed_after_out"] == 0
     assert max(figures["detection_s"].values()) < 5  # fall 2 x interval 0.5 s, and a tick
+
+
+PROBE = """
+import socket, sys, time
+kind, ip, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM)
+s.settimeout(3)
+start = time.monotonic()
+try:
+    s.connect((ip, port))
+    if kind == "udp":
+        s.send(b"hello")
+        s.recv(512)
+    result = "answered"
+except ConnectionRefusedError:
+    result = "refused"
+except socket.timeout:
+    result = "timeout"
+print(result, round((time.monotonic() - start) * 1000, 1))
+"""
+
+
+def test_with_every_backend_stopped_clients_are_refused_at_once_not_left_to_time_out(lab):
+    from lbapp.lab import SYSTEM_PYTHON
+    names = [name for name, _ in lab.module.LAB.backends]
+    checks = [rf"http check of {ip}:80" for _, ip in lab.module.LAB.backends]
+    for name in names:
+        lab.stop_service(name)
+    try:
+        wait_for(lambda: all(last_state(lab, c) == "down" for c in checks), 20, "every web check to fail")
+        wait_for(lambda: all(last_state(lab, rf"udp check of {ip}:5353") == "down"
+                             for ip in ("10.11.12.11", "10.11.13.13")), 20, "the udp checks to fail")
+        script = lab.workdir / "probe.py"
+        script.write_text(PROBE)
+        results = {}
+        for what, kind, port in (("web", "tcp", 80), ("stream-fast", "tcp", 7002), ("echo-udp", "udp", 5353)):
+            out = lab.net.get("h1").cmd(f"{SYSTEM_PYTHON} {script} {kind} {VIP} {port}").split()
+            results[what] = (out[0], float(out[1]))
+        print(json.dumps({"refusals_ms": results}))
+        (lab.workdir / "refusals.json").write_text(json.dumps(results))
+        assert all(result == "refused" for result, _ in results.values()), results
+        assert all(ms < 100 for _, ms in results.values()), results
+    finally:
+        for name in names:
+            lab.start_service(name)
