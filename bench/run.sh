@@ -7,6 +7,7 @@ bash scripts/setup.sh
 .venv/bin/python bench/setup_rate.py "$@"
 .venv/bin/python bench/scale.py
 .venv/bin/python bench/health_cpu.py
+.venv/bin/python bench/api_cost.py
 if [ "$(id -u)" = 0 ]; then
   bash scripts/ovs.sh
   .venv/bin/python bench/arp_latency.py

@@ -72,9 +72,9 @@ def null_command(port: int) -> list[str]:
     return [sys.executable, str(BENCH / "serve_null.py"), str(port)]
 
 
-def lbapp_command(config: Path, port: int) -> list[str]:
+def lbapp_command(config: Path, port: int, api_port: int = 0) -> list[str]:
     return [sys.executable, "-m", "lbapp.cli.main", "run", "-c", str(config), "--listen", "127.0.0.1",
-            "--port", str(port)]
+            "--port", str(port), "--api-port", str(api_port)]
 
 
 @contextlib.contextmanager

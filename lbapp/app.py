@@ -9,6 +9,7 @@ import os
 import random
 import threading
 import time
+from pathlib import Path
 
 from os_ken import cfg
 from os_ken.base import app_manager
@@ -17,10 +18,14 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
+from lbapp import api
 from lbapp.config import ConfigError, load_config
+from lbapp.config.load import read_config_text
+from lbapp.configedit import change_backend, write_atomically
 from lbapp.pipeline import bundles
 from lbapp.sender import Sender
 from lbapp.service import Balancer, FlowStat
+from lbapp.snapshot import sessions_of
 
 LOG = logging.getLogger("lbapp")
 
@@ -29,7 +34,10 @@ cfg.CONF.register_opts([cfg.StrOpt("config", default=None, help="lbapp YAML conf
                                    help="replies held back at most while packet-ins queue (1: send each at once)"),
                         cfg.IntOpt("bundle_min", default=bundles.BUNDLE_MIN_DEFAULT, min=0,
                                    help="session flow-mods in a held burst from which it goes as one bundle "
-                                        "(0: never)")],
+                                        "(0: never)"),
+                        cfg.StrOpt("api_listen", default="127.0.0.1", help="address of the HTTP API"),
+                        cfg.IntOpt("api_port", default=0, min=0, max=65535,
+                                   help="port of the HTTP API (0: no API)")],
                        group="lbapp")
 
 TICK_SECONDS = 0.1  # health probes and their timeouts are due at this grain
@@ -50,11 +58,21 @@ class LbApp(app_manager.OSKenApp):
         # os-ken 4 runs the event loop and our ticker on native threads: one lock around the logic
         self.lock = threading.Lock()
         self.sender = Sender(self.datapaths, burst=cfg.CONF.lbapp.burst, bundle_min=cfg.CONF.lbapp.bundle_min)
+        self.edit_lock = threading.Lock()  # API changes to the config file, one at a time
+        self.api = None
 
     def start(self):
         thread = super().start()
         self.threads.append(hub.spawn(self._ticker))
+        if cfg.CONF.lbapp.api_port:
+            self.api = api.serve(self, cfg.CONF.lbapp.api_listen, cfg.CONF.lbapp.api_port)
         return thread
+
+    def stop(self) -> None:
+        if self.api is not None:
+            self.api.shutdown()
+            self.api.server_close()
+        super().stop()
 
     def _ticker(self) -> None:
         while self.is_active:
@@ -71,15 +89,42 @@ class LbApp(app_manager.OSKenApp):
     def reload(self) -> None:
         """Re-read the config file (SIGHUP); an invalid file is reported and the running config kept."""
         try:
-            new = load_config(self.config_path)
+            self._apply(load_config(self.config_path))
         except ConfigError as exc:
             LOG.error("reload refused, keeping the running config: %s", exc)
-            return
-        LOG.info("reloading %s", self.config_path)
-        try:
-            self._call(self.balancer.reconfigure, new, time.time())
         except Exception:  # a reload never takes the controller down
             LOG.exception("reload of %s failed", self.config_path)
+
+    def _apply(self, new) -> None:
+        LOG.info("reloading %s", self.config_path)
+        self._call(self.balancer.reconfigure, new, time.time())
+
+    # --- the HTTP API (lbapp.api): each call on one of its threads ---
+
+    def api_state(self) -> dict:
+        with self.lock:
+            return self.balancer.snapshot(time.time())
+
+    def api_sessions(self, vip: str) -> list | None:
+        with self.lock:
+            return sessions_of(self.balancer, vip, time.time())
+
+    def api_change_backend(self, vip: str, backend: str, action: str, weight: int | None) -> dict:
+        """Change one backend in the config file (comments and layout kept), then apply the file
+        as a reload does; an invalid result changes nothing."""
+        with self.edit_lock:  # one read-modify-write of the file at a time
+            path = Path(self.config_path)
+            text, new = change_backend(read_config_text(path), vip, backend, action, weight, str(path))
+            write_atomically(path, text)
+            self._apply(new)
+        LOG.warning("API: %s %s of VIP %s%s (written to %s)", action, backend, vip,
+                    f" to {weight}" if weight is not None else "", path)
+        return {"done": f"{action} {backend} of {vip}", "config": str(path)}
+
+    def api_reload(self) -> dict:
+        with self.edit_lock:
+            self._apply(load_config(self.config_path))
+        return {"done": "reloaded", "config": str(self.config_path)}
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _features(self, ev) -> None:

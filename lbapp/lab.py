@@ -105,6 +105,7 @@ class MininetLab:
         self.controller: subprocess.Popen | None = None
         self.services: dict[str, subprocess.Popen] = {}  # backend host -> its service
         self.controller_log = workdir / "controller.log"
+        self.api_url = ""  # the controller's HTTP API, once it runs
 
     # --- lifecycle ---
 
@@ -128,10 +129,12 @@ class MininetLab:
         self.workdir.mkdir(parents=True, exist_ok=True)
         topo = self.module.topos[next(iter(self.module.topos))]()
         self._remove_leftovers(topo)
-        port = free_port()
+        port, api_port = free_port(), free_port()
+        self.api_url = f"http://127.0.0.1:{api_port}"
         self.controller = subprocess.Popen(
             [sys.executable, "-m", "lbapp.cli.main", "run", "-c", str(self.config), "--listen", "127.0.0.1",
-             "--port", str(port), "-v"], stdout=open(self.controller_log, "w"), stderr=subprocess.STDOUT, cwd=ROOT)
+             "--port", str(port), "--api-port", str(api_port), "-v"], stdout=open(self.controller_log, "w"),
+            stderr=subprocess.STDOUT, cwd=ROOT)
         wait_for(lambda: _listening(port) or self.controller.poll() is not None, 30, "the controller to listen")
         if self.controller.poll() is not None:
             raise LabError(f"the controller exited: see {self.controller_log}")

@@ -58,6 +58,7 @@ class Balancer:
         self.stats = StatsRequests()
         self.removed_bytes: Counter[IPv4] = Counter()  # bytes of ended sessions, per backend (feedback)
         self.counters: Counter[str] = Counter()  # packets not served, by reason
+        self.packet_ins = 0
         self.checker = Checker()
         self.checker.load(self)
 
@@ -129,6 +130,7 @@ class Balancer:
 
     def packet_in(self, dpid: int, in_port: int, cookie: int, data: bytes, now: float) -> list[Out]:
         """Dispatch on the cookie of the flow that punted the packet. Never raises on a packet."""
+        self.packet_ins += 1
         stage = cookies.stage_of(cookie) if cookies.is_ours(cookie) else None
         site = self.running.sites.get(dpid)
         if site is None:

@@ -19,11 +19,13 @@ def snapshot(balancer, now: float) -> dict[str, Any]:
             "id": vip.id, "name": vip.model.name, "vip": str(vip.key), "scheduler": vip.model.scheduler,
             "selection": "director" if vip.model.external_director else vip.model.selection,
             "sessions": sum(counts.values()),
+            "connections": sum(sessions.total[(vip.id, s.ip)] for s in backends.of_vip(vip.id)),
             "slots": _slot_counts(running.slots[vip.id][1]) if vip.id in running.slots else None,
             "backends": [{"ip": str(state.ip), "weight": state.weight, "admin": state.admin, "health": state.health,
                           "feedback_factor": round(backends.feedback_factor(state.ip), 3),
                           "effective_weight": backends.effective_weight(vip.id, state.ip),
-                          "sessions": counts.get(state.ip, 0)}
+                          "sessions": counts.get(state.ip, 0),
+                          "connections": sessions.total[(vip.id, state.ip)]}
                          for state in backends.of_vip(vip.id)],
         })
     balancers = []
@@ -45,6 +47,7 @@ def snapshot(balancer, now: float) -> dict[str, Any]:
         "lingering": {"source_nat": sorted(str(pair) for pair in lingering.nat),
                       "pins": sorted(str(pair) for pair in lingering.pins)},
         "counters": dict(balancer.counters),
+        "packet_ins": balancer.packet_ins,
         "checks": [{"check": str(target), "state": status.state, "reason": status.reason, "probes": status.probes,
                     "passes": status.passes, "failures": status.failures}
                    for target, status in balancer.checker.checks.status.items()],
@@ -56,4 +59,20 @@ def _slot_counts(slots) -> dict[str, int]:
     for ip in slots:
         if ip is not None:
             out[str(ip)] = out.get(str(ip), 0) + 1
+    return out
+
+
+def sessions_of(balancer, vip: str, now: float, limit: int = 1000) -> list[dict[str, Any]] | None:
+    """The live sessions of VIP ``vip`` (its name or ``ip:port/protocol``), at most ``limit``;
+    None for no such VIP."""
+    found = next((v for v in balancer.running.vips if vip in (v.model.name, str(v.key))), None)
+    if found is None:
+        return None
+    out = []
+    for sess in balancer.sessions.by_id.values():
+        if sess.vip_id == found.id:
+            out.append({"id": sess.session_id, "client": f"{sess.key.src_ip}:{sess.key.src_port}",
+                        "backend": str(sess.backend), "age": round(now - sess.created, 3)})
+            if len(out) >= limit:
+                break
     return out

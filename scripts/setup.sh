@@ -20,7 +20,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
-if ! .venv/bin/python -c "import lbapp, os_ken, pydantic, ovs.flow.ofp, pytest, matplotlib" 2>/dev/null; then
+if ! .venv/bin/python -c "import lbapp, os_ken, pydantic, ovs.flow.ofp, ruamel.yaml, prometheus_client, pytest, matplotlib" 2>/dev/null; then
   echo "setup: installing lbapp into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -e '.[test,draw]' 2>&1 | grep -v '^WARNING: Location' || true
 fi

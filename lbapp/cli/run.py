@@ -14,6 +14,8 @@ from lbapp.config import load_config
 from lbapp.environment import require_listen_port
 from lbapp.pipeline.bundles import BUNDLE_MIN_DEFAULT
 
+DEFAULT_API_PORT = 8553
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run the controller")
@@ -26,6 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bundle-min", type=int, default=BUNDLE_MIN_DEFAULT,
                    help="a held burst with at least this many session flow-mods goes to the switch as one "
                         f"ONF bundle, one flow-table change (default {BUNDLE_MIN_DEFAULT}; 0: never)")
+    p.add_argument("--api-listen", default="127.0.0.1", help="address of the HTTP API (default 127.0.0.1)")
+    p.add_argument("--api-port", type=int, default=DEFAULT_API_PORT,
+                   help=f"port of the HTTP API: state, sessions, runtime changes (default {DEFAULT_API_PORT}; 0: none)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (SIGHUP reloads the config)")
     p.set_defaults(func=run)
 
@@ -37,13 +42,17 @@ def run(args: argparse.Namespace) -> int:
     if args.bundle_min < 0:
         raise SystemExit("error: --bundle-min must be 0 (never) or more")
     require_listen_port(args.listen, args.port)
+    if args.api_port:
+        require_listen_port(args.api_listen, args.api_port)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     import lbapp.app  # noqa: F401  (registers the [lbapp] options)
     logging.getLogger("lbapp").info("lbapp: OpenFlow on %s:%d, config %s", args.listen, args.port, args.config)
     serve(["lbapp.app"], args.listen, args.port, overrides={("config", "lbapp"): args.config,
                                                            ("burst", "lbapp"): args.burst,
-                                                           ("bundle_min", "lbapp"): args.bundle_min},
+                                                           ("bundle_min", "lbapp"): args.bundle_min,
+                                                           ("api_listen", "lbapp"): args.api_listen,
+                                                           ("api_port", "lbapp"): args.api_port},
           on_hup=lambda apps: next(a for a in apps if type(a).__name__ == "LbApp").reload())
     return 0
 

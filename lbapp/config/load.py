@@ -51,13 +51,17 @@ def parse_config(data: Any, source: str = "config") -> Config:
     return cfg
 
 
+def read_config_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise ConfigError([FieldError("", f"cannot read file: {exc.strerror}")], str(path)) from None
+
+
 def load_config(path: str | Path) -> Config:
     """Read, parse and validate a YAML config file; raise :class:`ConfigError` listing every problem."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError([FieldError("", f"cannot read file: {exc.strerror}")], str(path)) from None
+    text = read_config_text(path)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -140,6 +140,8 @@ class BackendModel(_Model):
     ip: IPv4
     weight: int = Field(1, ge=0, le=10000, description="0 drains: no new connections")
     down: bool = Field(False, description="marked down: no new connections, established ones run on")
+    drain: bool = Field(False, description="drained: no new connections, established ones finish (the weight "
+                                           "stays for when it is enabled again)")
     health: HealthModel | None = Field(None, description="this backend's health check; fields it gives override "
                                                          "the VIP's")
     sorry: bool = Field(False, description="a sorry server (keepalived's sorry_server): takes new connections only "
@@ -148,7 +150,7 @@ class BackendModel(_Model):
     @property
     def admin_state(self) -> AdminState:
         """What the operator said: down, drained (weight 0: established connections finish), or up."""
-        return "down" if self.down else "drain" if self.weight == 0 else "up"
+        return "down" if self.down else "drain" if self.drain or self.weight == 0 else "up"
 
     @property
     def admin_weight(self) -> int:

@@ -208,7 +208,7 @@ def backends_unique(cfg: Config, path: str, vip: VipModel) -> Iterator[FieldErro
 def vip_takes_connections(cfg: Config, path: str, vip: VipModel) -> Iterator[FieldError]:
     """A VIP has a backend that is up with a weight above 0."""
     if all(b.admin_weight == 0 for b in vip.backends):
-        yield FieldError(f"{path}.backends", "every backend has weight 0 or is down: the VIP could take no connection")
+        yield FieldError(f"{path}.backends", "every backend is drained, down or of weight 0: the VIP could take no connection")
 
 
 def health_checks_usable(cfg: Config, path: str, vip: VipModel) -> Iterator[FieldError]:

@@ -1,6 +1,7 @@
 """Live connections: which backend each is pinned to, and per-backend counts."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from lbapp.schedulers.base import LiveCounts
@@ -25,6 +26,7 @@ class Sessions:
         self.by_key: dict[ConnKey, Session] = {}
         self.by_id: dict[int, Session] = {}
         self.active: dict[int, LiveCounts] = {}  # vip id -> backend -> live sessions
+        self.total: Counter[tuple[int, IPv4]] = Counter()  # (vip id, backend) -> sessions ever made
         # a controller restart starts elsewhere in the id space: flows of the previous run
         # still in the switch then do not collide with this run's sessions
         self._next_id = min(max(first_id, 1), MAX_SESSION_ID)
@@ -46,6 +48,7 @@ class Sessions:
         self.by_key[key] = session
         self.by_id[session.session_id] = session
         self.counts(vip_id)[backend] += 1
+        self.total[(vip_id, backend)] += 1
         return session
 
     def adopt(self, key: ConnKey, vip_id: int, backend: IPv4, session_id: int, flow_vip: int, created: float

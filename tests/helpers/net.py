@@ -99,10 +99,12 @@ class Lab:
 
     def controller(self, config: Path, *bridges: str, extra: tuple[str, ...] = ()) -> None:
         port = free_port()
+        self.api_url = f"http://127.0.0.1:{free_port()}"
         self.controller_log = self.artifacts / "controller.log"
         log = open(self.controller_log, "w")
         proc = subprocess.Popen([PYTHON, "-m", "lbapp.cli.main", "run", "-c", str(config), "--listen",
-                                 "127.0.0.1", "--port", str(port), "-v", *extra], stdout=log,
+                                 "127.0.0.1", "--port", str(port), "--api-port", self.api_url.rsplit(":", 1)[1],
+                                 "-v", *extra], stdout=log,
                                 stderr=subprocess.STDOUT, cwd=ROOT)
         self.procs.append(proc)
         self.controller_proc = proc

@@ -154,3 +154,44 @@ def test_lbapp_flows_on_the_live_balancer_shows_sessions_with_idle_time(lab):
     web = [s for s in sessions if s["vip"].startswith("VIP web")]
     assert web and all(s["idle_age"] is not None and s["packets"] > 0 for s in web)
     assert all(s["client"].startswith("200.1.1.19:") for s in web)
+
+
+def _scrape(lab) -> dict:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+    with urllib.request.urlopen(f"{lab.api_url}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_metrics_scraped_while_traffic_runs_count_what_the_clients_did(lab):
+    import threading
+
+    names = dict(lab.module.LAB.backends)  # host -> address
+    before = _scrape(lab)
+    scrapes, stop = [], threading.Event()
+
+    def scraper():
+        while not stop.is_set():
+            scrapes.append(_scrape(lab))
+            stop.wait(0.1)
+
+    thread = threading.Thread(target=scraper)
+    thread.start()
+    try:
+        answers = [lab.http_get("h1", "http://117.78.6.19/") for _ in range(12)]
+    finally:
+        stop.set()
+        thread.join()
+    after = _scrape(lab)
+    assert all(answers) and len(scrapes) >= 2
+    served = Counter(parse_answer(a)["backend"] for a in answers)
+
+    def made(state, host):
+        return state.get(("lbapp_backend_connections_total", (("backend", names[host]), ("vip", "web"))), 0)
+
+    assert {host: made(after, host) - made(before, host) for host in names} == {h: served[h] for h in names}
+    assert after[("lbapp_switch_connected", (("switch", "0000000000000001"),))] == 1
+    assert after[("lbapp_packet_ins_total", ())] >= before[("lbapp_packet_ins_total", ())] + 12

@@ -6,6 +6,7 @@ Proof is traffic through the bridge (raw frames in namespaces, captured on the f
 import json
 import re
 import signal
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -197,7 +198,6 @@ def test_controller_stops_cleanly_on_ctrl_c(lab, tmp_path):
 
 def test_lbapp_flows_explains_a_live_switch_with_a_foreign_flow(lab, tmp_path):
     import json
-    import subprocess
     import sys
 
     cfg = config(tmp_path)
@@ -300,3 +300,27 @@ def test_a_restarted_controller_takes_back_the_sessions_in_the_switch(lab, tmp_p
     lab.controller(cfg, br)  # a new run: it reads the session table back when the switch connects
     wait_for(lambda: "took back 3 sessions" in lab.controller_log.read_text(), 20, "the sessions to be taken back")
     assert lab.dump(br, "table=20").count("priority=100") == 3  # the connections' flows were never touched
+
+
+def test_a_backend_drained_through_the_api_takes_no_new_connection_and_the_file_keeps_its_comments(lab, tmp_path):
+    cfg = tmp_path / "lb.yaml"
+    cfg.write_text(EXAMPLE.read_text())  # as shipped, with its comments
+    br, gw = balancer_with_gateway(lab, cfg)
+    out = sh(PYTHON, "-m", "lbapp.cli.main", "backend", "drain", "web", "10.11.12.12", "--api", lab.api_url)
+    assert out.startswith("drain 10.11.12.12 of web")
+    text = cfg.read_text()
+    assert "{ip: 10.11.12.12, drain: true}" in text and "# the OVS bridge the pipeline runs on" in text
+    state = json.loads(sh(PYTHON, "-m", "lbapp.cli.main", "status", "--json", "--api", lab.api_url))
+    assert state["switches_connected"] == ["0000000000000001"]
+    assert [(b["ip"], b["admin"], b["effective_weight"]) for b in state["vips"][0]["backends"]] == [
+        ("10.11.12.11", "up", 1), ("10.11.12.12", "drain", 0), ("10.11.12.13", "up", 1)]
+    # the reload went into the switch: new connections through the bridge avoid the drained backend
+    cap = lab.sniff(gw, 6, 0x0800)
+    lab.send(gw, *[tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 44000 + i, 80) for i in range(6)])
+    seen = sorted((s.sport, s.ip_dst) for s in collect(cap) if s.ip_src == CLIENT)
+    assert len(seen) == 6 and {ip for _, ip in seen} == {"10.11.12.11", "10.11.12.13"}, seen
+    # the same through the CLI: a bad request is one line naming what was wrong
+    bad = subprocess.run([PYTHON, "-m", "lbapp.cli.main", "backend", "weight", "web", "10.11.12.12", "-1", "--api",
+                          lab.api_url], capture_output=True, text=True)
+    assert bad.returncode == 2 and "vips[0].backends[1].weight: Input should be greater than or equal to 0" in bad.stderr
+    assert "{ip: 10.11.12.12, drain: true}" in cfg.read_text()  # the refused change wrote nothing

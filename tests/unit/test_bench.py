@@ -31,3 +31,11 @@ def test_health_cpu_benchmark_runs_and_the_fake_network_answers_the_probes():
     assert run.returncode == 0, run.stderr
     rate = float(next(line for line in run.stdout.splitlines() if line.startswith("probes answered/s")).split()[-1])
     assert 30 <= rate <= 50, run.stdout  # 20 backends, each every 0.5 s: 40/s
+
+
+def test_api_cost_benchmark_runs_and_scrapes():
+    run = subprocess.run([sys.executable, "bench/api_cost.py", "--seconds", "1", "--runs", "1"], capture_output=True,
+                         text=True, cwd=ROOT, timeout=180)
+    assert run.returncode == 0, run.stderr
+    scrapes = int(run.stdout.split(";")[1].split()[0])
+    assert scrapes >= 2 and "scraped / without" in run.stdout, run.stdout

@@ -60,7 +60,7 @@ BAD = [
     ("negative weight", [(("vips", 0, "backends", 0, "weight"), -1)], "vips[0].backends[0].weight",
      "greater than or equal to 0"),
     ("all drained", [(("vips", 0, "backends"), [{"ip": "10.11.12.11", "weight": 0}])], "vips[0].backends",
-     "every backend has weight 0"),
+     "every backend is drained, down or of weight 0"),
     ("maglev size not prime", [(("vips", 0, "scheduler"), "mh"), (("vips", 0, "table_size"), 65536)],
      "vips[0].table_size", "not prime"),
     ("bad hash fields", [(("vips", 0, "hash"), "dst_port")], "vips[0].hash", "'src_ip' or 'five_tuple'"),

@@ -229,7 +229,7 @@ def test_vip_takes_connections():
     d = doc()
     d["vips"][0]["backends"] = [{"ip": "10.11.12.11", "weight": 0}, {"ip": "10.11.12.12", "down": True}]
     assert vip_rule(rules.vip_takes_connections, model(d)) == [
-        ("vips[0].backends", "every backend has weight 0 or is down: the VIP could take no connection")]
+        ("vips[0].backends", "every backend is drained, down or of weight 0: the VIP could take no connection")]
 
 
 def test_backend_routed():

@@ -1,0 +1,149 @@
+"""The controller's HTTP API (JSON), on the standard library's threading HTTP server: the state
+snapshot, a VIP's sessions, and runtime changes to a backend, written to the config file and
+applied as a reload. Listens on 127.0.0.1 unless told otherwise.
+
+    GET  /metrics                           Prometheus text format (lbapp.metrics)
+    GET  /v1/state                          the snapshot (lbapp.snapshot)
+    GET  /v1/vips/VIP/sessions              a VIP's live sessions (at most 1,000)
+    POST /v1/vips/VIP/backends/IP           {"action": "drain"|"enable"|"down"|"weight", "weight": N}
+    POST /v1/reload                         re-read the config file (as SIGHUP does)
+
+VIP is a name or ``ip:port/protocol`` (URL-encoded). Errors are JSON ``{"error": ..., "errors":
+[field-path messages]}`` with 400 (bad request or config), 404 (no such thing), 413 (a body
+over 64 KiB) or 500.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+from lbapp import metrics
+from lbapp.config import ConfigError
+from lbapp.configedit import NotFound
+
+LOG = logging.getLogger("lbapp")
+MAX_BODY = 64 * 1024
+REQUEST_TIMEOUT_S = 5.0
+
+
+class Controller(Protocol):
+    """What the API asks of the running controller (lbapp.app.LbApp)."""
+
+    def api_state(self) -> dict[str, Any]: ...
+
+    def api_sessions(self, vip: str) -> list[dict[str, Any]] | None: ...
+
+    def api_change_backend(self, vip: str, backend: str, action: str, weight: int | None) -> dict[str, Any]: ...
+
+    def api_reload(self) -> dict[str, Any]: ...
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, errors: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.errors = status, errors or []
+
+
+def serve(controller: Controller, host: str, port: int) -> ThreadingHTTPServer:
+    """Start the API in a daemon thread; returns the server (``shutdown()`` stops it)."""
+    handler = type("Handler", (_Handler,), {"controller": controller,
+                                            "metrics": metrics.registry_for(controller.api_state)})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="lbapp-api", daemon=True).start()
+    LOG.info("lbapp: API on http://%s:%d/v1/state", host, server.server_address[1])
+    return server
+
+
+class _Handler(BaseHTTPRequestHandler):
+    controller: Controller
+    timeout = REQUEST_TIMEOUT_S  # a client that stalls holds its thread this long at most
+    server_version = "lbapp"
+
+    def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+        if self.path.split("?", 1)[0] == "/metrics":
+            self._metrics()
+            return
+        self._answer(self._get)
+
+    def _metrics(self) -> None:
+        try:
+            data, status, kind = metrics.generate_latest(self.metrics), 200, metrics.CONTENT_TYPE_LATEST
+        except Exception:  # noqa: BLE001 - as for JSON calls: logged, answered, the API goes on
+            LOG.exception("API: /metrics failed")
+            data, status, kind = b"internal error (see the controller's log)\n", 500, "text/plain"
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._answer(self._post)
+
+    def _get(self, parts: list[str]) -> Any:
+        if parts == ["v1", "state"]:
+            return self.controller.api_state()
+        if len(parts) == 4 and parts[:2] == ["v1", "vips"] and parts[3] == "sessions":
+            found = self.controller.api_sessions(parts[2])
+            if found is None:
+                raise ApiError(404, f"no VIP {parts[2]!r}")
+            return found
+        raise ApiError(404, f"no such resource: GET {self.path}")
+
+    def _post(self, parts: list[str]) -> Any:
+        body = self._body()
+        if parts == ["v1", "reload"]:
+            return self.controller.api_reload()
+        if len(parts) == 5 and parts[:2] == ["v1", "vips"] and parts[3] == "backends":
+            action, weight = body.get("action"), body.get("weight")
+            if not isinstance(action, str):
+                raise ApiError(400, "the body needs an action: drain, enable, down or weight")
+            if weight is not None and (isinstance(weight, bool) or not isinstance(weight, int)):
+                raise ApiError(400, f"weight: an integer, not {str(weight)[:40]!r}")
+            return self.controller.api_change_backend(parts[2], parts[4], action, weight)
+        raise ApiError(404, f"no such resource: POST {self.path}")
+
+    def _body(self) -> dict[str, Any]:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise ApiError(400, "Content-Length is not a number") from None
+        if length > MAX_BODY:
+            raise ApiError(413, f"a body of {length} bytes: at most {MAX_BODY}")
+        if not length:
+            return {}
+        try:
+            body = json.loads(self.rfile.read(length))
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "the body must be a JSON object")
+        return body
+
+    def _answer(self, route) -> None:
+        parts = [unquote(p) for p in self.path.split("?", 1)[0].strip("/").split("/") if p]
+        try:
+            status, result = 200, route(parts)
+        except ApiError as exc:
+            status, result = exc.status, {"error": str(exc), "errors": exc.errors}
+        except ConfigError as exc:
+            status, result = 400, {"error": f"{exc.source}: refused", "errors": [str(e) for e in exc.errors]}
+        except NotFound as exc:
+            status, result = 404, {"error": str(exc), "errors": []}
+        except Exception:  # the API never takes the controller down; the log has the cause
+            LOG.exception("API: %s %s failed", self.command, self.path)
+            status, result = 500, {"error": "internal error (see the controller's log)", "errors": []}
+        data = json.dumps(result, indent=1).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        LOG.debug("API: " + fmt, *args)

@@ -1,0 +1,122 @@
+"""The controller's HTTP API on a real socket, with a stand-in controller behind it: routes,
+JSON answers, and bad requests answered with 4xx and one clear message."""
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from lbapp import api
+from lbapp.config import ConfigError, FieldError
+from lbapp.configedit import NotFound
+
+
+class Controller:
+    def __init__(self):
+        self.changes = []
+
+    def api_state(self):
+        return {"generation": 3, "vips": []}
+
+    def api_sessions(self, vip):
+        return [{"id": 1, "client": "200.1.1.19:40000", "backend": "10.11.12.11"}] if vip == "web" else None
+
+    def api_change_backend(self, vip, backend, action, weight):
+        if backend == "10.11.12.99":
+            raise NotFound(f"VIP {vip!r} has no backend {backend}")
+        if weight == 20000:
+            raise ConfigError([FieldError("vips[0].backends[1].weight", "less than or equal to 10000")], "lb.yaml")
+        if action == "boom":
+            raise RuntimeError("a bug")
+        self.changes.append((vip, backend, action, weight))
+        return {"done": f"{action} {backend} of {vip}", "config": "lb.yaml"}
+
+    def api_reload(self):
+        return {"done": "reloaded", "config": "lb.yaml"}
+
+
+@pytest.fixture
+def served():
+    controller = Controller()
+    server = api.serve(controller, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", controller
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def request(url, body=None, raw=None, headers=None):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET", headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_state_sessions_and_changes(served):
+    base, controller = served
+    assert request(f"{base}/v1/state") == (200, {"generation": 3, "vips": []})
+    assert request(f"{base}/v1/vips/web/sessions")[1][0]["backend"] == "10.11.12.11"
+    status, answer = request(f"{base}/v1/vips/117.78.6.19%3A80%2Ftcp/backends/10.11.12.12", {"action": "weight",
+                                                                                           "weight": 3})
+    assert status == 200 and controller.changes == [("117.78.6.19:80/tcp", "10.11.12.12", "weight", 3)]
+    assert request(f"{base}/v1/reload", {}) == (200, {"done": "reloaded", "config": "lb.yaml"})
+
+
+def test_bad_requests_get_4xx_with_one_clear_message(served):
+    base, controller = served
+    assert request(f"{base}/v1/nothing")[0] == 404
+    assert request(f"{base}/v1/vips/nope/sessions") == (404, {"error": "no VIP 'nope'", "errors": []})
+    backend = f"{base}/v1/vips/web/backends/10.11.12.12"
+    assert request(f"{base}/v1/vips/web/backends/10.11.12.99", {"action": "drain"})[0] == 404
+    assert request(backend, raw=b"{not json")[1]["error"] == "the body is not JSON"
+    assert request(backend, [1, 2])[1]["error"] == "the body must be a JSON object"
+    assert request(backend, {"weight": 3})[1]["error"].startswith("the body needs an action")
+    assert request(backend, {"action": "weight", "weight": "x" * 1000}) == (
+        400, {"error": "weight: an integer, not '" + "x" * 40 + "'", "errors": []})  # values cut short
+    assert request(backend, {"action": "weight", "weight": 20000}) == (
+        400, {"error": "lb.yaml: refused", "errors": ["vips[0].backends[1].weight: less than or equal to 10000"]})
+    status, answer = request(backend, raw=b"{}", headers={"Content-Length": "99999999"})
+    assert status == 413
+    assert controller.changes == []
+
+
+def test_a_failing_call_is_a_500_and_the_api_goes_on(served):
+    base, _ = served
+    assert request(f"{base}/v1/vips/web/backends/10.11.12.12", {"action": "boom"})[0] == 500
+    assert request(f"{base}/v1/state")[0] == 200
+
+
+def test_metrics_in_the_prometheus_text_format():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    class WithState(Controller):
+        def api_state(self):
+            return {"vips": [{"name": "web", "backends": [
+                        {"ip": "10.11.12.11", "sessions": 2, "connections": 7, "health": "up", "effective_weight": 1},
+                        {"ip": "10.11.12.12", "sessions": 0, "connections": 3, "health": "down",
+                         "effective_weight": 0}]}],
+                    "balancers": [{"dpid": "0000000000000001", "connected": True,
+                                   "next_hops": [{"gateway": "r0", "age": 1.5}]}],
+                    "packet_ins": 12, "counters": {"refused_no_backend": 2}}
+
+    server = api.serve(WithState(), "127.0.0.1", 0)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/metrics", timeout=5) as r:
+            assert r.headers["Content-Type"].startswith("text/plain")
+            text = r.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    web = lambda ip: (("backend", ip), ("vip", "web"))  # noqa: E731
+    assert samples[("lbapp_backend_connections_total", web("10.11.12.11"))] == 7
+    assert samples[("lbapp_backend_sessions", web("10.11.12.11"))] == 2
+    assert samples[("lbapp_backend_up", web("10.11.12.12"))] == 0
+    assert samples[("lbapp_next_hop_age_seconds", (("gateway", "r0"), ("switch", "0000000000000001")))] == 1.5
+    assert samples[("lbapp_packet_ins_total", ())] == 12
+    assert samples[("lbapp_not_served_total", (("reason", "refused_no_backend"),))] == 2
