@@ -76,7 +76,7 @@ def datapaths() -> list[str]:
     return out.stdout.split()
 
 
-def require_listen_port(host: str, port: int) -> None:
+def require_listen_port(host: str, port: int, options: tuple[str, str] = ("--listen", "--port")) -> None:
     """Nobody else listens on ``host:port`` and this process may bind it (checked before os-ken
     starts, which would report a failed bind only as a traceback in a thread)."""
     if not 0 < port < 65536:
@@ -93,11 +93,11 @@ def require_listen_port(host: str, port: int) -> None:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise EnvironmentProblem(f"{host}:{port} is taken by another process: stop it or choose "
-                                         f"another --port") from None
+                                         f"another {options[1]}") from None
             if exc.errno == errno.EADDRNOTAVAIL:
-                raise EnvironmentProblem(f"{host} is not an address of this machine: choose another --listen"
+                raise EnvironmentProblem(f"{host} is not an address of this machine: choose another {options[0]}"
                                          ) from None
             if exc.errno == errno.EACCES:
                 raise EnvironmentProblem(f"{host}:{port}: binding a port below 1024 needs root: run with sudo "
-                                         f"or choose another --port") from None
+                                         f"or choose another {options[1]}") from None
             raise EnvironmentProblem(f"cannot listen on {host}:{port}: {exc.strerror}") from None

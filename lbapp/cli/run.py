@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("error: --bundle-min must be 0 (never) or more")
     require_listen_port(args.listen, args.port)
     if args.api_port:
-        require_listen_port(args.api_listen, args.api_port)
+        require_listen_port(args.api_listen, args.api_port, ("--api-listen", "--api-port"))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     import lbapp.app  # noqa: F401  (registers the [lbapp] options)

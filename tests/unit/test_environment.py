@@ -71,3 +71,15 @@ def test_an_unwritable_output_folder(tmp_path):
     blocker.write_text("")
     out = lbapp("draw", "cross_vlan", "-o", str(blocker / "sub"))
     one_line_error(out, str(blocker / "sub"))
+
+
+def test_run_with_its_api_port_taken():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            of_port = free.getsockname()[1]
+        out = lbapp("run", "-c", EXAMPLE, "--listen", "127.0.0.1", "--port", str(of_port), "--api-port", str(port))
+    one_line_error(out, f"127.0.0.1:{port} is taken by another process", "--api-port")
