@@ -122,14 +122,14 @@ class Namer:
             return "?"
 
 
-def _role(table: Table, priority: int) -> str | None:
+def role_of(table: Table, priority: int) -> str | None:
     for name, band in table.priorities.items():
         if band == priority or (isinstance(band, tuple) and band[0] <= priority <= band[1]):
             return name
     return None
 
 
-def _owner(namer: Namer, table: Table, role: str | None, c: cookies.Cookie) -> str:
+def owner_of(namer: Namer, table: Table, role: str | None, c: cookies.Cookie) -> str:
     """A flow's owner, named the way its table's declaration says (``Table.owners``)."""
     if role == "miss":
         return "table miss"
@@ -187,8 +187,8 @@ def explain(text: str, cfg: Config | None = None) -> Explanation:
         if c is None or table is None or table.table_id != flow.table:
             out.foreign.append(flow)
             continue
-        flow.stage, flow.role = table.name, _role(table, flow.priority)
-        flow.owner = _owner(namer, table, flow.role, c)
+        flow.stage, flow.role = table.name, role_of(table, flow.priority)
+        flow.owner = owner_of(namer, table, flow.role, c)
         out.stages[table.name].append(flow)
         if table.name == "session" and flow.role == "connection":
             out.sessions.append(_session(flow, parsed, namer, c))

@@ -5,13 +5,13 @@ import argparse
 import sys
 
 from lbapp import __version__
-from lbapp.cli import backend, check, ctpolicy, demo, draw, flows, mac, pipeline, run, status
+from lbapp.cli import backend, check, ctpolicy, demo, draw, flows, mac, pipeline, run, status, trace
 from lbapp.config import ConfigError
 from lbapp.environment import EnvironmentProblem
 from lbapp.lab import LabError
 from lbapp.mac import MacError
 
-SUBCOMMANDS = (mac, check, run, status, backend, demo, flows, draw, pipeline, ctpolicy)
+SUBCOMMANDS = (mac, check, run, status, backend, demo, flows, trace, draw, pipeline, ctpolicy)
 
 
 def build_parser() -> argparse.ArgumentParser:

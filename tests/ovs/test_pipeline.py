@@ -324,3 +324,19 @@ def test_a_backend_drained_through_the_api_takes_no_new_connection_and_the_file_
                           lab.api_url], capture_output=True, text=True)
     assert bad.returncode == 2 and "vips[0].backends[1].weight: Input should be greater than or equal to 0" in bad.stderr
     assert "{ip: 10.11.12.12, drain: true}" in cfg.read_text()  # the refused change wrote nothing
+
+
+def test_lbapp_trace_names_each_rule_a_packet_hits_on_a_live_bridge(lab, tmp_path):
+    cfg = config(tmp_path)
+    br, gw = balancer_with_gateway(lab, cfg)
+    lab.send(gw, tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 45000, 80))
+    wait_for(lambda: "tp_src=45000" in lab.dump(br, "table=20"), 5, "the session flow")
+    flow = (f"in_port=1,tcp,dl_src={NEXT_HOP_MAC},dl_dst={BALANCER_MAC},nw_src={CLIENT},nw_dst={VIP},"
+            "tp_src=45000,tp_dst=80,nw_ttl=64")
+    out = sh(PYTHON, "-m", "lbapp.cli.main", "trace", br, flow, "-c", str(cfg))
+    notes = [line.strip() for line in out.splitlines() if line.strip().startswith("[lbapp")]
+    assert notes[0] == "[lbapp stage classify: vip, VIP web 117.78.6.19:80/tcp]"
+    assert re.fullmatch(r"\[lbapp stage session: connection, session \d+\]", notes[1]), notes
+    assert notes[2:] == ["[lbapp stage translate: fabricated, route 10.11.12.0/24 via router]",
+                         "[lbapp stage next_hop: route, route 10.11.12.0/24 via router]"]
+    assert "set(ipv4(dst=10.11.12.11" in datapath_actions(out)  # the trace itself is all there
