@@ -103,7 +103,9 @@ class LbApp(app_manager.OSKenApp):
 
     def api_state(self) -> dict:
         with self.lock:
-            return self.balancer.snapshot(time.time())
+            now = time.time()
+            self.balancer.traffic.watched(now)  # someone looks: keep the bytes and packets current
+            return self.balancer.snapshot(now)
 
     def api_sessions(self, vip: str) -> list | None:
         with self.lock:
@@ -156,7 +158,7 @@ class LbApp(app_manager.OSKenApp):
     def _flow_removed(self, ev) -> None:
         msg = ev.msg
         self._call(self.balancer.flow_removed, msg.datapath.id, msg.cookie, msg.reason, time.time(), msg.byte_count,
-                   dict(msg.match.items()))
+                   dict(msg.match.items()), msg.packet_count)
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev) -> None:
@@ -176,4 +178,4 @@ def _flow_stat(stat) -> FlowStat:
     eth_dst = next((a.value for inst in stat.instructions for a in getattr(inst, "actions", ())
                     if getattr(a, "key", None) == "eth_dst"), None)
     return FlowStat(stat.cookie, stat.byte_count, stat.duration_sec + stat.duration_nsec / 1e9,
-                    tuple(stat.match.items()), eth_dst)
+                    tuple(stat.match.items()), eth_dst, stat.packet_count)

@@ -25,6 +25,10 @@ class SnapshotCollector:
         up = GaugeMetricFamily("lbapp_backend_up", "1 unless the backend's health check says down", labels=labels)
         weight = GaugeMetricFamily("lbapp_backend_effective_weight", "The weight new connections are shared by",
                                    labels=labels)
+        sent = CounterMetricFamily("lbapp_backend_bytes", "Bytes of clients' traffic sent to a backend "
+                                                         "(ended sessions, and live flows as last read)", labels=labels)
+        packets = CounterMetricFamily("lbapp_backend_packets", "Packets of clients' traffic sent to a backend",
+                                      labels=labels)
         for vip in s["vips"]:
             for b in vip["backends"]:
                 key = [vip["name"], b["ip"]]
@@ -32,7 +36,9 @@ class SnapshotCollector:
                 connections.add_metric(key, b["connections"])
                 up.add_metric(key, 0 if b["health"] == "down" else 1)
                 weight.add_metric(key, b["effective_weight"])
-        yield from (sessions, connections, up, weight)
+                sent.add_metric(key, b.get("bytes", 0))
+                packets.add_metric(key, b.get("packets", 0))
+        yield from (sessions, connections, up, weight, sent, packets)
         connected = GaugeMetricFamily("lbapp_switch_connected", "1 while the balancer switch is connected",
                                       labels=["switch"])
         age = GaugeMetricFamily("lbapp_next_hop_age_seconds", "Time since the gateway's MAC was last learned",

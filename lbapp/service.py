@@ -31,6 +31,7 @@ from lbapp.state.nexthops import Gateway
 from lbapp.state.running import Running, Site, derive, take
 from lbapp.state.sessions import Session, Sessions
 from lbapp.state.stats import StatsRequests
+from lbapp.state.traffic import Traffic
 
 LOG = logging.getLogger("lbapp")
 Out = tuple[int, Any]
@@ -45,6 +46,7 @@ class FlowStat:
     duration: float = 0.0
     match: tuple[tuple[str, Any], ...] = ()  # the flow's match fields
     eth_dst: str | None = None  # the MAC its set_field action writes (a backend's fabricated MAC)
+    packet_count: int = 0
 
 
 class Balancer:
@@ -59,6 +61,7 @@ class Balancer:
         self.removed_bytes: Counter[IPv4] = Counter()  # bytes of ended sessions, per backend (feedback)
         self.counters: Counter[str] = Counter()  # packets not served, by reason
         self.packet_ins = 0
+        self.traffic = Traffic()
         self.checker = Checker()
         self.checker.load(self)
 
@@ -116,8 +119,11 @@ class Balancer:
         session statistics requests when dynamic feedback is due."""
         out: list[Out] = self.checker.tick(self, now)
         feedback = self.running.backends.feedback
+        balancers = sorted(self.connected & set(self.running.sites))
         if feedback is not None and feedback.due(now):
-            out += self.stats.start_round(sorted(self.connected & set(self.running.sites)))
+            out += self.stats.start_round(balancers, "feedback")
+        if self.traffic.due(now):
+            out += self.stats.start_round(balancers, "traffic")
         for dpid, site in self.running.sites.items():
             if dpid not in self.connected:
                 continue
@@ -215,7 +221,7 @@ class Balancer:
     # --- flow-removed ---
 
     def flow_removed(self, dpid: int, cookie: int, reason: int, now: float, byte_count: int = 0,
-                     match: dict | None = None) -> list[Out]:
+                     match: dict | None = None, packet_count: int = 0) -> list[Out]:
         decoded = cookies.decode(cookie)
         if decoded is None or decoded.stage != cookies.STAGE_SESSION:
             return []
@@ -227,6 +233,7 @@ class Balancer:
             return []  # a flow from an earlier controller run, not this run's session
         sess = self.sessions.remove(decoded.obj)
         self.removed_bytes[sess.backend] += byte_count
+        self.traffic.session_ended(sess.session_id, (sess.vip_id, sess.backend), byte_count, packet_count)
         LOG.debug("session %d ended (%s) after %.1fs: %s:%d -> %s; %d live", sess.session_id,
                   _REASONS.get(reason, reason), now - sess.created, sess.key.src_ip, sess.key.src_port, sess.backend,
                   len(self.sessions))
@@ -254,16 +261,46 @@ class Balancer:
                 sess = self.sessions.by_id.get(decoded.obj) if decoded and decoded.stage == cookies.STAGE_SESSION \
                     else None
                 if sess is not None:
-                    self.stats.round.bytes[sess.backend] += stat.byte_count
+                    self.stats.round("feedback").bytes[sess.backend] += stat.byte_count
+        elif purpose == "traffic":
+            reading = self.stats.round("traffic")
+            for stat in stats:
+                carrier = self._carrier(stat)  # ("session", id, pair) or ("pin", pair)
+                if carrier is not None:
+                    reading.bytes[carrier] += stat.byte_count
+                    reading.packets[carrier] += stat.packet_count
         if purpose is None or not self.stats.answered(xid, more):
+            return []
+        if purpose == "traffic":
+            reading = self.stats.round("traffic")
+            self.traffic.reading({key[1]: (key[2], reading.bytes[key], reading.packets[key])
+                                  for key in reading.bytes if key[0] == "session"},
+                                 {key[1]: (reading.bytes[key], reading.packets[key])
+                                  for key in reading.bytes if key[0] == "pin"})
             return []
         backends = self.running.backends
         weights = backends.admin_weights_by_ip()
-        live = self.stats.round.bytes
+        live = self.stats.round("feedback").bytes
         if backends.feedback.observe(now, {ip: live[ip] + self.removed_bytes[ip] for ip in weights}, weights):
             for vip in self.running.vips:
                 vip.reweigh(backends.weights)
         return []
+
+    def _carrier(self, stat: FlowStat) -> tuple | None:
+        """What a session-table flow's counters count: a session's flow (``("session", id,
+        (VIP id, backend))``), a ``selection: switch`` VIP's pin flow for one backend
+        (``("pin", (VIP id, backend))``); None for the others."""
+        decoded = cookies.decode(stat.cookie)
+        if decoded is None or decoded.stage != cookies.STAGE_SESSION or not decoded.obj \
+                or decoded.vip == cookies.LINGER_VIP:
+            return None
+        if decoded.generation == 0:  # a connection's flow
+            sess = self.sessions.by_id.get(decoded.obj)
+            return ("session", sess.session_id, (sess.vip_id, sess.backend)) if sess is not None and sess.vip_id \
+                else None
+        backend = self.running.ctx.backend_by_id.get(decoded.obj)  # a pin flow: its backend's id
+        return ("pin", (decoded.vip, backend)) if backend is not None and decoded.vip in self.running.vips.by_id \
+            else None
 
     def _adopt(self, stat: FlowStat, now: float) -> bool:
         """Take back one session flow an earlier run left in the switch (a controller restart or

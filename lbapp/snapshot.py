@@ -12,6 +12,7 @@ def snapshot(balancer, now: float) -> dict[str, Any]:
     running = balancer.running
     backends = running.backends
     sessions = balancer.sessions
+    traffic = balancer.traffic.totals()
     vips = []
     for vip in running.vips:
         counts = sessions.active.get(vip.id, {})
@@ -25,7 +26,8 @@ def snapshot(balancer, now: float) -> dict[str, Any]:
                           "feedback_factor": round(backends.feedback_factor(state.ip), 3),
                           "effective_weight": backends.effective_weight(vip.id, state.ip),
                           "sessions": counts.get(state.ip, 0),
-                          "connections": sessions.total[(vip.id, state.ip)]}
+                          "connections": sessions.total[(vip.id, state.ip)],
+                          **dict(zip(("bytes", "packets"), traffic.get((vip.id, state.ip), (0, 0))))}
                          for state in backends.of_vip(vip.id)],
         })
     balancers = []

@@ -32,12 +32,14 @@ class Context:
     scheme: macs.MacScheme = field(init=False)
     balancer_mac: int = field(init=False)
     backend_ids: dict[IPv4, int] = field(init=False)
+    backend_by_id: dict[int, IPv4] = field(init=False)
 
     def __post_init__(self) -> None:
         self.scheme = self.cfg.mac_scheme()
         self.balancer_mac = macs.parse_mac(self.balancer.mac) if self.balancer else 0
         ips = sorted({b.ip for v in self.cfg.vips for b in v.backends})
         self.backend_ids = {ip: i + 1 for i, ip in enumerate(ips)}
+        self.backend_by_id = {i: ip for ip, i in self.backend_ids.items()}
 
     @property
     def balancer_ip(self) -> IPv4:

@@ -1,38 +1,41 @@
 """Session-table statistics requests in flight, each matched to its reply by xid.
 
-Two reasons to read a balancer's session table: after it (re)connects, to take back the
-sessions an earlier run left there (adoption); and once per dynamic feedback round, to measure
-each backend's load. A reply says which request it answers by its xid, so the two never mix.
+Three reasons to read a balancer's session table: after it (re)connects, to take back the
+sessions an earlier run left there (adoption); once per dynamic feedback round, to measure each
+backend's load; and, while someone watches (the API's state or metrics), to count each
+backend's bytes and packets. A reply says which request it answers by its xid, so they never mix.
 """
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from lbapp.pipeline import cookies
 from lbapp.pipeline.tables import TABLES
-from lbapp.shared import IPv4
 
-Purpose = Literal["adopt", "feedback"]
+Purpose = Literal["adopt", "feedback", "traffic"]
 # Our xids stay in their own range, away from os-ken's own counter's start (it counts from 0).
 FIRST_XID = 0x1B000000
 
 
 @dataclass
-class FeedbackRound:
+class Round:
+    """One reading of every balancer's session table (feedback, traffic)."""
+
     waiting: set[int] = field(default_factory=set)  # xids whose last reply part has not come
-    bytes: Counter[IPv4] = field(default_factory=Counter)  # bytes of live sessions, per backend
+    bytes: Counter = field(default_factory=Counter)  # what the replies carried, summed by key
+    packets: Counter = field(default_factory=Counter)
 
 
 class StatsRequests:
     def __init__(self) -> None:
         self._next_xid = FIRST_XID
         self.pending: dict[int, tuple[Purpose, int]] = {}  # xid -> (why, dpid)
-        self.round: FeedbackRound | None = None
+        self.rounds: dict[Purpose, Round] = {}
 
     def request(self, dpid: int, purpose: Purpose) -> parser.OFPFlowStatsRequest:
         """A request for every session-table flow of ours, under a fresh xid."""
@@ -46,14 +49,17 @@ class StatsRequests:
         self.pending[xid] = (purpose, dpid)
         return msg
 
-    def start_round(self, dpids: list[int]) -> list[tuple[int, parser.OFPFlowStatsRequest]]:
-        """A new feedback round over ``dpids``; a round still waiting is abandoned."""
-        if self.round is not None:
-            for xid in self.round.waiting:
-                self.pending.pop(xid, None)
-        out = [(dpid, self.request(dpid, "feedback")) for dpid in dpids]
-        self.round = FeedbackRound({msg.xid for _, msg in out})
+    def start_round(self, dpids: list[int], purpose: Purpose = "feedback") -> list[tuple[int, Any]]:
+        """A new round over ``dpids``; a round of the same purpose still waiting is abandoned."""
+        old = self.rounds.get(purpose)
+        for xid in old.waiting if old else ():
+            self.pending.pop(xid, None)
+        out = [(dpid, self.request(dpid, purpose)) for dpid in dpids]
+        self.rounds[purpose] = Round({msg.xid for _, msg in out})
         return out
+
+    def round(self, purpose: Purpose) -> Round:
+        return self.rounds[purpose]
 
     def purpose(self, dpid: int, xid: int) -> Purpose | None:
         """Why the request ``xid`` to ``dpid`` was sent; None for a reply nobody waits for."""
@@ -61,19 +67,20 @@ class StatsRequests:
         return found[0] if found is not None and found[1] == dpid else None
 
     def answered(self, xid: int, more: bool) -> bool:
-        """One reply part for ``xid`` came; True when it completed the feedback round."""
+        """One reply part for ``xid`` came; True when it completed its round."""
         if more:
             return False
         purpose, _ = self.pending.pop(xid)
-        if purpose != "feedback" or self.round is None:
+        current = self.rounds.get(purpose)
+        if current is None or xid not in current.waiting:
             return False
-        self.round.waiting.discard(xid)
-        return not self.round.waiting
+        current.waiting.discard(xid)
+        return not current.waiting
 
     def disconnected(self, dpid: int) -> None:
         """A switch went: its requests will not be answered."""
         for xid, (_, owner) in list(self.pending.items()):
             if owner == dpid:
                 del self.pending[xid]
-                if self.round is not None:
-                    self.round.waiting.discard(xid)
+                for current in self.rounds.values():
+                    current.waiting.discard(xid)

@@ -195,3 +195,12 @@ def test_metrics_scraped_while_traffic_runs_count_what_the_clients_did(lab):
     assert {host: made(after, host) - made(before, host) for host in names} == {h: served[h] for h in names}
     assert after[("lbapp_switch_connected", (("switch", "0000000000000001"),))] == 1
     assert after[("lbapp_packet_ins_total", ())] >= before[("lbapp_packet_ins_total", ())] + 12
+
+    # bytes and packets come from the session flows' counters, read while someone scrapes: each
+    # connection sent at least its SYN, its ACK and its GET through the balancer
+    def sent(state, what, host):
+        return state.get((f"lbapp_backend_{what}_total", (("backend", names[host]), ("vip", "web"))), 0)
+
+    wait_for(lambda: all(sent(s := _scrape(lab), "packets", h) - sent(before, "packets", h) >= 3 * served[h]
+                         and sent(s, "bytes", h) - sent(before, "bytes", h) >= 3 * 54 * served[h] for h in names),
+             15, "the flows' counters to be read")

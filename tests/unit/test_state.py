@@ -112,3 +112,43 @@ def test_a_reload_plan_changes_nothing_until_it_is_taken():
     assert state["generation"] == 2
     assert [(b["ip"], b["effective_weight"]) for b in state["vips"][0]["backends"]] == [("10.11.12.12", 1),
                                                                                         ("10.11.12.13", 3)]
+
+
+def test_traffic_is_read_only_while_watched_and_counts_an_ended_session_once():
+    from lbapp.state.traffic import READ_EVERY_S, WATCHED_FOR_S, Traffic
+    traffic = Traffic()
+    assert not traffic.due(10.0)  # nobody looks: no reading
+    traffic.watched(10.0)
+    assert traffic.due(10.0) and not traffic.due(10.0 + READ_EVERY_S / 2) and traffic.due(10.0 + READ_EVERY_S)
+    assert not traffic.due(10.0 + WATCHED_FOR_S + READ_EVERY_S)
+    pair = (1, IP("10.11.12.11"))
+    traffic.reading({7: (pair, 500, 5), 8: (pair, 100, 1)}, {})
+    traffic.reading({7: (pair, 700, 7), 8: (pair, 100, 1)}, {(2, IP("10.11.12.12")): (50, 1)})  # replaces
+    assert traffic.totals() == {pair: (800, 8), (2, IP("10.11.12.12")): (50, 1)}
+    traffic.session_ended(7, pair, 720, 8)  # its final count replaces its last reading
+    assert traffic.totals()[pair] == (820, 9)
+
+
+def test_bytes_and_packets_per_backend_from_session_and_pin_flows():
+    from lbapp.pipeline import cookies
+    from lbapp.service import FlowStat
+    doc = yaml.safe_load((ROOT / "topologies" / "cross_vlan.yaml").read_text())
+    lb = Balancer(parse_config(doc))
+    lb.switch_connected(1, 0.0)
+    web = next(v["id"] for v in lb.snapshot(0.0)["vips"] if v["name"] == "web")
+    fast = next(v["id"] for v in lb.snapshot(0.0)["vips"] if v["name"] == "stream-fast")
+    flow = lb.packet_in(1, 1, cookies.make(cookies.STAGE_SESSION, vip=web), _syn(40000), 1.0)[0][1]
+    assert not [m for _, m in lb.tick(2.0) if getattr(m, "xid", None) and m.table_id == 20]  # unwatched
+    lb.traffic.watched(2.0)
+    (request,) = [m for _, m in lb.tick(2.1) if type(m).__name__ == "OFPFlowStatsRequest"]
+    pin = cookies.make(cookies.STAGE_SESSION, generation=lb.running.generation, vip=fast,
+                       obj=lb.running.ctx.backend_ids[IP("10.11.13.13")])
+    lb.session_stats(1, request.xid, [FlowStat(flow.info["cookie"], 600, packet_count=6),
+                                      FlowStat(pin, 900, packet_count=9),
+                                      FlowStat(cookies.make(cookies.STAGE_SESSION, vip=web), 50, packet_count=1)],
+                     2.2)
+    lb.flow_removed(1, flow.info["cookie"], ofp.OFPRR_IDLE_TIMEOUT, 3.0, byte_count=640, packet_count=7)
+    by = {(v["name"], b["ip"]): (b["bytes"], b["packets"]) for v in lb.snapshot(3.0)["vips"] for b in v["backends"]}
+    # the ended flow counts once, with its final count; the pin flow counts for its backend
+    assert by[("web", "10.11.12.11")] == (640, 7) and by[("stream-fast", "10.11.13.13")] == (900, 9)
+    assert by[("web", "10.11.12.12")] == (0, 0)

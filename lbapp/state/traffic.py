@@ -1,0 +1,57 @@
+"""Bytes and packets per (VIP, backend): what ended sessions carried (their flow-removed says)
+plus what the live flows have carried, from the last complete reading of the session tables
+(a session's flow, and a ``selection: switch`` VIP's pin flow per backend). A session that
+ends leaves the reading, so nothing is counted twice. Readings are taken only while someone
+watches (the API's state or /metrics was asked for lately): an unwatched controller reads no
+statistics for this. Pure, time passed in."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from lbapp.shared import IPv4
+
+READ_EVERY_S = 5.0  # a reading of every balancer's session table at most this often
+WATCHED_FOR_S = 30.0  # after a look at the state, readings go on this long
+
+Pair = tuple[int, IPv4]  # (VIP id, backend)
+
+
+@dataclass
+class Traffic:
+    ended_bytes: Counter[Pair] = field(default_factory=Counter)
+    ended_packets: Counter[Pair] = field(default_factory=Counter)
+    sessions: dict[int, tuple[Pair, int, int]] = field(default_factory=dict)  # last reading: id -> (pair, B, P)
+    pins: dict[Pair, tuple[int, int]] = field(default_factory=dict)  # last reading of the pin flows
+    next_reading: float = 0.0
+    watched_until: float = 0.0
+
+    def watched(self, now: float) -> None:
+        self.watched_until = now + WATCHED_FOR_S
+
+    def due(self, now: float) -> bool:
+        if now >= self.watched_until or now < self.next_reading:
+            return False
+        self.next_reading = now + READ_EVERY_S
+        return True
+
+    def session_ended(self, session_id: int, pair: Pair, byte_count: int, packet_count: int) -> None:
+        """Its flow's final count replaces what the last reading said of it."""
+        self.sessions.pop(session_id, None)
+        self.ended_bytes[pair] += byte_count
+        self.ended_packets[pair] += packet_count
+
+    def reading(self, sessions: dict[int, tuple[Pair, int, int]], pins: dict[Pair, tuple[int, int]]) -> None:
+        """A complete reading of the live flows replaces the previous one."""
+        self.sessions, self.pins = dict(sessions), dict(pins)
+
+    def totals(self) -> dict[Pair, tuple[int, int]]:
+        """(bytes, packets) of every (VIP, backend) so far."""
+        out_bytes, out_packets = Counter(self.ended_bytes), Counter(self.ended_packets)
+        for pair, byte_count, packet_count in self.sessions.values():
+            out_bytes[pair] += byte_count
+            out_packets[pair] += packet_count
+        for pair, (byte_count, packet_count) in self.pins.items():
+            out_bytes[pair] += byte_count
+            out_packets[pair] += packet_count
+        return {pair: (out_bytes[pair], out_packets[pair]) for pair in out_bytes | out_packets}
