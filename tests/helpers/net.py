@@ -162,3 +162,27 @@ class Lab:
             sh("ip", "link", "del", link, check=False)
         for ns in self.namespaces:
             sh("ip", "netns", "del", ns, check=False)
+
+
+def lab_with_config(topology: str, workdir: Path, doc: dict):
+    """A Mininet lab of ``topology`` run with the config ``doc`` (a changed copy of its YAML);
+    its flows and ports are saved to ``workdir`` when it ends. For module fixtures:
+    ``with lab_with_config(...) as lab: yield lab``."""
+    import contextlib
+
+    import yaml
+
+    from lbapp.lab import MininetLab
+
+    @contextlib.contextmanager
+    def running():
+        config = workdir / "lb.yaml"
+        config.write_text(yaml.safe_dump(doc))
+        with MininetLab(topology, workdir, config) as lab:
+            try:
+                yield lab
+            finally:
+                lab.save_state()
+                print(f"lab state in {workdir}")
+
+    return running()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lbapp.lab import MininetLab, parse_answer, wait_for
-from tests.helpers.net import require_tier
+from lbapp.lab import parse_answer, wait_for
+from tests.helpers.net import lab_with_config, require_tier
 
 ROOT = Path(__file__).resolve().parents[2]
 VIP = "117.78.6.19"
@@ -29,14 +29,8 @@ def lab(tmp_path_factory):
     for vip in doc["vips"]:
         if vip["name"] in CHECKS:
             vip["health"] = CHECKS[vip["name"]]
-    config = workdir / "lb.yaml"
-    config.write_text(yaml.safe_dump(doc))
-    with MininetLab("cross_vlan", workdir, config) as running:
-        try:
-            yield running
-        finally:
-            running.save_state()
-            print(f"lab state in {workdir}")
+    with lab_with_config("cross_vlan", workdir, doc) as running:
+        yield running
 
 
 def logged(lab, pattern: str) -> bool:

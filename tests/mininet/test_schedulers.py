@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from lbapp.flows import explain
-from lbapp.lab import MininetLab, parse_answer, wait_for
-from tests.helpers.net import require_tier
+from lbapp.lab import parse_answer, wait_for
+from tests.helpers.net import lab_with_config, require_tier
 
 ROOT = Path(__file__).resolve().parents[2]
 VIP = "117.78.6.19"
@@ -29,13 +29,8 @@ def lab(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("schedulers")
     doc = yaml.safe_load((ROOT / "topologies" / "cross_vlan.yaml").read_text())
     stream_vip(doc).update(scheduler="lc", idle_timeout=1)  # a short connection's session ends 1 s after it
-    config = workdir / "lb.yaml"
-    config.write_text(yaml.safe_dump(doc))
-    with MininetLab("cross_vlan", workdir, config) as running:
-        try:
-            yield running
-        finally:
-            running.save_state()
+    with lab_with_config("cross_vlan", workdir, doc) as running:
+        yield running
 
 
 def first_backend(proc):
