@@ -22,7 +22,8 @@ class Traffic:
     ended_bytes: Counter[Pair] = field(default_factory=Counter)
     ended_packets: Counter[Pair] = field(default_factory=Counter)
     sessions: dict[int, tuple[Pair, int, int]] = field(default_factory=dict)  # last reading: id -> (pair, B, P)
-    pins: dict[Pair, tuple[int, int]] = field(default_factory=dict)  # last reading of the pin flows
+    live_bytes: Counter[Pair] = field(default_factory=Counter)  # the last reading, summed per pair (kept
+    live_packets: Counter[Pair] = field(default_factory=Counter)  # up to date, so a look costs O(pairs))
     next_reading: float = 0.0
     watched_until: float = 0.0
 
@@ -37,21 +38,26 @@ class Traffic:
 
     def session_ended(self, session_id: int, pair: Pair, byte_count: int, packet_count: int) -> None:
         """Its flow's final count replaces what the last reading said of it."""
-        self.sessions.pop(session_id, None)
+        last = self.sessions.pop(session_id, None)
+        if last is not None:
+            self.live_bytes[last[0]] -= last[1]
+            self.live_packets[last[0]] -= last[2]
         self.ended_bytes[pair] += byte_count
         self.ended_packets[pair] += packet_count
 
     def reading(self, sessions: dict[int, tuple[Pair, int, int]], pins: dict[Pair, tuple[int, int]]) -> None:
         """A complete reading of the live flows replaces the previous one."""
-        self.sessions, self.pins = dict(sessions), dict(pins)
+        self.sessions = dict(sessions)
+        self.live_bytes, self.live_packets = Counter(), Counter()
+        for pair, byte_count, packet_count in self.sessions.values():
+            self.live_bytes[pair] += byte_count
+            self.live_packets[pair] += packet_count
+        for pair, (byte_count, packet_count) in pins.items():
+            self.live_bytes[pair] += byte_count
+            self.live_packets[pair] += packet_count
 
     def totals(self) -> dict[Pair, tuple[int, int]]:
         """(bytes, packets) of every (VIP, backend) so far."""
-        out_bytes, out_packets = Counter(self.ended_bytes), Counter(self.ended_packets)
-        for pair, byte_count, packet_count in self.sessions.values():
-            out_bytes[pair] += byte_count
-            out_packets[pair] += packet_count
-        for pair, (byte_count, packet_count) in self.pins.items():
-            out_bytes[pair] += byte_count
-            out_packets[pair] += packet_count
-        return {pair: (out_bytes[pair], out_packets[pair]) for pair in out_bytes | out_packets}
+        pairs = set(self.ended_bytes) | set(self.live_bytes)
+        return {pair: (self.ended_bytes[pair] + self.live_bytes[pair], self.ended_packets[pair]
+                       + self.live_packets[pair]) for pair in pairs}
