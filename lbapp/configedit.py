@@ -14,12 +14,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.util import load_yaml_guess_indent
 
-from lbapp.config import Config, ConfigError, FieldError, parse_config
+from lbapp.config import Config, ConfigError, FieldError
+from lbapp.config.load import config_from_text
 
 ACTIONS = ("drain", "enable", "down", "weight")
 
@@ -74,7 +74,7 @@ def change_backend(text: str, vip: str, backend: str, action: str, weight: int |
     out = io.StringIO()
     _yaml(text).dump(doc, out)
     new = out.getvalue()
-    return new, parse_config(yaml.safe_load(new), source)  # validated as the normal loader sees it
+    return new, config_from_text(new, source)  # validated as the normal loader sees it
 
 
 def _key(vip: dict[str, Any]) -> str:

@@ -20,7 +20,8 @@ DEFAULT_API_PORT = 8553
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run the controller")
     p.add_argument("-c", "--config", required=True, help="the balancer's YAML config")
-    p.add_argument("--listen", default="0.0.0.0", help="OpenFlow listen address (default 0.0.0.0)")
+    p.add_argument("--listen", default="127.0.0.1",
+                   help="OpenFlow listen address (default 127.0.0.1: switches on this machine only)")
     p.add_argument("--port", type=int, default=6653, help="OpenFlow listen port (default 6653)")
     p.add_argument("--burst", type=int, default=256,
                    help="while packet-ins queue, hold up to this many replies and write them together "
@@ -91,7 +92,10 @@ def serve(app_modules: list[str], listen: str, port: int, overrides: dict | None
         if hup.is_set():
             hup.clear()
             if on_hup:
-                on_hup(list(manager.applications.values()))
+                try:
+                    on_hup(list(manager.applications.values()))
+                except Exception:  # noqa: BLE001 - nothing a reload does may end this loop or its signals
+                    logging.getLogger("lbapp").exception("reload failed; the running config stays")
     log = logging.getLogger("lbapp")
     log.info("lbapp: stopping")
     manager.close()

@@ -11,7 +11,10 @@ class FieldError:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        # a value from the file may be long: the message stays a line
+        message = self.message if len(self.message) <= 300 else self.message[:300] + "..."
+        path = self.path if len(self.path) <= 120 else self.path[:120] + "..."
+        return f"{path}: {message}" if path else message
 
 
 class ConfigError(ValueError):

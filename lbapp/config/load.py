@@ -1,6 +1,10 @@
 """From a file to a validated :class:`Config`, in two passes: pydantic checks each field's shape,
 then :mod:`lbapp.config.rules` what only the whole file can tell. Either pass reports every
-problem it finds as ``path: message``, so one ``lbapp check`` shows every mistake."""
+problem it finds as ``path: message``, so one ``lbapp check`` shows every mistake.
+
+A config file is input from outside: its cost is bounded before it is parsed (at most 1 MiB,
+UTF-8, no YAML aliases, whose few bytes can stand for millions of nodes, nesting at most 32
+deep), and values are cut short in messages."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,6 +16,40 @@ import yaml
 from lbapp.config.errors import ConfigError, FieldError
 from lbapp.config.models import Config
 from lbapp.config.rules import semantic_errors
+
+
+MAX_CONFIG_BYTES = 1 << 20  # a config of thousands of backends is far smaller
+MAX_DEPTH = 32
+MAX_VALUE_SHOWN = 60
+
+
+class _Refused(Exception):
+    pass
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases and with bounded nesting."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):  # noqa: ANN001 (PyYAML's signature)
+        mark = self.peek_event().start_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}"
+        if self.check_event(yaml.AliasEvent):
+            raise _Refused(f"{where}: YAML aliases (*name) are not accepted")
+        if self.depth >= MAX_DEPTH:
+            raise _Refused(f"{where}: nested more than {MAX_DEPTH} deep")
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, cut to a sane length for a message."""
+    text = repr(value)
+    return text if len(text) <= MAX_VALUE_SHOWN else text[:MAX_VALUE_SHOWN] + "..."
 
 
 def _loc_to_path(loc: tuple[Any, ...]) -> str:
@@ -32,7 +70,7 @@ def _pydantic_errors(exc: pydantic.ValidationError) -> list[FieldError]:
             msg = msg[len("Value error, "):]
         if err["type"] not in ("missing", "extra_forbidden") and "input" in err \
                 and repr(err["input"]) not in msg:
-            msg = f"{msg} (got {err['input']!r})"
+            msg = f"{msg} (got {shown(err['input'])})"
         errors.append(FieldError(_loc_to_path(err["loc"]), msg))
     return errors
 
@@ -52,21 +90,36 @@ def parse_config(data: Any, source: str = "config") -> Config:
 
 
 def read_config_text(path: Path) -> str:
+    """The file's text: at most 1 MiB, UTF-8."""
     try:
-        return path.read_text()
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError([FieldError("", f"cannot read file: {exc.strerror}")], str(path)) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError([FieldError("", f"over {MAX_CONFIG_BYTES >> 20} MiB: not a balancer config")], str(path))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError([FieldError("", f"line {line}: byte {data[exc.start]:#04x} is not UTF-8")],
+                          str(path)) from None
 
 
 def load_config(path: str | Path) -> Config:
     """Read, parse and validate a YAML config file; raise :class:`ConfigError` listing every problem."""
-    path = Path(path)
-    text = read_config_text(path)
+    return config_from_text(read_config_text(Path(path)), str(path))
+
+
+def config_from_text(text: str, source: str = "config") -> Config:
+    """Parse (bounded) and validate a config's YAML text."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 (a SafeLoader, bounded)
+    except _Refused as exc:
+        raise ConfigError([FieldError("", str(exc))], source) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise ConfigError([FieldError("", f"{where}not valid YAML ({getattr(exc, 'problem', exc)})")],
-                          str(path)) from None
-    return parse_config(data, str(path))
+                          source) from None
+    return parse_config(data, source)

@@ -7,6 +7,7 @@ import json
 import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import yaml
@@ -340,3 +341,27 @@ def test_lbapp_trace_names_each_rule_a_packet_hits_on_a_live_bridge(lab, tmp_pat
     assert notes[2:] == ["[lbapp stage translate: fabricated, route 10.11.12.0/24 via router]",
                          "[lbapp stage next_hop: route, route 10.11.12.0/24 via router]"]
     assert "set(ipv4(dst=10.11.12.11" in datapath_actions(out)  # the trace itself is all there
+
+
+def test_a_hostile_file_on_reload_is_refused_at_once_and_a_good_one_still_applies(lab, tmp_path):
+    from tests.helpers.hostile import alias_bomb
+
+    cfg = config(tmp_path)
+    good = cfg.read_text()
+    br, gw = balancer_with_gateway(lab, cfg)
+    for hostile in (alias_bomb(), b"vips: " + b"[" * 900 + b"]" * 900 + b"\n", good.encode().replace(b"web", b"w\xffb")):
+        cfg.write_bytes(hostile)
+        refusals = lab.controller_log.read_text().count("reload refused")
+        started = time.monotonic()
+        lab.controller_proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: lab.controller_log.read_text().count("reload refused") > refusals, 5, "the refusal")
+        assert time.monotonic() - started < 1.5
+    # the controller went on serving: a new connection is scheduled and forwarded
+    cap = lab.sniff(gw, 3, 0x0800)
+    lab.send(gw, tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 46000, 80))
+    assert [s.ip_dst for s in collect(cap) if s.ip_src == CLIENT] == ["10.11.12.11"]
+    # and a good file still reloads, its signal handled as before
+    cfg.write_text(good.replace("scheduler: rr", "scheduler: wrr"))
+    lab.controller_proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reconfigured" in lab.controller_log.read_text(), 5, "the good reload")
+    assert len(max(lab.controller_log.read_text().splitlines(), key=len)) < 2000  # no line echoes a bomb
