@@ -35,6 +35,7 @@ from lbapp.state.traffic import Traffic
 
 LOG = logging.getLogger("lbapp")
 Out = tuple[int, Any]
+RECONCILE_S = 60.0  # how often each balancer's session table is read whole (and after each connect)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Balancer:
         self.counters: Counter[str] = Counter()  # packets not served, by reason
         self.packet_ins = 0
         self.traffic = Traffic()
+        self._next_reconcile: float | None = None
         self.checker = Checker()
         self.checker.load(self)
 
@@ -91,7 +93,7 @@ class Balancer:
             flows = flows + self.lingering.pin_flows(site.ctx, dpid)  # the switch may have lost them
             # sessions an earlier run (or this one, before a reconnect) left in the switch: read
             # them back, so counts and flow-removed messages know them
-            adopt.append(self.stats.request(dpid, "adopt"))
+            adopt.append(self.stats.request(dpid, "adopt", now))
         LOG.info("switch %016x connected as %s: installing %d flows", dpid, "+".join(static.roles), len(flows))
         return [(dpid, m) for m in sweep + groups + flows + adopt] + self.tick(now)
 
@@ -124,6 +126,12 @@ class Balancer:
             out += self.stats.start_round(balancers, "feedback")
         if self.traffic.due(now):
             out += self.stats.start_round(balancers, "traffic")
+        if self._next_reconcile is None or now >= self._next_reconcile:
+            # the switches' session tables read whole from time to time: counts follow them
+            # even when a flow-removed was lost (a switch away while its flows idled out)
+            if self._next_reconcile is not None:
+                out += [(dpid, self.stats.request(dpid, "adopt", now)) for dpid in balancers]
+            self._next_reconcile = now + RECONCILE_S
         for dpid, site in self.running.sites.items():
             if dpid not in self.connected:
                 continue
@@ -176,7 +184,7 @@ class Balancer:
             backend = vip.scheduler.pick(key, self.sessions.counts(vip.id), now)
             if backend is None:
                 return self._refuse(vip, dpid, in_port, data, key)
-            sess = self.sessions.add(key, vip.id, backend, now)
+            sess = self.sessions.add(key, vip.id, backend, now, dpid)
             LOG.debug("session %d: %s:%d -> %s %s:%d -> %s", sess.session_id, key.src_ip, key.src_port,
                       vip.model.name, vip.key.ip, vip.key.port, backend)
         fab = self.running.ctx.scheme.encode(sess.backend)
@@ -251,10 +259,14 @@ class Balancer:
         bytes per backend are summed, and once every balancer asked has answered they go to
         dynamic feedback, which re-weights the schedulers when it moves."""
         purpose = self.stats.purpose(dpid, xid)
+        out: list[Out] = []
         if purpose == "adopt":
-            adopted = sum(self._adopt(stat, now) for stat in stats)
+            sent_at, seen = self.stats.adopting[xid]
+            adopted = sum(self._adopt(dpid, stat, now, seen) for stat in stats)
             if adopted:
                 LOG.info("switch %016x: took back %d sessions already in its session table", dpid, adopted)
+            if not more:
+                out = self._forget_lost(dpid, sent_at, seen)
         elif purpose == "feedback":
             for stat in stats:
                 decoded = cookies.decode(stat.cookie)
@@ -270,7 +282,7 @@ class Balancer:
                     reading.bytes[carrier] += stat.byte_count
                     reading.packets[carrier] += stat.packet_count
         if purpose is None or not self.stats.answered(xid, more):
-            return []
+            return out
         if purpose == "traffic":
             reading = self.stats.round("traffic")
             self.traffic.reading({key[1]: (key[2], reading.bytes[key], reading.packets[key])
@@ -302,13 +314,29 @@ class Balancer:
         return ("pin", (decoded.vip, backend)) if backend is not None and decoded.vip in self.running.vips.by_id \
             else None
 
-    def _adopt(self, stat: FlowStat, now: float) -> bool:
+    def _forget_lost(self, dpid: int, sent_at: float, seen: set[int]) -> list[Out]:
+        """The switch's session table, read whole: a session of this switch older than the
+        request whose flow is not there has ended without our hearing (its flow-removed was lost
+        while the switch was away): it stops counting."""
+        lost = [s for s in self.sessions.by_id.values() if s.dpid == dpid and s.created < sent_at
+                and s.session_id not in seen]
+        out: list[Out] = []
+        for sess in lost:
+            self.sessions.remove(sess.session_id)
+            out += self.lingering.ended(_pair(sess), self._has_sessions)
+        if lost:
+            LOG.warning("switch %016x: %d sessions are no longer in its session table: forgotten", dpid, len(lost))
+        return out
+
+    def _adopt(self, dpid: int, stat: FlowStat, now: float, seen: set[int]) -> bool:
         """Take back one session flow an earlier run left in the switch (a controller restart or
-        a reconnect): its connection counts again, and its flow-removed ends it."""
+        a reconnect): its connection counts again, and its flow-removed ends it. Every
+        connection's flow the switch shows goes into ``seen``."""
         decoded = cookies.decode(stat.cookie)
         if (decoded is None or decoded.stage != cookies.STAGE_SESSION or decoded.generation != 0
                 or decoded.vip == cookies.LINGER_VIP or not decoded.obj or stat.eth_dst is None):
             return False  # not a connection's flow
+        seen.add(decoded.obj)
         m = dict(stat.match)
         protocol = PROTO_NAMES.get(m.get("ip_proto"))
         if protocol is None:
@@ -321,7 +349,8 @@ class Balancer:
             return False
         vip = self.running.vips.by_key.get(VipKey.of_connection(key))
         return (vip is not None and vip.controller_picks
-                and self.sessions.adopt(key, vip.id, backend, decoded.obj, decoded.vip, now - stat.duration) is not None)
+                and self.sessions.adopt(key, vip.id, backend, decoded.obj, decoded.vip, now - stat.duration,
+                                        dpid) is not None)
 
     # --- what status commands and metrics read ---
 

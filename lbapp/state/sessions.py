@@ -16,6 +16,7 @@ class Session:
     backend: IPv4
     created: float
     flow_vip: int = 0  # the VIP id in its flow's cookie, as installed (an earlier run's, if adopted)
+    dpid: int = 0  # the balancer switch whose session table holds its flow
 
     def __post_init__(self) -> None:
         self.flow_vip = self.flow_vip or self.vip_id
@@ -43,21 +44,21 @@ class Sessions:
             counts = self.active[vip_id] = LiveCounts()
         return counts
 
-    def add(self, key: ConnKey, vip_id: int, backend: IPv4, now: float) -> Session:
-        session = Session(self._allocate_id(), key, vip_id, backend, now)
+    def add(self, key: ConnKey, vip_id: int, backend: IPv4, now: float, dpid: int = 0) -> Session:
+        session = Session(self._allocate_id(), key, vip_id, backend, now, dpid=dpid)
         self.by_key[key] = session
         self.by_id[session.session_id] = session
         self.counts(vip_id)[backend] += 1
         self.total[(vip_id, backend)] += 1
         return session
 
-    def adopt(self, key: ConnKey, vip_id: int, backend: IPv4, session_id: int, flow_vip: int, created: float
-              ) -> Session | None:
+    def adopt(self, key: ConnKey, vip_id: int, backend: IPv4, session_id: int, flow_vip: int, created: float,
+              dpid: int = 0) -> Session | None:
         """A session an earlier controller run left in the switch, under its own id; None when
         the connection or the id is known already."""
         if key in self.by_key or session_id in self.by_id or not 0 < session_id <= MAX_SESSION_ID:
             return None
-        session = Session(session_id, key, vip_id, backend, created, flow_vip)
+        session = Session(session_id, key, vip_id, backend, created, flow_vip, dpid)
         self.by_key[key] = session
         self.by_id[session_id] = session
         self.counts(vip_id)[backend] += 1

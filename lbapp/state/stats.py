@@ -36,9 +36,11 @@ class StatsRequests:
         self._next_xid = FIRST_XID
         self.pending: dict[int, tuple[Purpose, int]] = {}  # xid -> (why, dpid)
         self.rounds: dict[Purpose, Round] = {}
+        # adoption requests: when each was sent, and the session ids its reply has shown so far
+        self.adopting: dict[int, tuple[float, set[int]]] = {}
 
-    def request(self, dpid: int, purpose: Purpose) -> parser.OFPFlowStatsRequest:
-        """A request for every session-table flow of ours, under a fresh xid."""
+    def request(self, dpid: int, purpose: Purpose, now: float = 0.0) -> parser.OFPFlowStatsRequest:
+        """A request for every session-table flow of ours, under a fresh xid (sent at ``now``)."""
         stage = TABLES["session"]
         msg = parser.OFPFlowStatsRequest(
             datapath=None, table_id=stage.table_id, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
@@ -47,6 +49,8 @@ class StatsRequests:
         self._next_xid = FIRST_XID if xid >= 0xFFFFFFFF else xid + 1
         msg.set_xid(xid)
         self.pending[xid] = (purpose, dpid)
+        if purpose == "adopt":
+            self.adopting[xid] = (now, set())
         return msg
 
     def start_round(self, dpids: list[int], purpose: Purpose = "feedback") -> list[tuple[int, Any]]:
@@ -71,6 +75,7 @@ class StatsRequests:
         if more:
             return False
         purpose, _ = self.pending.pop(xid)
+        self.adopting.pop(xid, None)
         current = self.rounds.get(purpose)
         if current is None or xid not in current.waiting:
             return False
@@ -82,5 +87,6 @@ class StatsRequests:
         for xid, (_, owner) in list(self.pending.items()):
             if owner == dpid:
                 del self.pending[xid]
+                self.adopting.pop(xid, None)
                 for current in self.rounds.values():
                     current.waiting.discard(xid)

@@ -98,7 +98,7 @@ class Lab:
         return sh("ip", "netns", "exec", ns, *args, check=check, timeout=timeout)
 
     def controller(self, config: Path, *bridges: str, extra: tuple[str, ...] = ()) -> None:
-        port = free_port()
+        port = self.of_port = free_port()
         self.api_url = f"http://127.0.0.1:{free_port()}"
         self.controller_log = self.artifacts / "controller.log"
         log = open(self.controller_log, "w")

@@ -365,3 +365,24 @@ def test_a_hostile_file_on_reload_is_refused_at_once_and_a_good_one_still_applie
     lab.controller_proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "reconfigured" in lab.controller_log.read_text(), 5, "the good reload")
     assert len(max(lab.controller_log.read_text().splitlines(), key=len)) < 2000  # no line echoes a bomb
+
+
+def test_counts_follow_the_switch_after_flows_vanished_while_it_was_away(lab, tmp_path):
+    import urllib.request
+
+    def sessions() -> int:
+        with urllib.request.urlopen(f"{lab.api_url}/v1/state", timeout=5) as r:
+            return json.loads(r.read())["sessions"]
+
+    cfg = config(tmp_path)
+    br, gw = balancer_with_gateway(lab, cfg)
+    lab.send(gw, *[tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 48000 + i, 80) for i in range(5)])
+    wait_for(lambda: sessions() == 5, 10, "five sessions")
+    # the switch loses its controller; meanwhile its session flows go (nobody hears a flow-removed)
+    sh("ovs-vsctl", "del-controller", br)
+    wait_for(lambda: "disconnected" in lab.controller_log.read_text(), 10, "the controller to see the switch go")
+    sh("ovs-ofctl", "-O", "OpenFlow13", "del-flows", br, "table=20,cookie=0x1b30000000000000/0xffff000000000000")
+    assert "tp_src=48000" not in lab.dump(br, "table=20") and sessions() == 5  # the count is stale now
+    sh("ovs-vsctl", "set-controller", br, f"tcp:127.0.0.1:{lab.of_port}")
+    wait_for(lambda: sessions() == 0, 10, "the count to follow the switch's session table")
+    assert "5 sessions are no longer in its session table" in lab.controller_log.read_text()

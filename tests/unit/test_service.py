@@ -450,3 +450,25 @@ def test_a_restarted_controller_takes_back_the_sessions_in_the_switch():
     # the same reply again (or one to another request) takes nothing back twice
     lb.session_stats(1, request.xid, [_stat_of(f) for f in flows], 50.0)
     assert len(lb.sessions) == 2
+
+
+def test_sessions_whose_flows_vanished_while_the_switch_was_away_stop_counting():
+    lb = Balancer(_cfg_with(scheduler="lc"))
+    lb.switch_connected(1, 0.0)
+    flows = [lb.packet_in(1, 1, NEW_CONN, syn(47000 + i), 1.0)[0][1] for i in range(3)]
+    lb.switch_disconnected(1)  # meanwhile two of the flows idle out: their flow-removed is lost
+    out = lb.switch_connected(1, 20.0)
+    (request,) = [m for _, m in out if isinstance(m, parser.OFPFlowStatsRequest)]
+    late = lb.packet_in(1, 1, NEW_CONN, syn(47010), 20.5)[0][1]  # after the request: not in its reply
+    lb.session_stats(1, request.xid, [_stat_of(flows[0])], 21.0, more=True)
+    assert lb.snapshot(21.0)["sessions"] == 4  # a part of the reply decides nothing
+    lb.session_stats(1, request.xid, [], 21.0)
+    left = {s.session_id for s in lb.sessions.by_id.values()}
+    assert left == {cookies.decode(flows[0].info["cookie"]).obj, cookies.decode(late.info["cookie"]).obj}
+    assert lb.snapshot(21.0)["vips"][0]["sessions"] == 2  # least-connection counts follow the switch
+
+
+def test_each_balancers_session_table_is_read_whole_every_minute():
+    lb, _ = connected()
+    reads = lambda now: [m for _, m in lb.tick(now) if isinstance(m, parser.OFPFlowStatsRequest)]  # noqa: E731
+    assert reads(30.0) == [] and len(reads(61.0)) == 1 and reads(90.0) == [] and len(reads(121.5)) == 1
