@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import unquote
@@ -28,6 +29,8 @@ from lbapp.configedit import NotFound
 LOG = logging.getLogger("lbapp")
 MAX_BODY = 64 * 1024
 REQUEST_TIMEOUT_S = 5.0
+MAX_CONCURRENT = 16
+_slots = threading.BoundedSemaphore(MAX_CONCURRENT)
 
 
 class Controller(Protocol):
@@ -63,6 +66,20 @@ class _Handler(BaseHTTPRequestHandler):
     controller: Controller
     timeout = REQUEST_TIMEOUT_S  # a client that stalls holds its thread this long at most
     server_version = "lbapp"
+
+    def handle_one_request(self) -> None:
+        """At most MAX_CONCURRENT requests at once; the rest get 503 at once (the standard
+        library's server starts a thread per connection)."""
+        if not _slots.acquire(blocking=False):
+            self.raw_requestline = self.rfile.readline(65537)
+            if self.raw_requestline and self.parse_request():
+                self.send_error(503, "busy: too many requests at once")
+            self.close_connection = True
+            return
+        try:
+            super().handle_one_request()
+        finally:
+            _slots.release()
 
     def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
         if self.path.split("?", 1)[0] == "/metrics":
@@ -113,12 +130,24 @@ class _Handler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             raise ApiError(400, "Content-Length is not a number") from None
+        if length < 0:
+            raise ApiError(400, f"Content-Length {length}: not a length")
         if length > MAX_BODY:
             raise ApiError(413, f"a body of {length} bytes: at most {MAX_BODY}")
         if not length:
             return {}
+        data = bytearray()
+        deadline = time.monotonic() + REQUEST_TIMEOUT_S  # the whole body, not each read
+        while len(data) < length:
+            try:
+                chunk = self.rfile.read1(length - len(data)) if time.monotonic() < deadline else b""
+            except TimeoutError:  # the socket's own timeout: a read that waited too long
+                chunk = b""
+            if not chunk:
+                raise ApiError(400, f"the body ended (or stalled) after {len(data)} of {length} bytes")
+            data += chunk
         try:
-            body = json.loads(self.rfile.read(length))
+            body = json.loads(data)
         except (ValueError, UnicodeDecodeError):
             raise ApiError(400, "the body is not JSON") from None
         if not isinstance(body, dict):

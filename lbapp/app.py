@@ -89,7 +89,8 @@ class LbApp(app_manager.OSKenApp):
     def reload(self) -> None:
         """Re-read the config file (SIGHUP); an invalid file is reported and the running config kept."""
         try:
-            self._apply(load_config(self.config_path))
+            with self.edit_lock:  # not between an API change's write and its apply
+                self._apply(load_config(self.config_path))
         except ConfigError as exc:
             LOG.error("reload refused, keeping the running config: %s", exc)
         except Exception:  # a reload never takes the controller down

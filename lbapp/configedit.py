@@ -82,8 +82,9 @@ def _key(vip: dict[str, Any]) -> str:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` in one rename: a reader sees the old file or the new one."""
-    path = Path(path)
+    """Replace ``path`` by ``text`` in one rename: a reader sees the old file or the new one. A
+    symbolic link stays one (the file it names is replaced); mode and owner are kept."""
+    path = Path(path).resolve()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
@@ -91,7 +92,10 @@ def write_atomically(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
+            before = path.stat()
+            os.chmod(tmp, before.st_mode & 0o7777)
+            if os.geteuid() == 0:
+                os.chown(tmp, before.st_uid, before.st_gid)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

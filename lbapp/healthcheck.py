@@ -34,9 +34,16 @@ class Checker:
         self.checks = HealthChecks()
         self.prober = Prober(seed)
 
+    def health_of(self, target: Target) -> str:
+        """What ``target``'s check has found so far ("unchecked" for a check not yet run)."""
+        status = self.checks.status.get(target)
+        return status.state if status is not None else "unchecked"
+
     def load(self, lb: "Balancer") -> None:
         """The checks the running config asks for (a check kept from before keeps its state)."""
         self.checks.load(lb.running.backends.targets())
+        for probe in [p for p in self.prober.open if p not in self.checks.in_flight]:
+            self.prober.forget(probe)  # its check is gone: its answer is no one's
 
     def tick(self, lb: "Balancer", now: float) -> list[Out]:
         """Fail the probes that timed out; send the ones due, from the first connected balancer
@@ -100,6 +107,7 @@ class Checker:
         out = []
         for sess in doomed:
             lb.sessions.remove(sess.session_id)
+            lb.traffic.session_gone(sess.session_id, (sess.vip_id, sess.backend))
             out += [(dpid, session.remove(sess.key, sess.flow_vip, sess.session_id)) for dpid in balancers]
         if doomed:
             LOG.warning("removed %d sessions of failed backends %s", len(doomed),

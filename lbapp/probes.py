@@ -56,6 +56,11 @@ class _Open:
     dst_mac: int  # the backend's fabricated MAC
     isn: int = 0
     request: bytes = b""  # http: the GET, once sent
+    their_next: int | None = None  # the backend's next sequence number, once its SYN/ACK came
+
+    @property
+    def our_next(self) -> int:
+        return (self.isn + 1 + len(self.request)) & 0xFFFFFFFF
 
 
 @dataclass
@@ -101,21 +106,25 @@ class Prober:
             return self._tcp_answer(seg, pkt, ip.dst)
         if (dgram := pkt.get_protocol(udp.udp)) is not None:
             probe = self._expecting(probe_of_port(dgram.dst_port), ip.dst, "udp")
-            if probe is None:
+            if probe is None or dgram.src_port != self.open[probe].target.port:
                 return None
             return Answered(self.open.pop(probe).dpid, Verdict(probe, True, "answered"))
         if (msg := pkt.get_protocol(icmp.icmp)) is not None:
-            return self._icmp_answer(msg, ip.dst)
+            return self._icmp_answer(msg, ip.src, ip.dst)
         return None
 
     # --- TCP and HTTP ---
 
     def _tcp_answer(self, seg: tcp.tcp, pkt: packet.Packet, to: str) -> Answered | None:
         probe = self._expecting(probe_of_port(seg.dst_port), to, "tcp", "http")
-        if probe is None:
+        if probe is None or seg.src_port != self.open[probe].target.port:
             return None
         conv = self.open[probe]
         if seg.bits & tcp.TCP_RST:
+            # only a reset that knows the connection (RFC 5961): it acknowledges what we sent,
+            # or sits at the backend's next sequence number
+            if not (seg.bits & tcp.TCP_ACK and seg.ack == conv.our_next or seg.seq == conv.their_next):
+                return None
             self.open.pop(probe)
             return Answered(conv.dpid, Verdict(probe, False, "reset"))
         if seg.bits & (tcp.TCP_SYN | tcp.TCP_ACK) == tcp.TCP_SYN | tcp.TCP_ACK and not conv.request:
@@ -126,10 +135,13 @@ class Prober:
                 return Answered(conv.dpid, Verdict(probe, True, "connected"),
                                 [self._tcp(conv, probe, conv.isn + 1, 0, tcp.TCP_RST)])
             conv.request = self._get(conv.target)
+            conv.their_next = (seg.seq + 1) & 0xFFFFFFFF
             return Answered(conv.dpid, None, [self._tcp(conv, probe, conv.isn + 1, seg.seq + 1,
                                                         tcp.TCP_ACK | tcp.TCP_PSH, conv.request)])
         payload = _payload(pkt)
-        if not conv.request or not (payload or seg.bits & tcp.TCP_FIN):
+        if not conv.request or seg.seq != conv.their_next:
+            return None  # before the handshake, or not where the backend's answer starts
+        if not (payload or seg.bits & tcp.TCP_FIN):
             return Answered(conv.dpid)  # a bare ACK of our GET: the answer is still to come
         self.open.pop(probe)
         reset = [self._tcp(conv, probe, conv.isn + 1 + len(conv.request), 0, tcp.TCP_RST)]
@@ -152,10 +164,10 @@ class Prober:
 
     # --- ICMP ---
 
-    def _icmp_answer(self, msg: icmp.icmp, to: str) -> Answered | None:
+    def _icmp_answer(self, msg: icmp.icmp, frm: str, to: str) -> Answered | None:
         if msg.type == icmp.ICMP_ECHO_REPLY and isinstance(msg.data, icmp.echo):
             probe = self._expecting(msg.data.id, to, "icmp")
-            if probe is None:
+            if probe is None or frm != str(self.open[probe].target.backend):  # no NAT rewrites ICMP
                 return None
             return Answered(self.open.pop(probe).dpid, Verdict(probe, True, "echo reply"))
         if msg.type == icmp.ICMP_DEST_UNREACH and isinstance(msg.data, icmp.dest_unreach):
@@ -163,9 +175,16 @@ class Prober:
             if len(inner) < 28 or inner[0] >> 4 != 4:
                 return None
             at = (inner[0] & 0x0F) * 4
-            probe = probe_of_port(int.from_bytes(inner[at:at + 2], "big")) if len(inner) >= at + 2 else None
-            probe = self._expecting(probe, to, "udp", "tcp", "http")
+            if len(inner) < at + 4:
+                return None
+            probe = self._expecting(probe_of_port(int.from_bytes(inner[at:at + 2], "big")), to, "udp", "tcp", "http")
             if probe is None:
+                return None
+            target = self.open[probe].target
+            # the datagram it quotes must be the probe's own: to the backend, its port, its protocol
+            proto = in_proto.IPPROTO_UDP if target.type == "udp" else in_proto.IPPROTO_TCP
+            if (inner[9] != proto or bytes(inner[16:20]) != target.backend.packed
+                    or int.from_bytes(inner[at + 2:at + 4], "big") != target.port):
                 return None
             return Answered(self.open.pop(probe).dpid, Verdict(probe, False, f"unreachable (code {msg.code})"))
         return None

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from lbapp.config import Config
 from lbapp.pipeline import assembly
 from lbapp.shared import VipBackend
 from lbapp.state.groups import SelectGroups
+from lbapp.state.health import Health, Target
 from lbapp.state.lingering import Lingering
 from lbapp.state.running import Running, derive
 
@@ -33,9 +34,10 @@ class ReloadPlan:
 
 
 def plan_reload(before: Running, cfg: Config, lingering: Lingering, groups: SelectGroups, connected: set[int],
-                live: Iterable[VipBackend]) -> ReloadPlan:
-    """``live``: the (VIP, backend) of every live session."""
-    after = derive(cfg, before.generation % 255 + 1, before)
+                live: Iterable[VipBackend], health_of: Callable[[Target], Health] | None = None) -> ReloadPlan:
+    """``live``: the (VIP, backend) of every live session; ``health_of``: what each health check
+    has found so far."""
+    after = derive(cfg, before.generation % 255 + 1, before, health_of)
     balancers = connected & set(after.sites)
     lingers = lingering.after_reload(before.cfg, cfg, live, balancers)
     groups = groups.copy()

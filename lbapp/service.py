@@ -101,7 +101,7 @@ class Balancer:
         """Apply a new config without losing a connection (see lbapp.reload): the plan is made
         first, from the running state and ``cfg``, and taken whole."""
         plan = plan_reload(self.running, cfg, self.lingering, self.groups, self.connected,
-                           [_pair(s) for s in self.sessions.by_id.values()])
+                           [_pair(s) for s in self.sessions.by_id.values()], self.checker.health_of)
         self.running, self.lingering, self.groups = plan.running, plan.lingering, plan.groups
         take(self.running)
         self.sessions.forget_vips(set(self.running.vips.by_key))
@@ -323,6 +323,7 @@ class Balancer:
         out: list[Out] = []
         for sess in lost:
             self.sessions.remove(sess.session_id)
+            self.traffic.session_gone(sess.session_id, (sess.vip_id, sess.backend))
             out += self.lingering.ended(_pair(sess), self._has_sessions)
         if lost:
             LOG.warning("switch %016x: %d sessions are no longer in its session table: forgotten", dpid, len(lost))

@@ -5,7 +5,7 @@ select-group slots of ``selection: switch`` VIPs alike."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from lbapp.config import FeedbackModel, VipModel
 from lbapp.feedback import Feedback
@@ -32,23 +32,20 @@ class Backends:
     """Owns every (VIP, backend) state and the dynamic feedback factors."""
 
     def __init__(self, vips: Iterable[tuple[int, VipModel]] = (), feedback: Feedback | None = None,
-                 previous: "Backends | None" = None) -> None:
-        """The configured backends of each (VIP id, VIP); health found so far stays for a
-        (VIP, backend) still configured (from ``previous``, which is left as it is)."""
+                 health_of: Callable[[Target], Health] | None = None) -> None:
+        """The configured backends of each (VIP id, VIP); the health of each checked one is what
+        its check has found so far (``health_of``: the health checks own that; a check shared
+        by several (VIP, backend)s speaks for all of them, new ones too)."""
         self.states: dict[tuple[int, IPv4], BackendState] = {}
         self.order: dict[int, list[IPv4]] = {}  # per VIP, its backends in config order
         self.feedback = feedback
-        # by VIP key, not id: a removed VIP's id may be reused by a new one
-        old = {(st.vip, st.ip): st for st in previous.states.values()} if previous else {}
         for vip_id, vip in vips:
             key = VipKey.of(vip)
             self.order[vip_id] = [b.ip for b in vip.backends]
             for b in vip.backends:
-                seen = old.get((key, b.ip))
                 check = target_for(vip, b)
                 settings = vip.health_of(b)
-                # what a check found stays while the same check runs
-                health = seen.health if seen is not None and seen.check == check and check else "unchecked"
+                health = health_of(check) if check is not None and health_of is not None else "unchecked"
                 self.states[(vip_id, b.ip)] = BackendState(
                     vip_id, key, b.ip, b.weight, b.admin_state, check,
                     settings is not None and settings.on_failure == "keep", b.sorry, health)

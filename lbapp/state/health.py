@@ -5,6 +5,7 @@ decided counts as up). One probe per target, however many VIPs share it. Pure, t
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Literal
 
@@ -70,7 +71,7 @@ class Change:
 class HealthChecks:
     status: dict[Target, Status] = field(default_factory=dict)
     in_flight: dict[int, Target] = field(default_factory=dict)  # probe id -> its target
-    _next_id: int = 1
+    _random: random.Random = field(default_factory=random.SystemRandom, repr=False)
 
     def load(self, targets: Iterable[Target]) -> None:
         """The targets the config asks for; a target kept from before keeps its state. New ones
@@ -134,10 +135,10 @@ class HealthChecks:
         return Change(target, state, reason, was)
 
     def _allocate(self) -> int | None:
+        """A free probe id, drawn at random: a forged answer cannot guess the next one."""
         if len(self.in_flight) >= MAX_IN_FLIGHT - 1:
             return None
         while True:
-            probe = self._next_id
-            self._next_id = probe % (MAX_IN_FLIGHT - 1) + 1  # 1..MAX_IN_FLIGHT-1
+            probe = self._random.randrange(1, MAX_IN_FLIGHT)
             if probe not in self.in_flight:
                 return probe

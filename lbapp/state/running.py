@@ -4,12 +4,14 @@ A reload derives a new one from the old one and the new config, leaving the old 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from lbapp.config import Config
 from lbapp.pipeline.context import Context
 from lbapp.shared import VipKey
 from lbapp.state.backends import Backends
 from lbapp.state.groups import Slots, derive_slots
+from lbapp.state.health import Health, Target
 from lbapp.state.nexthops import NextHops
 from lbapp.state.vips import Vip, VipTable, assign_ids
 
@@ -34,15 +36,16 @@ class Running:
     reweigh: list[Vip]  # VIPs whose kept scheduler takes the new weights when this is taken
 
 
-def derive(cfg: Config, generation: int, previous: Running | None = None) -> Running:
-    """What ``cfg`` implies. From ``previous`` (not changed): VIP ids, schedulers, health and
-    feedback factors, learned next hops and slots carry over where the config still names them."""
+def derive(cfg: Config, generation: int, previous: Running | None = None,
+           health_of: Callable[[Target], Health] | None = None) -> Running:
+    """What ``cfg`` implies. From ``previous`` (not changed): VIP ids, schedulers, feedback
+    factors, learned next hops and slots carry over where the config still names them; each
+    check's health comes from ``health_of`` (the health checks' own state)."""
     if not 1 <= generation <= 255:
         raise ValueError("static flows use generations 1..255 (0 marks session flows)")
     ids = assign_ids(cfg.vips, previous.vips.ids() if previous else None)
     feedback = Backends.feedback_for(cfg.feedback, previous.backends.feedback if previous else None)
-    backends = Backends([(ids[VipKey.of(v)], v) for v in cfg.vips], feedback,
-                        previous.backends if previous else None)
+    backends = Backends([(ids[VipKey.of(v)], v) for v in cfg.vips], feedback, health_of)
     vips, kept = (previous.vips if previous else VipTable()).derive(cfg.vips, ids, backends.weights)
     sites = {}
     for _, b in cfg.all_balancers():

@@ -24,6 +24,7 @@ class Traffic:
     sessions: dict[int, tuple[Pair, int, int]] = field(default_factory=dict)  # last reading: id -> (pair, B, P)
     live_bytes: Counter[Pair] = field(default_factory=Counter)  # the last reading, summed per pair (kept
     live_packets: Counter[Pair] = field(default_factory=Counter)  # up to date, so a look costs O(pairs))
+    ended_ids: set[int] = field(default_factory=set)  # sessions ended since the last reading
     next_reading: float = 0.0
     watched_until: float = 0.0
 
@@ -44,10 +45,19 @@ class Traffic:
             self.live_packets[last[0]] -= last[2]
         self.ended_bytes[pair] += byte_count
         self.ended_packets[pair] += packet_count
+        self.ended_ids.add(session_id)
+
+    def session_gone(self, session_id: int, pair: Pair) -> None:
+        """A session the controller dropped (its flow deleted, or found gone): what the last
+        reading said of it is all that will be known, and it stays counted."""
+        _, byte_count, packet_count = self.sessions.get(session_id, (pair, 0, 0))
+        self.session_ended(session_id, pair, byte_count, packet_count)
 
     def reading(self, sessions: dict[int, tuple[Pair, int, int]], pins: dict[Pair, tuple[int, int]]) -> None:
-        """A complete reading of the live flows replaces the previous one."""
-        self.sessions = dict(sessions)
+        """A complete reading of the live flows replaces the previous one; a session that ended
+        while it was taken (its final count already in) is left out of it."""
+        self.sessions = {sid: v for sid, v in sessions.items() if sid not in self.ended_ids}
+        self.ended_ids = set()
         self.live_bytes, self.live_packets = Counter(), Counter()
         for pair, byte_count, packet_count in self.sessions.values():
             self.live_bytes[pair] += byte_count

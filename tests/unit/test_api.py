@@ -120,3 +120,26 @@ def test_metrics_in_the_prometheus_text_format():
     assert samples[("lbapp_next_hop_age_seconds", (("gateway", "r0"), ("switch", "0000000000000001")))] == 1.5
     assert samples[("lbapp_packet_ins_total", ())] == 12
     assert samples[("lbapp_not_served_total", (("reason", "refused_no_backend"),))] == 2
+
+
+def test_a_negative_or_stalled_body_is_refused(served):
+    import socket
+
+    base, controller = served
+    port = int(base.rsplit(":", 1)[1])
+
+    def exchange(request: bytes) -> str:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(request)
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        return answer.decode()
+
+    answer = exchange(b"POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n" + b"x" * 100_000)
+    assert answer.startswith("HTTP/1.0 400") and "Content-Length -1: not a length" in answer
+    answer = exchange(b"POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")  # then nothing
+    assert answer.startswith("HTTP/1.0 400") and "stalled" in answer

@@ -63,3 +63,12 @@ def test_the_file_is_replaced_in_one_rename_keeping_its_mode(tmp_path):
     write_atomically(path, TEXT + "# more\n")
     assert path.read_text().endswith("# more\n") and path.stat().st_mode & 0o777 == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["lb.yaml"]  # no temporary file left
+
+
+def test_a_symlinked_config_stays_a_symlink(tmp_path):
+    real = tmp_path / "real.yaml"
+    real.write_text(TEXT)
+    link = tmp_path / "lb.yaml"
+    link.symlink_to(real)
+    write_atomically(link, TEXT + "# more\n")
+    assert link.is_symlink() and real.read_text().endswith("# more\n")

@@ -105,13 +105,28 @@ def test_a_tcp_probe_is_a_syn_from_the_balancer_and_a_syn_ack_passes_then_resets
     assert prober.answer(_answer("117.78.6.19", 80, probe_port(7), tcp.TCP_RST)) is None  # over
 
 
-def test_a_reset_fails_and_an_answer_to_no_probe_is_nobodys():
+def test_a_reset_fails_and_an_answer_to_no_probe_or_a_forged_one_is_nobodys():
     prober = Prober(seed=1)
-    prober.start(8, target(), 1, LB_MAC, LB_IP, FAB)
-    assert prober.answer(_answer("10.11.12.11", 80, probe_port(9), tcp.TCP_RST)) is None  # no probe 9
-    assert prober.answer(_answer("10.11.12.11", 80, 40000, tcp.TCP_RST)) is None  # no probe port at all
-    answered = prober.answer(_answer("10.11.12.11", 80, probe_port(8), tcp.TCP_RST))
+    syn = _parse(prober.start(8, target(), 1, LB_MAC, LB_IP, FAB))[2].get_protocol(tcp.tcp)
+    rst = tcp.TCP_RST | tcp.TCP_ACK
+    assert prober.answer(_answer("10.11.12.11", 80, probe_port(9), rst, 0, syn.seq + 1)) is None  # no probe 9
+    assert prober.answer(_answer("10.11.12.11", 80, 40000, rst, 0, syn.seq + 1)) is None  # no probe port at all
+    # forged: a reset that does not acknowledge our SYN, or from another port than the probed one
+    assert prober.answer(_answer("10.11.12.11", 80, probe_port(8), tcp.TCP_RST, 12345, 0)) is None
+    assert prober.answer(_answer("10.11.12.11", 80, probe_port(8), rst, 0, syn.seq + 7)) is None
+    assert prober.answer(_answer("10.11.12.11", 22, probe_port(8), rst, 0, syn.seq + 1)) is None
+    answered = prober.answer(_answer("10.11.12.11", 80, probe_port(8), rst, 0, syn.seq + 1))
     assert (answered.verdict.passed, answered.verdict.reason) == (False, "reset")
+
+
+def test_http_data_out_of_sequence_is_not_the_answer():
+    prober = Prober(seed=5)
+    t = target("http")
+    seg = _parse(prober.start(3, t, 1, LB_MAC, LB_IP, FAB))[2].get_protocol(tcp.tcp)
+    prober.answer(_answer("117.78.6.19", 80, probe_port(3), tcp.TCP_SYN | tcp.TCP_ACK, 9000, seg.seq + 1))
+    forged = _answer("117.78.6.19", 80, probe_port(3), tcp.TCP_ACK | tcp.TCP_PSH, 5555, seg.seq + 1,
+                     b"HTTP/1.1 200 OK\r\n\r\n")
+    assert prober.answer(forged) is None
 
 
 def test_an_http_probe_sends_one_get_and_judges_the_status():
@@ -151,6 +166,17 @@ def test_udp_answers_pass_and_a_port_unreachable_fails():
     answered = prober.answer(bytes(unreachable.data))
     assert (answered.verdict.probe, answered.verdict.passed, answered.verdict.reason) == (4, False,
                                                                                         "unreachable (code 3)")
+    # one that quotes another datagram (another destination) is no answer to the probe
+    probe5 = prober.start(5, target("udp", 5353), 1, LB_MAC, LB_IP, FAB)
+    other = bytearray(probe5[14:14 + 28])
+    other[16:20] = bytes([10, 11, 12, 99])  # the quoted datagram went to another host
+    forged = packet.Packet()
+    forged.add_protocol(ethernet.ethernet(dst="02:00:00:00:00:02", src="aa:bb:cc:dd:ee:ff"))
+    forged.add_protocol(ipv4.ipv4(ttl=63, proto=in_proto.IPPROTO_ICMP, src="10.11.12.11", dst=str(LB_IP)))
+    forged.add_protocol(icmp.icmp(icmp.ICMP_DEST_UNREACH, icmp.ICMP_PORT_UNREACH_CODE, 0,
+                                  icmp.dest_unreach(data=bytes(other))))
+    forged.serialize()
+    assert prober.answer(bytes(forged.data)) is None
 
 
 def test_an_icmp_echo_reply_passes_only_its_own_probe():
@@ -158,15 +184,16 @@ def test_an_icmp_echo_reply_passes_only_its_own_probe():
     request = _parse(prober.start(5, target("icmp", 0), 1, LB_MAC, LB_IP, FAB))[2].get_protocol(icmp.icmp)
     assert request.type == icmp.ICMP_ECHO_REQUEST and request.data.id == 5
 
-    def reply(echo_id, to=str(LB_IP)):
+    def reply(echo_id, to=str(LB_IP), frm="10.11.12.11"):
         pkt = packet.Packet()
         pkt.add_protocol(ethernet.ethernet(dst="02:00:00:00:00:02", src="aa:bb:cc:dd:ee:ff"))
-        pkt.add_protocol(ipv4.ipv4(ttl=63, proto=in_proto.IPPROTO_ICMP, src="10.11.12.11", dst=to))
+        pkt.add_protocol(ipv4.ipv4(ttl=63, proto=in_proto.IPPROTO_ICMP, src=frm, dst=to))
         pkt.add_protocol(icmp.icmp(icmp.ICMP_ECHO_REPLY, 0, 0, icmp.echo(echo_id, 1, b"lbapp")))
         pkt.serialize()
         return bytes(pkt.data)
 
     assert prober.answer(reply(6)) is None and prober.answer(reply(5, to="10.0.0.9")) is None
+    assert prober.answer(reply(5, frm="10.11.12.66")) is None  # only the probed backend answers an echo
     assert prober.answer(reply(5)).verdict.passed
 
 
@@ -367,3 +394,18 @@ def test_a_switch_vip_with_no_backend_left_sends_new_connections_to_be_refused_a
     assert picks and picks[-1].instructions[0].actions[0].group_id == 0x1B000001
     groups = [m for _, m in back if hasattr(m, "buckets")]
     assert {b.actions[1].value for b in groups[-1].buckets} == {"aa:bb:0a:0b:0c:0c"}
+
+
+def test_a_vip_added_by_a_reload_that_shares_a_failed_check_starts_with_its_finding():
+    lb = Balancer(_checked_config())
+    lb.switch_connected(1, 0.0)
+    _learn_gateway(lb)
+    now = _all_down(lb)
+    doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
+    doc["vips"][0]["health"] = {"type": "tcp", "interval": 1, "timeout": 0.5, "rise": 1, "fall": 2}
+    doc["vips"].append(dict(doc["vips"][0], name="alt", port=81,
+                            health=dict(doc["vips"][0]["health"], port=80)))  # the same check of port 80
+    doc["vips"][1]["backends"] = [{"ip": "10.11.12.11"}, {"ip": "10.11.12.12"}]
+    lb.reconfigure(parse_config(doc), now)
+    alt = next(v for v in lb.snapshot(now)["vips"] if v["name"] == "alt")
+    assert [(b["health"], b["effective_weight"]) for b in alt["backends"]] == [("down", 0), ("down", 0)]

@@ -53,14 +53,19 @@ def test_the_effective_weight_is_one_function_of_admin_state_health_and_feedback
     assert backends.effective_weight(1, IP("10.0.0.4")) == 0
     fb = Feedback(5.0)
     fb.factors[IP("10.0.0.1")] = 0.5
-    scaled = Backends([(1, vip)], fb, previous=backends)
-    # feedback works in hundredths; what the same check found carries over
+    found = {("10.0.0.4", 80): "down"}  # what the health checks found: their own state
+
+    def health_of(target):
+        return found.get((str(target.backend), target.port), "unchecked")
+
+    scaled = Backends([(1, vip)], fb, health_of)
+    # feedback works in hundredths; a check's finding speaks for the backend
     assert [w.weight for w in scaled.weights(1)] == [150, 0, 0, 0]
     assert scaled.admin_weights_by_ip() == {IP("10.0.0.1"): 3, IP("10.0.0.2"): 0, IP("10.0.0.3"): 0,
                                             IP("10.0.0.4"): 5}
-    # another check (another port) starts unchecked: what the old one found says nothing of it
+    # another check (another port) has found nothing yet: it says nothing of the backend
     other = vip.model_copy(update={"health": HealthModel(type="tcp", port=8080)})
-    assert Backends([(1, other)], previous=scaled).effective_weight(1, IP("10.0.0.4")) == 5
+    assert Backends([(1, other)], health_of=health_of).effective_weight(1, IP("10.0.0.4")) == 5
 
 
 def test_statistics_replies_are_matched_to_their_request_by_xid():
@@ -152,3 +157,16 @@ def test_bytes_and_packets_per_backend_from_session_and_pin_flows():
     # the ended flow counts once, with its final count; the pin flow counts for its backend
     assert by[("web", "10.11.12.11")] == (640, 7) and by[("stream-fast", "10.11.13.13")] == (900, 9)
     assert by[("web", "10.11.12.12")] == (0, 0)
+
+
+def test_traffic_of_a_session_the_controller_dropped_stays_and_a_session_ended_mid_round_counts_once():
+    from lbapp.state.traffic import Traffic
+    traffic = Traffic()
+    pair = (1, IP("10.11.12.11"))
+    traffic.reading({7: (pair, 500, 5), 8: (pair, 100, 1)}, {})
+    traffic.session_gone(7, pair)  # dropped by the controller: its last reading stays counted
+    assert traffic.totals()[pair] == (600, 6)
+    # 8 ends while a round is under way that saw it still live: the round's reading leaves it out
+    traffic.session_ended(8, pair, 150, 2)
+    traffic.reading({8: (pair, 120, 1)}, {})
+    assert traffic.totals()[pair] == (650, 7)
