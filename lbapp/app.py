@@ -54,7 +54,8 @@ class LbApp(app_manager.OSKenApp):
         # generation 0 marks session flows; static flows take 1..255
         self.balancer = Balancer(load_config(self.config_path), generation=random.randrange(1, 256),
                                  first_session_id=random.randrange(1, 1 << 31))
-        self.datapaths: dict[int, object] = {}
+        self.datapaths: dict[int, object] = {}  # the connection in use, per datapath id
+        self.connections: dict[int, list] = {}  # every live connection claiming each id, oldest first
         # os-ken 4 runs the event loop and our ticker on native threads: one lock around the logic
         self.lock = threading.Lock()
         self.sender = Sender(self.datapaths, burst=cfg.CONF.lbapp.burst, bundle_min=cfg.CONF.lbapp.bundle_min)
@@ -134,16 +135,31 @@ class LbApp(app_manager.OSKenApp):
         # ev.msg.datapath_id, not dp.id: os-ken's own handler sets dp.id from this same message
         # on another thread, and may not have run yet.
         dp, dpid = ev.msg.datapath, ev.msg.datapath_id
+        live = self.connections.setdefault(dpid, [])
+        if live:
+            LOG.warning("switch %016x: a connection from %s claims this datapath id while one from %s is live; "
+                        "the newest is used, the other takes over if it goes", dpid, _peer(dp), _peer(live[-1]))
+        live.append(dp)
         self.datapaths[dpid] = dp
         self._call(self.balancer.switch_connected, dpid, time.time())
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _dead(self, ev) -> None:
         dp = ev.datapath
-        if dp.id is not None and self.datapaths.get(dp.id) is dp:
-            del self.datapaths[dp.id]
-            with self.lock:
-                self.balancer.switch_disconnected(dp.id)
+        live = self.connections.get(dp.id, [])
+        if dp in live:
+            live.remove(dp)
+        if dp.id is None or self.datapaths.get(dp.id) is not dp:
+            return  # not the connection in use: nothing changes for the switch
+        if live:  # another connection claiming the id is still there: it keeps the switch served
+            LOG.warning("switch %016x: the connection from %s went; the one from %s, still live, is used",
+                        dp.id, _peer(dp), _peer(live[-1]))
+            self.datapaths[dp.id] = live[-1]
+            self._call(self.balancer.switch_connected, dp.id, time.time())  # its pipeline, as we know it
+            return
+        del self.datapaths[dp.id]
+        with self.lock:
+            self.balancer.switch_disconnected(dp.id)
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev) -> None:
@@ -173,6 +189,11 @@ class LbApp(app_manager.OSKenApp):
         msg = ev.msg
         LOG.error("switch %016x: OpenFlow error type=%d code=%d on %s", msg.datapath.id, msg.type, msg.code,
                   msg.data[:64].hex())
+
+
+def _peer(dp) -> str:
+    address = getattr(dp, "address", None)
+    return f"{address[0]}:{address[1]}" if address else "?"
 
 
 def _flow_stat(stat) -> FlowStat:

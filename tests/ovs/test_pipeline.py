@@ -386,3 +386,25 @@ def test_counts_follow_the_switch_after_flows_vanished_while_it_was_away(lab, tm
     sh("ovs-vsctl", "set-controller", br, f"tcp:127.0.0.1:{lab.of_port}")
     wait_for(lambda: sessions() == 0, 10, "the count to follow the switch's session table")
     assert "5 sessions are no longer in its session table" in lab.controller_log.read_text()
+
+
+def test_a_second_connection_claiming_the_datapath_id_does_not_take_the_switch_away_when_it_goes(lab, tmp_path):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("ofswitch", ROOT / "bench" / "ofswitch.py")
+    ofswitch = sys.modules.setdefault("ofswitch", importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(ofswitch)  # the benchmarks' fake switch, standard library only
+    cfg = config(tmp_path)
+    br, gw = balancer_with_gateway(lab, cfg)
+    impostor = ofswitch.FakeSwitch("127.0.0.1", lab.of_port, 1, 0)  # claims the balancer's datapath id
+    impostor.handshake(settle=1.0)
+    impostor.close()
+    wait_for(lambda: "the one from" in lab.controller_log.read_text(), 10, "the controller to fall back")
+    log = lab.controller_log.read_text()
+    assert "claims this datapath id while one from" in log and "WARNING" in log
+    # the real switch is still served: a new connection is scheduled and forwarded
+    cap = lab.sniff(gw, 3, 0x0800)
+    lab.send(gw, tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 49000, 80))
+    assert [s.ip_dst for s in collect(cap) if s.ip_src == CLIENT] == ["10.11.12.11"]
+    assert "not connected" not in lab.controller_log.read_text().split("the one from")[-1]
