@@ -74,7 +74,7 @@ class Namer:
         self.cfg = cfg
         self.ctx = Context(cfg) if cfg else None
         self.scheme = self.ctx.scheme if self.ctx else macs.ComputedScheme()
-        self.backend_by_id = {i: ip for ip, i in self.ctx.backend_ids.items()} if self.ctx else {}
+        self.backend_by_id = self.ctx.backend_by_id if self.ctx else {}
 
     def vip(self, vip_id: int) -> str:
         if vip_id == cookies.LINGER_VIP:

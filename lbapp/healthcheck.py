@@ -52,7 +52,7 @@ class Checker:
         for probe in late:
             self.prober.forget(probe)
         out = self.changed(lb, changes)
-        dpid = next((d for d in sorted(lb.connected) if d in lb.running.sites), None)
+        dpid = next(iter(lb.balancers_connected()), None)
         if dpid is None or not self.checks.status:
             return out
         site = lb.running.sites[dpid]
@@ -103,7 +103,7 @@ class Checker:
         nothing is harmless), and their counts."""
         gone = {(s.vip_id, s.ip) for s in states}
         doomed = [sess for sess in lb.sessions.by_id.values() if (sess.vip_id, sess.backend) in gone]
-        balancers = sorted(lb.connected & set(lb.running.sites))
+        balancers = lb.balancers_connected()
         out = []
         for sess in doomed:
             lb.sessions.remove(sess.session_id)
@@ -121,7 +121,7 @@ class Checker:
             vip = lb.running.vips.by_id[state.vip_id]
             if not vip.switch_picks:
                 continue
-            for dpid in sorted(lb.connected & set(lb.running.sites)):
+            for dpid in lb.balancers_connected():
                 ctx = lb.running.sites[dpid].ctx
                 msg = (session.remove_pinned(ctx, vip.id, vip.model, state.ip) if health == "down"
                        else session.pinned_flow(ctx, vip.id, vip.model, state.ip))
@@ -136,7 +136,7 @@ class Checker:
         moved = [vip_id for vip_id in slots if slots[vip_id][1] != before.get(vip_id, (None, None))[1]]
         running.slots = slots
         out = []
-        for dpid in sorted(lb.connected & set(running.sites)):
+        for dpid in lb.balancers_connected():
             ctx = running.sites[dpid].ctx
             for vip_id in moved:
                 if vip_id not in lb.groups.installed.get(dpid, set()):

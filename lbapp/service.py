@@ -71,6 +71,10 @@ class Balancer:
     def cfg(self) -> Config:
         return self.running.cfg
 
+    def balancers_connected(self) -> list[int]:
+        """The balancer switches of the running config that are connected, in dpid order."""
+        return sorted(self.connected & set(self.running.sites))
+
     # --- switch lifecycle ---
 
     def switch_connected(self, dpid: int, now: float) -> list[Out]:
@@ -121,7 +125,7 @@ class Balancer:
         session statistics requests when dynamic feedback is due."""
         out: list[Out] = self.checker.tick(self, now)
         feedback = self.running.backends.feedback
-        balancers = sorted(self.connected & set(self.running.sites))
+        balancers = self.balancers_connected()
         if feedback is not None and feedback.due(now):
             out += self.stats.start_round(balancers, "feedback")
         if self.traffic.due(now):
