@@ -176,10 +176,11 @@ def test_metrics_scraped_while_traffic_runs_count_what_the_clients_did(lab):
     def scraper():
         while not stop.is_set():
             scrapes.append(_scrape(lab))
-            stop.wait(0.1)
+            stop.wait(0.02)
 
     thread = threading.Thread(target=scraper)
     thread.start()
+    wait_for(lambda: scrapes, 5, "the first scrape", interval=0.01)  # scraping before the traffic starts
     try:
         answers = [lab.http_get("h1", "http://117.78.6.19/") for _ in range(12)]
     finally:
