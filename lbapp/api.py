@@ -5,6 +5,7 @@ applied as a reload. Listens on 127.0.0.1 unless told otherwise.
     GET  /metrics                           Prometheus text format (lbapp.metrics)
     GET  /v1/state                          the snapshot (lbapp.snapshot)
     GET  /v1/vips/VIP/sessions              a VIP's live sessions (at most 1,000)
+    GET  /v1/vips/VIP/pick?client=IP:PORT   the backend a new connection from there would get now, and why
     POST /v1/vips/VIP/backends/IP           {"action": "drain"|"enable"|"down"|"weight", "weight": N}
     POST /v1/reload                         re-read the config file (as SIGHUP does)
 
@@ -20,11 +21,12 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from lbapp import metrics
 from lbapp.config import ConfigError
 from lbapp.configedit import NotFound
+from lbapp.predict import BadClient
 
 LOG = logging.getLogger("lbapp")
 MAX_BODY = 64 * 1024
@@ -39,6 +41,8 @@ class Controller(Protocol):
     def api_state(self) -> dict[str, Any]: ...
 
     def api_sessions(self, vip: str) -> list[dict[str, Any]] | None: ...
+
+    def api_predict(self, vip: str, client: str) -> dict[str, Any] | None: ...
 
     def api_change_backend(self, vip: str, backend: str, action: str, weight: int | None) -> dict[str, Any]: ...
 
@@ -110,7 +114,16 @@ class _Handler(BaseHTTPRequestHandler):
             if found is None:
                 raise ApiError(404, f"no VIP {parts[2]!r}")
             return found
-        raise ApiError(404, f"no such resource: GET {self.path}")
+        if len(parts) == 4 and parts[:2] == ["v1", "vips"] and parts[3] == "pick":
+            client = parse_qs(self.path.partition("?")[2]).get("client", [""])[0]
+            try:
+                found = self.controller.api_predict(parts[2], client)
+            except BadClient as exc:
+                raise ApiError(400, str(exc)) from None
+            if found is None:
+                raise ApiError(404, f"no VIP {parts[2]!r}")
+            return found
+        raise ApiError(404, f"no such resource: GET {self.path[:200]}")
 
     def _post(self, parts: list[str]) -> Any:
         body = self._body()
@@ -123,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
             if weight is not None and (isinstance(weight, bool) or not isinstance(weight, int)):
                 raise ApiError(400, f"weight: an integer, not {str(weight)[:40]!r}")
             return self.controller.api_change_backend(parts[2], parts[4], action, weight)
-        raise ApiError(404, f"no such resource: POST {self.path}")
+        raise ApiError(404, f"no such resource: POST {self.path[:200]}")
 
     def _body(self) -> dict[str, Any]:
         try:

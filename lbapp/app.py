@@ -22,7 +22,8 @@ from lbapp import api
 from lbapp.config import ConfigError, load_config
 from lbapp.config.load import read_config_text
 from lbapp.configedit import change_backend, write_atomically
-from lbapp.pipeline import bundles
+from lbapp.pipeline import bundles, cookies
+from lbapp.predict import predict
 from lbapp.sender import Sender
 from lbapp.service import Balancer, FlowStat
 from lbapp.snapshot import sessions_of
@@ -58,7 +59,8 @@ class LbApp(app_manager.OSKenApp):
         self.connections: dict[int, list] = {}  # every live connection claiming each id, oldest first
         # os-ken 4 runs the event loop and our ticker on native threads: one lock around the logic
         self.lock = threading.Lock()
-        self.sender = Sender(self.datapaths, burst=cfg.CONF.lbapp.burst, bundle_min=cfg.CONF.lbapp.bundle_min)
+        self.sender = Sender(self.datapaths, burst=cfg.CONF.lbapp.burst, bundle_min=cfg.CONF.lbapp.bundle_min,
+                             setup_latency=self.balancer.setup_latency.observe)
         self.edit_lock = threading.Lock()  # API changes to the config file, one at a time
         self.api = None
 
@@ -80,12 +82,18 @@ class LbApp(app_manager.OSKenApp):
             self._call(self.balancer.tick, time.time())
             hub.sleep(TICK_SECONDS)
 
-    def _call(self, method, *args, hold: bool = False) -> None:
+    def _send_event(self, ev, state) -> None:
+        # on the switch's receive thread: a packet-in's arrival, where its setup latency starts
+        if ev.__class__ is ofp_event.EventOFPPacketIn:
+            ev.received = time.perf_counter()
+        super()._send_event(ev, state)
+
+    def _call(self, method, *args, hold: bool = False, started: float | None = None) -> None:
         """Run one entry point of the logic under the lock and hand what it returns to the
         sender. With ``hold`` (packet-ins) replies may wait while more events are queued (why:
-        :meth:`lbapp.sender.Sender.add`)."""
+        :meth:`lbapp.sender.Sender.add`); ``started``: a new connection's arrival time."""
         with self.lock:  # sent under the lock too: threads' outputs reach the switch in order
-            self.sender.add(method(*args), more_waiting=hold and not self.events.empty())
+            self.sender.add(method(*args), more_waiting=hold and not self.events.empty(), started=started)
 
     def reload(self) -> None:
         """Re-read the config file (SIGHUP); an invalid file is reported and the running config kept."""
@@ -112,6 +120,10 @@ class LbApp(app_manager.OSKenApp):
     def api_sessions(self, vip: str) -> list | None:
         with self.lock:
             return sessions_of(self.balancer, vip, time.time())
+
+    def api_predict(self, vip: str, client: str) -> dict | None:
+        with self.lock:
+            return predict(self.balancer, vip, client, time.time())
 
     def api_change_backend(self, vip: str, backend: str, action: str, weight: int | None) -> dict:
         """Change one backend in the config file (comments and layout kept), then apply the file
@@ -164,9 +176,10 @@ class LbApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev) -> None:
         msg = ev.msg
+        started = getattr(ev, "received", None) if cookies.is_new_connection(msg.cookie) else None
         try:
             self._call(self.balancer.packet_in, msg.datapath.id, msg.match["in_port"], msg.cookie, msg.data,
-                       time.time(), hold=True)
+                       time.time(), hold=True, started=started)
         except Exception:  # the controller never dies on a packet
             LOG.exception("switch %016x: packet-in (cookie %#x, %d bytes) failed", msg.datapath.id, msg.cookie,
                           len(msg.data))

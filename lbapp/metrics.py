@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
@@ -55,6 +55,13 @@ class SnapshotCollector:
         for reason, count in sorted(s["counters"].items()):
             dropped.add_metric([reason], count)
         yield from (packet_ins, dropped)
+        latency = s["setup_latency"]
+        setup = HistogramMetricFamily(
+            "lbapp_setup_latency_seconds", "From a new connection's packet-in reaching the controller to its "
+            "flow-mod and packet-out handed to the switch's send queue",
+            buckets=[(repr(bound), n) for bound, n in latency["buckets"]] + [("+Inf", latency["count"])],
+            sum_value=latency["sum"])
+        yield setup
 
 
 def registry_for(state: Callable[[], dict[str, Any]]) -> CollectorRegistry:

@@ -9,6 +9,7 @@ calls it under its own) and needs no os-ken runtime, so it is unit-tested with a
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Union
 
@@ -26,17 +27,22 @@ class Sender:
 
     ``burst``: replies held back at most while more events wait (1: send each at once).
     ``bundle_min``: raw messages in one write from which it goes as an ONF bundle (0: never).
+    ``setup_latency``: told, for each new connection's replies, the time from its packet-in's
+    arrival (``started``, a ``time.perf_counter()`` reading) to their sending.
     """
 
     def __init__(self, datapaths: Union[Mapping[int, Any], Callable[[int], Any]],
-                 burst: int = 256, bundle_min: int = bundles.BUNDLE_MIN_DEFAULT) -> None:
+                 burst: int = 256, bundle_min: int = bundles.BUNDLE_MIN_DEFAULT,
+                 setup_latency: Callable[[float], None] | None = None) -> None:
         self._datapath = datapaths.get if isinstance(datapaths, Mapping) else datapaths
         self.burst = burst
         self.bundle_min = bundle_min
         self.pending: list[Out] = []  # hot-path replies held while more packet-ins wait
         self.bundle_id = 0
+        self._observe = setup_latency
+        self._started: list[float] = []  # arrival times of the held replies' packet-ins
 
-    def add(self, out: list[Out], more_waiting: bool = False) -> None:
+    def add(self, out: list[Out], more_waiting: bool = False, started: float | None = None) -> None:
         """Queue ``out`` after any replies held before it, and send them all unless holding is
         allowed: ``more_waiting`` (packet-ins, with more events queued) and fewer than ``burst``
         held. Held replies mean fewer writes, and OVS takes a burst of flow-mods in one
@@ -44,15 +50,27 @@ class Sender:
         Order is kept, so each packet-out still follows its flow-mod; an idle controller (no
         more events waiting) sends at once."""
         self.pending += out
+        if started is not None and self._observe is not None:
+            self._started.append(started)
         if more_waiting and len(self.pending) < self.burst:
             return
         out, self.pending = self.pending, []  # as flush(), inline: this is every packet-in's path
         self._send(out)
+        if self._started:
+            self._sent()
 
     def flush(self) -> None:
         """Send the held replies now."""
         out, self.pending = self.pending, []
         self._send(out)
+        if self._started:
+            self._sent()
+
+    def _sent(self) -> None:
+        now = time.perf_counter()
+        for started in self._started:
+            self._observe(now - started)
+        self._started.clear()
 
     def _send(self, out: list[Out]) -> None:
         """Attach the datapath and send, in order. Consecutive pre-serialised messages to one

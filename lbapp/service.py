@@ -26,8 +26,10 @@ from lbapp.reload import plan_reload
 from lbapp.shared import ConnKey, IPv4, VipBackend, VipKey
 from lbapp.snapshot import snapshot
 from lbapp.state.groups import SelectGroups
+from lbapp.state.latency import LatencyHistogram
 from lbapp.state.lingering import Lingering
 from lbapp.state.nexthops import Gateway
+from lbapp.state.rates import PACKET_INS, Rates
 from lbapp.state.running import Running, Site, derive, take
 from lbapp.state.sessions import Session, Sessions
 from lbapp.state.stats import StatsRequests
@@ -63,6 +65,8 @@ class Balancer:
         self.counters: Counter[str] = Counter()  # packets not served, by reason
         self.packet_ins = 0
         self.traffic = Traffic()
+        self.rates = Rates()  # connections/s per (VIP, backend), packet-ins/s
+        self.setup_latency = LatencyHistogram()  # observed by the sender, which knows when replies left
         self._next_reconcile: float | None = None
         self.checker = Checker()
         self.checker.load(self)
@@ -124,6 +128,10 @@ class Balancer:
         """Health probes and ARP probes that are due, sent from a balancer's own address and MAC;
         session statistics requests when dynamic feedback is due."""
         out: list[Out] = self.checker.tick(self, now)
+        if self.rates.due(now):
+            counts = Counter(self.sessions.total)
+            counts[PACKET_INS] = self.packet_ins
+            self.rates.sample(now, counts)
         feedback = self.running.backends.feedback
         balancers = self.balancers_connected()
         if feedback is not None and feedback.due(now):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lbapp import mac as macs
+from lbapp.state.rates import PACKET_INS
 
 
 def snapshot(balancer, now: float) -> dict[str, Any]:
@@ -13,6 +14,7 @@ def snapshot(balancer, now: float) -> dict[str, Any]:
     backends = running.backends
     sessions = balancer.sessions
     traffic = balancer.traffic.totals()
+    rate = balancer.rates.per_second
     vips = []
     for vip in running.vips:
         counts = sessions.active.get(vip.id, {})
@@ -21,12 +23,14 @@ def snapshot(balancer, now: float) -> dict[str, Any]:
             "selection": "director" if vip.model.external_director else vip.model.selection,
             "sessions": sum(counts.values()),
             "connections": sum(sessions.total[(vip.id, s.ip)] for s in backends.of_vip(vip.id)),
-            "slots": _slot_counts(running.slots[vip.id][1]) if vip.id in running.slots else None,
+            "connections_per_second": round(sum(rate((vip.id, s.ip)) for s in backends.of_vip(vip.id)), 2),
+            "slots": slot_counts(running.slots[vip.id][1]) if vip.id in running.slots else None,
             "backends": [{"ip": str(state.ip), "weight": state.weight, "admin": state.admin, "health": state.health,
                           "feedback_factor": round(backends.feedback_factor(state.ip), 3),
                           "effective_weight": backends.effective_weight(vip.id, state.ip),
                           "sessions": counts.get(state.ip, 0),
                           "connections": sessions.total[(vip.id, state.ip)],
+                          "connections_per_second": round(rate((vip.id, state.ip)), 2),
                           **dict(zip(("bytes", "packets"), traffic.get((vip.id, state.ip), (0, 0))))}
                          for state in backends.of_vip(vip.id)],
         })
@@ -50,13 +54,15 @@ def snapshot(balancer, now: float) -> dict[str, Any]:
                       "pins": sorted(str(pair) for pair in lingering.pins)},
         "counters": dict(balancer.counters),
         "packet_ins": balancer.packet_ins,
+        "packet_ins_per_second": round(rate(PACKET_INS), 2),
+        "setup_latency": balancer.setup_latency.as_data(),
         "checks": [{"check": str(target), "state": status.state, "reason": status.reason, "probes": status.probes,
                     "passes": status.passes, "failures": status.failures}
                    for target, status in balancer.checker.checks.status.items()],
     }
 
 
-def _slot_counts(slots) -> dict[str, int]:
+def slot_counts(slots) -> dict[str, int]:
     out: dict[str, int] = {}
     for ip in slots:
         if ip is not None:
@@ -67,7 +73,7 @@ def _slot_counts(slots) -> dict[str, int]:
 def sessions_of(balancer, vip: str, now: float, limit: int = 1000) -> list[dict[str, Any]] | None:
     """The live sessions of VIP ``vip`` (its name or ``ip:port/protocol``), at most ``limit``;
     None for no such VIP."""
-    found = next((v for v in balancer.running.vips if vip in (v.model.name, str(v.key))), None)
+    found = balancer.running.vips.find(vip)
     if found is None:
         return None
     out = []

@@ -18,7 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="the API's snapshot as JSON")
     out.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C")
-    p.add_argument("--rate", action="store_true", help="new connections per second (two snapshots 1 s apart)")
+    p.add_argument("--rate", action="store_true",
+                   help="new connections per second over the controller's last second, and the setup latency")
     p.set_defaults(func=run)
 
 
@@ -30,43 +31,31 @@ def run(args: argparse.Namespace) -> int:
     if not console.is_terminal:
         console.width = max(console.width, 120)
     while True:
-        state, rates = _state(args.api, args.rate or bool(args.watch))
+        state = call(args.api, "/v1/state")
         if args.watch:
             console.clear()
-        console.print(render(state, rates))
+        console.print(render(state, rate=args.rate or bool(args.watch)))
         if not args.watch:
             return 0
-        time.sleep(max(args.watch - (1 if rates is not None else 0), 0.1))
+        time.sleep(max(args.watch, 0.1))
 
 
-def _state(api: str, with_rate: bool) -> tuple[dict, dict | None]:
-    first = call(api, "/v1/state")
-    if not with_rate:
-        return first, None
-    started = time.monotonic()
-    time.sleep(1.0)
-    second = call(api, "/v1/state")
-    elapsed = time.monotonic() - started
-    before = {(v["vip"], b["ip"]): b["connections"] for v in first["vips"] for b in v["backends"]}
-    return second, {key: (b["connections"] - before.get(key, 0)) / elapsed
-                    for v in second["vips"] for b in v["backends"] for key in [(v["vip"], b["ip"])]}
-
-
-def render(state: dict, rates: dict | None = None) -> Group:
+def render(state: dict, rate: bool = False) -> Group:
     """The snapshot as tables: VIPs with their backends, then balancers and next hops."""
     vips = Table(title=f"lbapp: generation {state['generation']}, {state['sessions']} sessions, switches "
                        f"{', '.join(state['switches_connected']) or 'none'} connected", title_justify="left")
     cols = ["VIP / backend", "scheduler", "weight", "effective", "admin", "health", "active", "connections"]
-    for col in cols + (["conn/s"] if rates is not None else []):
+    for col in cols + (["conn/s"] if rate else []):
         vips.add_column(col, justify="left" if col in ("VIP / backend", "scheduler", "admin", "health") else "right")
     for v in state["vips"]:
         vips.add_row(f"[bold]{v['name']}[/bold] {v['vip']}", f"{v['scheduler']} ({v['selection']})", "", "", "", "",
-                     str(v["sessions"]), str(v["connections"]), *([""] if rates is not None else []))
+                     str(v["sessions"]), str(v["connections"]),
+                     *([f"{v['connections_per_second']:.1f}"] if rate else []))
         for b in v["backends"]:
             health = {"down": "[red]down[/red]", "up": "[green]up[/green]"}.get(b["health"], b["health"])
             vips.add_row(f"  -> {b['ip']}", "", str(b["weight"]), str(b["effective_weight"]), b["admin"], health,
                          str(b["sessions"]), str(b["connections"]),
-                         *([f"{rates[(v['vip'], b['ip'])]:.1f}"] if rates is not None else []))
+                         *([f"{b['connections_per_second']:.1f}"] if rate else []))
     hops = Table(title="balancers and next hops", title_justify="left")
     for col in ("balancer", "dpid", "connected", "gateway", "ip", "mac", "port", "age (s)"):
         hops.add_column(col)
@@ -76,4 +65,13 @@ def render(state: dict, rates: dict | None = None) -> Group:
                          gw["mac"] or "unknown", str(gw["port"] or "-"), f"{gw['age']:.1f}" if gw["age"] is not None
                          else "-")
     counters = ", ".join(f"{k} {n}" for k, n in sorted(state["counters"].items())) or "none"
-    return Group(vips, hops, f"not served: {counters}")
+    lines = [f"not served: {counters}"]
+    if rate:
+        latency = state["setup_latency"]
+        lines.append(f"packet-ins/s {state['packet_ins_per_second']:.1f}; setup latency: {latency['count']} setups, "
+                     f"p50 <= {_ms(latency['p50_at_most'])}, p99 <= {_ms(latency['p99_at_most'])}")
+    return Group(vips, hops, *lines)
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:g} ms"

@@ -71,6 +71,11 @@ def stage_of(cookie: int) -> int:
     return (cookie & STAGE_MASK) >> STAGE_SHIFT
 
 
+def is_new_connection(cookie: int) -> bool:
+    """A packet-in punted by the session stage: a new connection for the controller to set up."""
+    return is_ours(cookie) and stage_of(cookie) == STAGE_SESSION
+
+
 def decode(cookie: int) -> Cookie | None:
     if not is_ours(cookie):
         return None

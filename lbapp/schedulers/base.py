@@ -2,6 +2,7 @@
 policies share (eligibility, least-load choice, key hashing, a weighted bucket table)."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import heapq
 from collections import Counter
@@ -36,6 +37,9 @@ class Scheduler(ABC):
     """
 
     name: ClassVar[str]
+    # whether ``pick`` moves the policy's own state (a round-robin turn, locality's sets):
+    # then :meth:`predict` asks a copy
+    pick_moves_state: ClassVar[bool] = True
 
     def __init__(self, backends: Sequence[BackendWeight], options: SchedulerOptions = SchedulerOptions()) -> None:
         self.options = options
@@ -45,6 +49,17 @@ class Scheduler(ABC):
     @abstractmethod
     def pick(self, key: ConnKey, active: Mapping[IPv4, int], now: float = 0.0) -> IPv4 | None:
         """The backend for the new connection ``key``."""
+
+    def predict(self, key: ConnKey, active: Mapping[IPv4, int], now: float = 0.0) -> tuple[IPv4 | None, str]:
+        """The backend :meth:`pick` would choose for ``key`` now, and why, changing nothing (for
+        ``lbapp trace``)."""
+        counts = dict(active)  # a plain copy: a least-load tracker then keeps no hold on the live counts
+        scheduler = copy.deepcopy(self) if self.pick_moves_state else self
+        return scheduler.pick(key, counts, now), self.explain(key, counts)
+
+    def explain(self, key: ConnKey, active: Mapping[IPv4, int]) -> str:
+        """What the policy decides by, for this connection and these live counts."""
+        return f"{self.name}: {type(self).__doc__ or 'its own rule'}".strip()
 
     def set_backends(self, backends: Sequence[BackendWeight]) -> None:
         """Replace the backend set (weights changed, backend added, drained or removed)."""
@@ -122,6 +137,23 @@ class LeastTracker:
                 return ip
             heapq.heappop(heap)  # an entry from before the backend's count last changed
         return None
+
+
+def loads(backends: Sequence[BackendWeight], active: Mapping[IPv4, int]) -> str:
+    """Each backend's live sessions and weight, as a least-load policy weighs them."""
+    return ", ".join(f"{b.ip} {active.get(b.ip, 0)}/{b.weight}" for b in backends) or "no backend with weight > 0"
+
+
+def hashed_fields(key: ConnKey, fields: str) -> str:
+    """The fields a hashing policy hashes, named, with this connection's values."""
+    if fields == "src_ip":
+        return f"source address {key.src_ip}"
+    return f"five-tuple {key.src_ip}:{key.src_port} -> {key.dst_ip}:{key.dst_port} (protocol {key.protocol})"
+
+
+def bucket_of(key: ConnKey, fields: str, size: int) -> int:
+    """The table entry a hashing policy reads for ``key``."""
+    return key_hash(key, fields) % size
 
 
 def wlc_cost(active: Mapping[IPv4, int]) -> Callable[[BackendWeight], float]:

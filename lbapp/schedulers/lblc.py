@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from lbapp.schedulers.base import IPv4, BackendWeight, ConnKey, Scheduler, least, wlc_cost
+from lbapp.schedulers.base import IPv4, BackendWeight, ConnKey, Scheduler, least, wlc_cost, loads
 from lbapp.schedulers.registry import register
 
 
@@ -18,6 +18,12 @@ def overloaded(b: BackendWeight, eligible: list[BackendWeight], active: Mapping[
 @register
 class LocalityLeastConnection(Scheduler):
     name = "lblc"
+
+    def explain(self, key: ConnKey, active: Mapping[IPv4, int]) -> str:
+        assigned = self.assigned.get(key.dst_ip)
+        return (f"locality-based least connections: destination {key.dst_ip} "
+                + (f"is assigned to {assigned}, kept unless it is overloaded or gone" if assigned else
+                   "has no backend yet") + f"; else the smallest sessions/weight ({loads(self.eligible, active)})")
 
     def rebuild(self) -> None:
         self.assigned: dict[IPv4, IPv4] = getattr(self, "assigned", {})

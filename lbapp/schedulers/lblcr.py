@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from lbapp.schedulers.base import IPv4, ConnKey, Scheduler, least, wlc_cost
+from lbapp.schedulers.base import IPv4, ConnKey, Scheduler, least, wlc_cost, loads
 from lbapp.schedulers.lblc import overloaded
 from lbapp.schedulers.registry import register
 
@@ -23,6 +23,12 @@ class ReplicaSet:
 @register
 class LocalityLeastConnectionReplicated(Scheduler):
     name = "lblcr"
+
+    def explain(self, key: ConnKey, active: Mapping[IPv4, int]) -> str:
+        members = self.sets[key.dst_ip].members if key.dst_ip in self.sets else []
+        return (f"locality-based least connections with replication: destination {key.dst_ip}'s set is "
+                f"[{', '.join(map(str, members))}]: its least loaded member unless overloaded; else the smallest "
+                f"sessions/weight joins ({loads(self.eligible, active)})")
 
     def rebuild(self) -> None:
         self.sets: dict[IPv4, ReplicaSet] = getattr(self, "sets", {})

@@ -3,13 +3,17 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from lbapp.schedulers.base import IPv4, ConnKey, LeastTracker, Scheduler
+from lbapp.schedulers.base import IPv4, ConnKey, LeastTracker, Scheduler, loads
 from lbapp.schedulers.registry import register
 
 
 @register
 class LeastConnection(Scheduler):
     name = "lc"
+    pick_moves_state = False
+
+    def explain(self, key: ConnKey, active: Mapping[IPv4, int]) -> str:
+        return f"least connections, fewest live sessions first (sessions/weight: {loads(self.eligible, active)})"
 
     def rebuild(self) -> None:
         self.tracker = LeastTracker(lambda b, n: n)

@@ -12,7 +12,7 @@ from math import gcd
 from functools import reduce
 from typing import Mapping
 
-from lbapp.schedulers.base import IPv4, BackendWeight, ConnKey, Scheduler, key_hash
+from lbapp.schedulers.base import IPv4, BackendWeight, ConnKey, Scheduler, key_hash, bucket_of, hashed_fields
 from lbapp.schedulers.registry import register
 
 
@@ -67,6 +67,14 @@ def build_table(backends: list[BackendWeight], size: int) -> list[IPv4]:
 @register
 class Maglev(Scheduler):
     name = "mh"
+    pick_moves_state = False
+
+    def explain(self, key: ConnKey, active: Mapping[IPv4, int]) -> str:
+        if not self.table:
+            return "Maglev hashing: no backend with weight > 0"
+        fields = self.options.hash_fields
+        return (f"Maglev hashing: the hash of the {hashed_fields(key, fields)} is entry "
+                f"{bucket_of(key, fields, len(self.table))} of the {len(self.table)}-entry lookup table")
 
     def rebuild(self) -> None:
         self.table = build_table(self.backends, self.options.table_size)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from lbapp.schedulers.base import IPv4, ConnKey, LeastTracker, Scheduler
+from lbapp.schedulers.base import IPv4, ConnKey, LeastTracker, Scheduler, loads
 from lbapp.schedulers.registry import register
 
 
 @register
 class NeverQueue(Scheduler):
     name = "nq"
+    pick_moves_state = False
+
+    def explain(self, key: ConnKey, active: Mapping[IPv4, int]) -> str:
+        return ("never queue: an idle backend first, else the smallest (sessions + 1)/weight "
+                f"(sessions/weight: {loads(self.eligible, active)})")
 
     def rebuild(self) -> None:
         # idle backends first (ties: config order), then the shortest expected delay

@@ -10,6 +10,9 @@ from lbapp.schedulers.registry import register
 @register
 class RoundRobin(Scheduler):
     name = "rr"
+
+    def explain(self, key: ConnKey, active: Mapping[IPv4, int]) -> str:
+        return f"round robin: the next in turn of the {len(self.eligible)} backends with weight > 0"
     _next = 0
 
     def pick(self, key: ConnKey, active: Mapping[IPv4, int], now: float = 0.0) -> IPv4 | None:

@@ -15,6 +15,10 @@ from lbapp.schedulers.registry import register
 class WeightedRoundRobin(Scheduler):
     name = "wrr"
 
+    def explain(self, key: ConnKey, active: Mapping[IPv4, int]) -> str:
+        return "weighted round robin: the next in the smooth weighted turn (" + \
+            ", ".join(f"{b.ip} weight {b.weight}" for b in self.eligible) + ")"
+
     def rebuild(self) -> None:
         kept = getattr(self, "_current", {})
         self._current = {b.ip: kept.get(b.ip, 0) for b in self.backends}

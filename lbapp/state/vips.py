@@ -62,6 +62,10 @@ class VipTable:
         """The VIPs in config order."""
         return iter(self.by_id.values())
 
+    def find(self, ref: str) -> Vip | None:
+        """The VIP named ``ref``: its config name or its key as ``ip:port/protocol``."""
+        return next((v for v in self if ref in (v.model.name, str(v.key))), None)
+
     def ids(self) -> dict[VipKey, int]:
         return {vip.key: vip.id for vip in self}
 

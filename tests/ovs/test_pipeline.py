@@ -288,6 +288,9 @@ def test_session_flows_sent_as_bundles_take_effect_before_their_packets_are_rein
     assert sorted(s.sport for s in seen) == list(range(42000, 42030))
     assert {s.ip_dst for s in seen} == {"10.11.12.11", "10.11.12.12", "10.11.12.13"}
     assert lab.dump(br, "table=20").count("priority=100") == 30
+    # the controller saw 30 setups, each timed from the packet-in's arrival to its replies' send
+    status = sh(PYTHON, "-m", "lbapp.cli.main", "status", "--rate", "--api", lab.api_url)
+    assert re.search(r"setup latency: 30 setups, p50 <= [\d.]+ ms", status), status
     assert "OpenFlow error" not in lab.controller_log.read_text()
 
 
@@ -341,6 +344,17 @@ def test_lbapp_trace_names_each_rule_a_packet_hits_on_a_live_bridge(lab, tmp_pat
     assert notes[2:] == ["[lbapp stage translate: fabricated, route 10.11.12.0/24 via router]",
                          "[lbapp stage next_hop: route, route 10.11.12.0/24 via router]"]
     assert "set(ipv4(dst=10.11.12.11" in datapath_actions(out)  # the trace itself is all there
+    assert "connection:" not in out  # a session holds it: nothing to pick
+    # a new connection: the trace ends at the controller, which says whom it would pick, and why;
+    # the SYN sent next goes there
+    opening = flow.replace("tp_src=45000", "tp_src=45001")
+    out = sh(PYTHON, "-m", "lbapp.cli.main", "trace", br, opening, "-c", str(cfg), "--api", lab.api_url)
+    assert "[lbapp stage session: new_connection, VIP web 117.78.6.19:80/tcp]" in out
+    picked = re.search(r"^New connection: rr would pick (10\.11\.12\.\d+) now: round robin", out, re.M)
+    assert picked, out
+    cap = lab.sniff(gw, 1, 0x0800)
+    lab.send(gw, tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 45001, 80))
+    assert [s.ip_dst for s in collect(cap) if s.ip_src == CLIENT] == [picked[1]]
 
 
 def test_a_hostile_file_on_reload_is_refused_at_once_and_a_good_one_still_applies(lab, tmp_path):

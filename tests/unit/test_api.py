@@ -34,6 +34,12 @@ class Controller:
     def api_reload(self):
         return {"done": "reloaded", "config": "lb.yaml"}
 
+    def api_predict(self, vip, client):
+        from lbapp.predict import parse_client
+
+        parse_client(client)
+        return {"backend": "10.11.12.11", "client": client} if vip == "web" else None
+
 
 @pytest.fixture
 def served():
@@ -84,6 +90,15 @@ def test_bad_requests_get_4xx_with_one_clear_message(served):
     assert controller.changes == []
 
 
+def test_a_pick_prediction_takes_the_client_from_the_query(served):
+    base, _ = served
+    assert request(f"{base}/v1/vips/web/pick?client=200.1.1.19:40000") == (
+        200, {"backend": "10.11.12.11", "client": "200.1.1.19:40000"})
+    assert request(f"{base}/v1/vips/web/pick?client=200.1.1.19") == (
+        400, {"error": "client: IPv4:port expected, not '200.1.1.19'", "errors": []})
+    assert request(f"{base}/v1/vips/nope/pick?client=200.1.1.19:1")[0] == 404
+
+
 def test_a_failing_call_is_a_500_and_the_api_goes_on(served):
     base, _ = served
     assert request(f"{base}/v1/vips/web/backends/10.11.12.12", {"action": "boom"})[0] == 500
@@ -93,6 +108,12 @@ def test_a_failing_call_is_a_500_and_the_api_goes_on(served):
 def test_metrics_in_the_prometheus_text_format():
     from prometheus_client.parser import text_string_to_metric_families
 
+    from lbapp.state.latency import LatencyHistogram
+
+    latency = LatencyHistogram()
+    for seconds in (40e-6, 80e-6, 90e-6, 3e-3, 2.0):
+        latency.observe(seconds)
+
     class WithState(Controller):
         def api_state(self):
             return {"vips": [{"name": "web", "backends": [
@@ -101,7 +122,7 @@ def test_metrics_in_the_prometheus_text_format():
                          "effective_weight": 0}]}],
                     "balancers": [{"dpid": "0000000000000001", "connected": True,
                                    "next_hops": [{"gateway": "r0", "age": 1.5}]}],
-                    "packet_ins": 12, "counters": {"refused_no_backend": 2}}
+                    "packet_ins": 12, "counters": {"refused_no_backend": 2}, "setup_latency": latency.as_data()}
 
     server = api.serve(WithState(), "127.0.0.1", 0)
     try:
@@ -120,6 +141,11 @@ def test_metrics_in_the_prometheus_text_format():
     assert samples[("lbapp_next_hop_age_seconds", (("gateway", "r0"), ("switch", "0000000000000001")))] == 1.5
     assert samples[("lbapp_packet_ins_total", ())] == 12
     assert samples[("lbapp_not_served_total", (("reason", "refused_no_backend"),))] == 2
+    buckets = {dict(labels)["le"]: value for (name, labels), value in samples.items()
+               if name == "lbapp_setup_latency_seconds_bucket"}
+    assert (buckets["5e-05"], buckets["0.0001"], buckets["0.005"], buckets["1.0"], buckets["+Inf"]) == (1, 3, 4, 4, 5)
+    assert samples[("lbapp_setup_latency_seconds_count", ())] == 5
+    assert abs(samples[("lbapp_setup_latency_seconds_sum", ())] - 2.00321) < 1e-9
 
 
 def test_a_negative_or_stalled_body_is_refused(served):

@@ -195,3 +195,19 @@ def test_the_datapath_lookup_may_be_a_callable():
     b = barrier()
     sender.add([(1, flow_mod(1)), (2, packet_out(2)), (1, b)])
     assert log == [("s1", flow_mod(1).buf), ("s1", b)]
+
+
+def test_setup_latency_runs_from_each_packet_ins_arrival_to_the_send_of_its_replies():
+    import time
+
+    log, observed = [], []
+    sender = Sender({1: FakeDatapath("s1", log)}, burst=8, setup_latency=observed.append)
+    arrived = time.perf_counter()
+    sender.add([(1, flow_mod(1)), (1, packet_out(1))], more_waiting=True, started=arrived - 0.002)
+    sender.add([(1, flow_mod(2))], more_waiting=True)  # not a new connection: nothing to observe
+    assert observed == [] and log == []  # held, not sent: not set up yet
+    sender.add([(1, flow_mod(3)), (1, packet_out(3))], more_waiting=False, started=arrived)
+    assert len(log) == 1 and len(observed) == 2  # one write, two setups done with it
+    assert observed[0] >= 0.002 and 0 <= observed[1] < observed[0]
+    sender.add([(1, flow_mod(4))], started=time.perf_counter())
+    assert len(observed) == 3

@@ -170,3 +170,36 @@ def test_traffic_of_a_session_the_controller_dropped_stays_and_a_session_ended_m
     traffic.session_ended(8, pair, 150, 2)
     traffic.reading({8: (pair, 120, 1)}, {})
     assert traffic.totals()[pair] == (650, 7)
+
+
+def test_rates_are_the_growth_over_the_last_completed_interval():
+    from collections import Counter
+
+    from lbapp.state.rates import Rates
+
+    rates = Rates()
+    assert rates.due(100.0)
+    rates.sample(100.0, Counter({"a": 10}))
+    assert rates.per_second("a") == 0.0  # one sample: no rate yet
+    assert not rates.due(100.5) and rates.due(101.0)
+    rates.sample(102.0, Counter({"a": 30, "b": 4}))
+    assert rates.per_second("a") == 10.0 and rates.per_second("b") == 2.0 and rates.per_second("c") == 0.0
+    rates.sample(103.0, Counter({"a": 30}))  # a counter that went down (forgotten) is no negative rate
+    assert rates.per_second("a") == 0.0 and rates.per_second("b") == 0.0
+
+
+def test_the_snapshot_gives_connections_per_second_and_setup_latency():
+    from lbapp.pipeline import cookies
+    lb = Balancer(load_config(ROOT / "topologies" / "worked_example.yaml"))
+    lb.switch_connected(1, 10.0)
+    new_conn = cookies.make(cookies.STAGE_SESSION, vip=1)
+    for n in range(30):
+        lb.packet_in(1, 1, new_conn, _syn(41000 + n), 10.5)
+    lb.setup_latency.observe(0.0003)
+    lb.tick(12.0)
+    state = lb.snapshot(12.0)
+    row = state["vips"][0]
+    assert row["connections"] == 30 and row["connections_per_second"] == 15.0  # 30 in the 2 s since 10.0
+    assert sum(be["connections_per_second"] for be in row["backends"]) == 15.0
+    assert state["packet_ins_per_second"] == 15.0
+    assert state["setup_latency"]["count"] == 1 and state["setup_latency"]["p50_at_most"] == 0.0005

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from lbapp.config import load_config
-from lbapp.trace import annotate
+from lbapp.trace import annotate, connection_of, opens_connection
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,8 @@ Datapath actions: set(eth(src=02:00:00:00:00:02,dst=aa:bb:cc:dd:ee:ff)),1
 
 
 def test_each_rule_is_named_by_stage_role_and_owner():
-    lines = annotate(TRACE, load_config(ROOT / "topologies" / "worked_example.yaml")).splitlines()
+    text, hits = annotate(TRACE, load_config(ROOT / "topologies" / "worked_example.yaml"))
+    lines = text.splitlines()
     notes = [line.strip() for line in lines if line.strip().startswith("[")]
     assert notes == ["[lbapp stage classify: vip, VIP web 117.78.6.19:80/tcp]",
                      "[lbapp stage session: connection, session 7]",
@@ -40,3 +41,16 @@ def test_each_rule_is_named_by_stage_role_and_owner():
     assert lines[lines.index(" 0. tcp,dl_dst=02:00:00:00:00:02,nw_dst=117.78.6.19,tp_dst=80, priority 200, "
                              "cookie 0x1b10700100000000") + 1] == "    [lbapp stage classify: vip, VIP web 117.78.6.19:80/tcp]"
     assert lines[-1] == "Datapath actions: set(eth(src=02:00:00:00:00:02,dst=aa:bb:cc:dd:ee:ff)),1"
+    assert not opens_connection(hits)  # a session holds it: no pick to predict
+
+
+def test_a_packet_that_opens_a_connection_asks_for_the_pick():
+    opening = TRACE.replace("priority 100, cookie 0x1b30000100000007", "priority 10, cookie 0x1b30700100000000")
+    _, hits = annotate(opening)
+    assert hits[1].stage == "session" and hits[1].role == "new_connection" and opens_connection(hits)
+    assert connection_of("in_port=1,tcp,nw_src=200.1.1.19,tp_src=40000,nw_dst=117.78.6.19,tp_dst=80") == (
+        "117.78.6.19:80/tcp", "200.1.1.19:40000")
+    assert connection_of("udp,nw_src=200.1.1.19,udp_src=5000,nw_dst=117.78.6.20,udp_dst=53") == (
+        "117.78.6.20:53/udp", "200.1.1.19:5000")
+    assert connection_of("icmp,nw_src=200.1.1.19,nw_dst=117.78.6.19") is None
+    assert connection_of("tcp,nw_dst=117.78.6.19,tp_dst=80") is None
