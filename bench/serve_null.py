@@ -5,8 +5,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lbapp.cli.run import serve  # noqa: E402
+from lbapp.cli.run import configure, serve  # noqa: E402
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
-    serve(["null_app"], "127.0.0.1", int(sys.argv[1]))
+    configure([], {"config": "unused", "listen": "127.0.0.1", "port": int(sys.argv[1]), "api_port": 0})
+    serve(["null_app"])

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(openvswitch-switch mininet ethtool iproute2 iputils-ping arping hping3 iperf3 python3-venv python3-pip curl procps)
+DEBS=(openvswitch-switch mininet ethtool iproute2 iputils-ping arping hping3 iperf3 python3-venv python3-pip curl procps openssl)
 missing=()
 for deb in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "ok installed" || missing+=("$deb")

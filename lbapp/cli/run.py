@@ -1,81 +1,182 @@
-"""``lbapp run -c FILE``: the controller, on os-ken's app manager (os-ken 4 ships no osken-manager)."""
+"""``lbapp run -c FILE``: the controller, on os-ken's app manager (os-ken 4 ships no osken-manager).
+
+Its settings are os-ken's own oslo.config options, so lbapp drops into an os-ken deployment:
+``--config-file`` reads them in the format os-ken apps use (``[DEFAULT]`` ofp_listen_host,
+ofp_tcp_listen_port, ctl_privkey, ctl_cert, ca_certs; ``[lbapp]`` config, burst, bundle_min,
+api_listen, api_port), options given on the command line win, and ``--app`` runs further
+os-ken applications beside lbapp in the same manager, as ryu-manager runs several.
+"""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import io
+import importlib.util
 import logging
 import os
 import signal
 import sys
 import threading
-from typing import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
 
 from lbapp.config import load_config
-from lbapp.environment import require_listen_port
+from lbapp.environment import EnvironmentProblem, require_listen_port
 from lbapp.pipeline.bundles import BUNDLE_MIN_DEFAULT
 
+DEFAULT_LISTEN = "127.0.0.1"  # switches on this machine only, unless told otherwise
+DEFAULT_PORT = 6653
 DEFAULT_API_PORT = 8553
+
+# command-line option -> (oslo option, group): what each sets when given
+_OVERRIDES = {"config": ("config", "lbapp"), "listen": ("ofp_listen_host", None),
+              "port": ("ofp_tcp_listen_port", None), "burst": ("burst", "lbapp"),
+              "bundle_min": ("bundle_min", "lbapp"), "api_listen": ("api_listen", "lbapp"),
+              "api_port": ("api_port", "lbapp"), "tls_key": ("ctl_privkey", None),
+              "tls_cert": ("ctl_cert", None), "tls_ca": ("ca_certs", None)}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run the controller")
-    p.add_argument("-c", "--config", required=True, help="the balancer's YAML config")
-    p.add_argument("--listen", default="127.0.0.1",
-                   help="OpenFlow listen address (default 127.0.0.1: switches on this machine only)")
-    p.add_argument("--port", type=int, default=6653, help="OpenFlow listen port (default 6653)")
-    p.add_argument("--burst", type=int, default=256,
+    p.add_argument("-c", "--config", help="the balancer's YAML config (or [lbapp] config in a --config-file)")
+    p.add_argument("--config-file", action="append", default=[], metavar="FILE",
+                   help="an oslo.config file, as os-ken apps read ([DEFAULT] ofp_listen_host, ofp_tcp_listen_port, "
+                        "ctl_privkey, ctl_cert, ca_certs; [lbapp] config, burst, bundle_min, api_listen, api_port); "
+                        "repeatable; options given here win")
+    p.add_argument("--app", action="append", default=[], metavar="MODULE",
+                   help="another os-ken application module to run beside lbapp (repeatable), "
+                        "e.g. os_ken.app.ofctl_rest")
+    p.add_argument("--listen", help=f"OpenFlow listen address (default {DEFAULT_LISTEN}: switches on this "
+                                     "machine only)")
+    p.add_argument("--port", type=int, help=f"OpenFlow listen port (default {DEFAULT_PORT})")
+    p.add_argument("--tls-key", metavar="FILE", help="the controller's private key (PEM): OpenFlow over TLS only")
+    p.add_argument("--tls-cert", metavar="FILE", help="the controller's certificate (PEM)")
+    p.add_argument("--tls-ca", metavar="FILE",
+                   help="the CA certificate(s) (PEM) that must have signed each switch's certificate")
+    p.add_argument("--burst", type=int,
                    help="while packet-ins queue, hold up to this many replies and write them together "
                         "(default 256; 1 sends each at once)")
-    p.add_argument("--bundle-min", type=int, default=BUNDLE_MIN_DEFAULT,
+    p.add_argument("--bundle-min", type=int,
                    help="a held burst with at least this many session flow-mods goes to the switch as one "
                         f"ONF bundle, one flow-table change (default {BUNDLE_MIN_DEFAULT}; 0: never)")
-    p.add_argument("--api-listen", default="127.0.0.1", help="address of the HTTP API (default 127.0.0.1)")
-    p.add_argument("--api-port", type=int, default=DEFAULT_API_PORT,
+    p.add_argument("--api-listen", help="address of the HTTP API (default 127.0.0.1)")
+    p.add_argument("--api-port", type=int,
                    help=f"port of the HTTP API: state, sessions, runtime changes (default {DEFAULT_API_PORT}; 0: none)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (SIGHUP reloads the config)")
     p.set_defaults(func=run)
 
 
+@dataclass(frozen=True)
+class Settings:
+    """What the controller runs with, resolved from defaults, config files and options."""
+
+    config: str
+    listen: str
+    port: int
+    api_listen: str
+    api_port: int
+    burst: int
+    bundle_min: int
+    tls: bool
+
+
 def run(args: argparse.Namespace) -> int:
-    load_config(args.config)  # refuse an invalid file before anything starts
-    if args.burst < 1:
-        raise SystemExit("error: --burst must be at least 1")
-    if args.bundle_min < 0:
-        raise SystemExit("error: --bundle-min must be 0 (never) or more")
-    require_listen_port(args.listen, args.port)
-    if args.api_port:
-        require_listen_port(args.api_listen, args.api_port, ("--api-listen", "--api-port"))
+    for module in args.app:
+        if not _importable(module):
+            raise EnvironmentProblem(f"--app {module[:100]!r}: no such Python module")
+    settings = configure(args.config_file, {key: getattr(args, key) for key in _OVERRIDES})
+    load_config(settings.config)  # refuse an invalid file before anything starts
+    require_listen_port(settings.listen, settings.port)
+    if settings.api_port:
+        require_listen_port(settings.api_listen, settings.api_port, ("--api-listen", "--api-port"))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    import lbapp.app  # noqa: F401  (registers the [lbapp] options)
-    logging.getLogger("lbapp").info("lbapp: OpenFlow on %s:%d, config %s", args.listen, args.port, args.config)
-    serve(["lbapp.app"], args.listen, args.port, overrides={("config", "lbapp"): args.config,
-                                                           ("burst", "lbapp"): args.burst,
-                                                           ("bundle_min", "lbapp"): args.bundle_min,
-                                                           ("api_listen", "lbapp"): args.api_listen,
-                                                           ("api_port", "lbapp"): args.api_port},
+    logging.getLogger("lbapp").info("lbapp: OpenFlow%s on %s:%d, config %s%s", " over TLS" if settings.tls else "",
+                                    settings.listen, settings.port, settings.config,
+                                    f", with {', '.join(args.app)}" if args.app else "")
+    serve(["lbapp.app", *args.app],
           on_hup=lambda apps: next(a for a in apps if type(a).__name__ == "LbApp").reload())
     return 0
 
 
-def serve(app_modules: list[str], listen: str, port: int, overrides: dict | None = None,
-          on_hup: Callable[[list], None] | None = None) -> None:
-    """Run os-ken apps until SIGINT/SIGTERM, then exit the process.
+def configure(config_files: list[str], given: dict[str, Any]) -> Settings:
+    """Set os-ken's options: lbapp run's defaults, then ``config_files``, then the options
+    ``given`` on the command line (those not None). One line of error for anything wrong."""
+    from oslo_config import cfg as oslo
+    from os_ken import cfg
+
+    import lbapp.app  # noqa: F401  (registers the [lbapp] options)
+
+    conf = cfg.CONF
+    conf.set_default("ofp_listen_host", DEFAULT_LISTEN)
+    conf.set_default("ofp_tcp_listen_port", DEFAULT_PORT)
+    conf.set_default("api_port", DEFAULT_API_PORT, group="lbapp")
+    for name in config_files:
+        if not Path(name).is_file():
+            raise EnvironmentProblem(f"--config-file {name}: no such file")
+    said = io.StringIO()  # oslo.config prints some errors itself, then exits
+    try:
+        # no default config files: what this machine has in /etc/os_ken must not change a run silently
+        with contextlib.redirect_stderr(said):
+            conf(args=[f"--config-file={name}" for name in config_files], project="os_ken", default_config_files=[])
+        for key, value in given.items():
+            if value is not None:
+                option, group = _OVERRIDES[key]
+                conf.set_override(option, value, group=group)
+        tls = [conf.ctl_privkey, conf.ctl_cert, conf.ca_certs]
+        settings = Settings(conf.lbapp.config or os.environ.get("LBAPP_CONFIG") or "", conf.ofp_listen_host,
+                            conf.ofp_tcp_listen_port, conf.lbapp.api_listen, conf.lbapp.api_port, conf.lbapp.burst,
+                            conf.lbapp.bundle_min, all(tls))
+    except (oslo.Error, ValueError) as exc:
+        raise EnvironmentProblem(f"--config-file: {_first_line(exc)}") from None
+    except SystemExit:
+        raise EnvironmentProblem(f"--config-file: {said.getvalue().strip()[:300] or 'refused'}") from None
+    if not settings.config:
+        raise EnvironmentProblem("no balancer config: give -c FILE (or [lbapp] config in a --config-file)")
+    conf.set_override("config", settings.config, group="lbapp")
+    if any(tls) and not all(tls):
+        raise EnvironmentProblem("TLS needs all three: --tls-key, --tls-cert and --tls-ca (ctl_privkey, ctl_cert, "
+                                 "ca_certs): without the CA any peer would be let in")
+    for path in filter(None, tls):
+        if not Path(path).is_file():
+            raise EnvironmentProblem(f"TLS: {path}: no such file")
+    if settings.tls:  # os-ken then listens on its TLS port alone: the one asked for
+        conf.set_override("ofp_ssl_listen_port", settings.port)
+    if settings.burst < 1:
+        raise EnvironmentProblem("--burst (burst) must be at least 1")
+    if settings.bundle_min < 0:
+        raise EnvironmentProblem("--bundle-min (bundle_min) must be 0 (never) or more")
+    return settings
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or an empty or relative name
+        return False
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+
+
+def serve(app_modules: list[str], on_hup: Callable[[list], None] | None = None) -> None:
+    """Run os-ken apps (options set: :func:`configure`) until SIGINT/SIGTERM, then exit the process.
 
     Not AppManager.run_apps: with os-ken 4's native-thread hub its shutdown path calls a kill()
     that threads lack, and the app threads cannot be killed either, so after closing the apps
     the process exits directly.
     """
-    from os_ken import cfg
     from os_ken.base.app_manager import AppManager
 
-    cfg.CONF(args=[], project="os_ken")
-    cfg.CONF.set_override("ofp_listen_host", listen)
-    cfg.CONF.set_override("ofp_tcp_listen_port", port)
-    for (name, group), value in (overrides or {}).items():
-        cfg.CONF.set_override(name, value, group=group)
     manager = AppManager.get_instance()
-    manager.load_apps(app_modules)
+    try:
+        manager.load_apps(app_modules)
+    except Exception as exc:  # noqa: BLE001 - another app's module that fails to load: one line, not a traceback
+        raise EnvironmentProblem(f"loading {', '.join(app_modules[1:]) or app_modules[0]}: {_first_line(exc)}"
+                                 ) from None
     manager.instantiate_apps(**manager.create_contexts())
     # Long-lived start-up objects out of the collector's way, and fewer young-generation
     # collections: each session makes a few objects, and full collections showed in the p99.

@@ -97,19 +97,29 @@ class Lab:
     def ns(self, ns: str, *args: str, check: bool = True, timeout: float = 30) -> str:
         return sh("ip", "netns", "exec", ns, *args, check=check, timeout=timeout)
 
-    def controller(self, config: Path, *bridges: str, extra: tuple[str, ...] = ()) -> None:
+    def controller(self, config: Path, *bridges: str, extra: tuple[str, ...] = (), conf_file: bool = False,
+                   scheme: str = "tcp") -> None:
+        """``lbapp run`` for ``config``, its switches ``bridges`` pointed at it (``scheme``: tcp, or
+        ssl for a controller run with TLS options); with ``conf_file`` its settings come from an
+        os-ken (oslo.config) file instead of the command line."""
         port = self.of_port = free_port()
         self.api_url = f"http://127.0.0.1:{free_port()}"
         self.controller_log = self.artifacts / "controller.log"
+        api_port = self.api_url.rsplit(":", 1)[1]
+        if conf_file:
+            conf = self.artifacts / "os_ken.conf"
+            conf.write_text(f"[DEFAULT]\nofp_listen_host = 127.0.0.1\nofp_tcp_listen_port = {port}\n\n"
+                            f"[lbapp]\nconfig = {config}\napi_port = {api_port}\n")
+            args = ["--config-file", str(conf)]
+        else:
+            args = ["-c", str(config), "--listen", "127.0.0.1", "--port", str(port), "--api-port", api_port]
         log = open(self.controller_log, "w")
-        proc = subprocess.Popen([PYTHON, "-m", "lbapp.cli.main", "run", "-c", str(config), "--listen",
-                                 "127.0.0.1", "--port", str(port), "--api-port", self.api_url.rsplit(":", 1)[1],
-                                 "-v", *extra], stdout=log,
+        proc = subprocess.Popen([PYTHON, "-m", "lbapp.cli.main", "run", *args, "-v", *extra], stdout=log,
                                 stderr=subprocess.STDOUT, cwd=ROOT)
         self.procs.append(proc)
         self.controller_proc = proc
         for br in bridges:
-            sh("ovs-vsctl", "set-controller", br, f"tcp:127.0.0.1:{port}")
+            sh("ovs-vsctl", "set-controller", br, f"{scheme}:127.0.0.1:{port}")
         for br in bridges:
             wait_for(lambda: "table=0" in self.dump(br), 20, f"the controller to program {br}")
 

@@ -43,12 +43,77 @@ def datapath_actions(trace: str) -> str:
     return match.group(1)
 
 
-def balancer_with_gateway(lab, cfg, extra: tuple[str, ...] = ()):
+def balancer_with_gateway(lab, cfg, extra: tuple[str, ...] = (), conf_file: bool = False):
     br = lab.bridge("lb", 1)
     gw = lab.host(br, "gw", 1, "10.0.0.1/24", NEXT_HOP_MAC)
-    lab.controller(cfg, br, extra=extra)
+    lab.controller(cfg, br, extra=extra, conf_file=conf_file)
     wait_for(lambda: NEXT_HOP_MAC in lab.dump(br, "table=40"), 20, "the next hop to be learned by ARP probe")
     return br, gw
+
+
+def test_lbapp_runs_beside_another_os_ken_app_with_its_settings_from_an_os_ken_config_file(lab, tmp_path):
+    # port, API port and balancer config from [DEFAULT] and [lbapp] of an oslo.config file
+    br, gw = balancer_with_gateway(lab, config(tmp_path), extra=("--app", "tests.helpers.side_app"), conf_file=True)
+    cap = lab.sniff(gw, 3, 0x0800)
+    lab.send(gw, *[tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 40000 + i, 80) for i in range(3)])
+    assert sorted(s.ip_dst for s in collect(cap) if s.ip_src == CLIENT) == ["10.11.12.11", "10.11.12.12",
+                                                                             "10.11.12.13"]
+    # the other app saw the same switch and got its answer through the same connection
+    wait_for(lambda: "side app: switch 0000000000000001 has" in lab.controller_log.read_text(), 10,
+             "the side app's port statistics")
+    state = json.loads(sh(PYTHON, "-m", "lbapp.cli.main", "status", "--json", "--api", lab.api_url))
+    assert state["switches_connected"] == ["0000000000000001"] and state["vips"][0]["connections"] == 3
+
+
+def _peer_answer(port: int, context=None) -> bytes:
+    """What the controller sends back to a peer that says an OpenFlow hello (over TLS with
+    ``context``): empty when it refused the peer."""
+    import socket
+    import ssl
+
+    hello = bytes([4, 0, 0, 8, 0, 0, 0, 1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        try:
+            conn = context.wrap_socket(raw) if context else raw
+            conn.sendall(hello)
+            return conn.recv(8)
+        except (ssl.SSLError, ConnectionError, socket.timeout):
+            return b""
+
+
+def test_openflow_over_tls_lets_in_only_switches_with_a_certificate_the_ca_signed(lab, tmp_path):
+    import ssl
+
+    from tests.helpers.pki import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    sh("ovs-vsctl", "set-ssl", str(pki["switch.key"]), str(pki["switch.pem"]), str(pki["ca"]))
+    try:
+        tls = ("--tls-key", str(pki["controller.key"]), "--tls-cert", str(pki["controller.pem"]),
+               "--tls-ca", str(pki["ca"]))
+        br = lab.bridge("lb", 1)
+        gw = lab.host(br, "gw", 1, "10.0.0.1/24", NEXT_HOP_MAC)
+        lab.controller(config(tmp_path), br, extra=tls, scheme="ssl")  # programmed over TLS
+        assert "OpenFlow over TLS on 127.0.0.1" in lab.controller_log.read_text()
+        wait_for(lambda: NEXT_HOP_MAC in lab.dump(br, "table=40"), 20, "the next hop to be learned by ARP probe")
+
+        def stranger(certificate: bool) -> ssl.SSLContext:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+            if certificate:
+                ctx.load_cert_chain(pki["stranger.pem"], pki["stranger.key"])
+            return ctx
+
+        assert _peer_answer(lab.of_port, stranger(certificate=True)) == b""  # self-signed: refused
+        assert _peer_answer(lab.of_port, stranger(certificate=False)) == b""  # no certificate: refused
+        assert _peer_answer(lab.of_port) == b""  # OpenFlow in clear: refused
+        # the switch the CA vouched for is served throughout
+        cap = lab.sniff(gw, 2, 0x0800)
+        lab.send(gw, *[tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 40000 + i, 80) for i in range(2)])
+        assert sorted(s.ip_dst for s in collect(cap) if s.ip_src == CLIENT) == ["10.11.12.11", "10.11.12.12"]
+        assert "Traceback" not in lab.controller_log.read_text()
+    finally:
+        sh("ovs-vsctl", "del-ssl")
 
 
 def test_worked_example_connections_reach_backends_through_next_hop(lab, tmp_path):

@@ -83,3 +83,34 @@ def test_run_with_its_api_port_taken():
             of_port = free.getsockname()[1]
         out = lbapp("run", "-c", EXAMPLE, "--listen", "127.0.0.1", "--port", str(of_port), "--api-port", str(port))
     one_line_error(out, f"127.0.0.1:{port} is taken by another process", "--api-port")
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--config-file", "nope.conf"], ["--config-file nope.conf: no such file"]),
+    (["--config-file", "{bad_value}", "-c", EXAMPLE], ["--config-file:", "ofp_tcp_listen_port", "abc"]),
+    (["--config-file", "{broken}"], ["--config-file: Failed to parse", "Invalid section"]),
+    (["--tls-key", EXAMPLE, "-c", EXAMPLE], ["TLS needs all three"]),
+    (["--tls-key", "k.pem", "--tls-cert", "c.pem", "--tls-ca", "ca.pem", "-c", EXAMPLE], ["TLS: k.pem: no such file"]),
+    (["--app", "no.such.module", "-c", EXAMPLE], ["--app 'no.such.module': no such Python module"]),
+    ([], ["no balancer config: give -c FILE"]),
+])
+def test_run_with_a_bad_option_or_os_ken_config_file(tmp_path, args, fragments):
+    (tmp_path / "bad.conf").write_text("[DEFAULT]\nofp_tcp_listen_port = abc\n")
+    (tmp_path / "broken.conf").write_text("[lbapp\nconfig = x\n")
+    args = [a.format(bad_value=tmp_path / "bad.conf", broken=tmp_path / "broken.conf") for a in args]
+    one_line_error(lbapp("run", *args), *fragments)
+
+
+def test_an_os_ken_config_file_sets_what_the_command_line_does_not(tmp_path):
+    with socket.socket() as taken, socket.socket() as other:
+        for s in (taken, other):
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+        conf = tmp_path / "os_ken.conf"
+        conf.write_text(f"[DEFAULT]\nofp_listen_host = 127.0.0.1\nofp_tcp_listen_port = {taken.getsockname()[1]}\n"
+                        f"[lbapp]\nconfig = {EXAMPLE}\n")
+        # the file's config and port are used...
+        one_line_error(lbapp("run", "--config-file", str(conf)), f"127.0.0.1:{taken.getsockname()[1]} is taken")
+        # ...unless the command line says otherwise
+        one_line_error(lbapp("run", "--config-file", str(conf), "--port", str(other.getsockname()[1])),
+                       f"127.0.0.1:{other.getsockname()[1]} is taken")
