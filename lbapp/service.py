@@ -217,11 +217,24 @@ class Balancer:
         if macs.is_multicast(info.src_mac) or info.src_mac == 0:
             raise packets.PacketError(f"ARP from {info.src_ip} claims MAC {macs.format_mac(info.src_mac)}: "
                                       "not a unicast next hop")
-        gw = site.next_hops.learn(info.src_ip, info.src_mac, in_port, now)
-        if gw is None:
+        learned = site.next_hops.learn(info.src_ip, info.src_mac, in_port, now, info.eth_src)
+        if learned is None:
             return []
-        LOG.info("%s: next hop %s %s is at %s port %d", site.ctx.balancer.name, gw.name, gw.ip,
-                 macs.format_mac(gw.mac), in_port)
+        gw, where = learned.gateway, site.ctx.balancer.name
+        if learned.refused:
+            self.counters["arp_not_believed"] += 1
+            count = site.next_hops.warn_now(gw, now)
+            if count:
+                LOG.warning("%s: not believed: %d ARP(s) claiming next hop %s %s, the last from %s on port %d: %s",
+                            where, count, gw.name, gw.ip, macs.format_mac(info.src_mac), in_port, learned.refused)
+            return []
+        if not learned.changed:
+            return []
+        if learned.old_mac is None:
+            LOG.info("%s: next hop %s %s is at %s port %d", where, gw.name, gw.ip, macs.format_mac(gw.mac), in_port)
+        else:
+            LOG.warning("%s: next hop %s %s moved from %s port %s to %s port %d", where, gw.name, gw.ip,
+                        macs.format_mac(learned.old_mac), learned.old_port, macs.format_mac(gw.mac), in_port)
         return [(dpid, m) for m in next_hop_flows(site, gw)]
 
     def _answer_arp(self, dpid: int, in_port: int, data: bytes) -> list[Out]:

@@ -66,6 +66,17 @@ class BalancerModel(_Model):
 class GatewayModel(_Model):
     name: str = Field(min_length=1)
     ip: IPv4
+    # the switch ports (on each balancer) where this gateway, or a VRRP peer standing in for it,
+    # may answer ARP; empty: the port it answers on after the switch connects (see lbapp.state.nexthops)
+    ports: list[int] = Field(default_factory=list, max_length=64)
+
+    @field_validator("ports")
+    @classmethod
+    def _ports(cls, ports: list[int]) -> list[int]:
+        for port in ports:
+            if not 1 <= port <= 0xFFFFFF00:
+                raise ValueError(f"{port} is not a switch port number (1 to 4294967040)")
+        return ports
 
 
 class RouteModel(_Model):

@@ -49,7 +49,7 @@ def derive(cfg: Config, generation: int, previous: Running | None = None,
     vips, kept = (previous.vips if previous else VipTable()).derive(cfg.vips, ids, backends.weights)
     sites = {}
     for _, b in cfg.all_balancers():
-        hops = NextHops([(g.name, g.ip) for g in cfg.gateways], b.probe_interval)
+        hops = NextHops.of([(g.name, g.ip, g.ports) for g in cfg.gateways], b.probe_interval)
         if previous is not None and b.dpid in previous.sites:
             hops.keep_learned(previous.sites[b.dpid].next_hops)
         sites[b.dpid] = Site(Context(cfg, b, generation, ids), hops)

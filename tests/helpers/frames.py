@@ -29,6 +29,16 @@ def udp_frame(eth_src: str, eth_dst: str, ip_src: str, ip_dst: str, sport: int, 
     return bytes(pkt.data)
 
 
+def arp_reply(src_mac: str, src_ip: str, dst_mac: str, dst_ip: str) -> bytes:
+    """An ARP is-at from ``src_mac``, framed from it to ``dst_mac`` (broadcast with ``dst_ip ==
+    src_ip``: a gratuitous ARP)."""
+    pkt = packet.Packet()
+    pkt.add_protocol(ethernet.ethernet(dst=dst_mac, src=src_mac, ethertype=ether_types.ETH_TYPE_ARP))
+    pkt.add_protocol(arp.arp(opcode=arp.ARP_REPLY, src_mac=src_mac, src_ip=src_ip, dst_mac=dst_mac, dst_ip=dst_ip))
+    pkt.serialize()
+    return bytes(pkt.data)
+
+
 def arp_request(eth_src: str, ip_src: str, ip_dst: str) -> bytes:
     pkt = packet.Packet()
     pkt.add_protocol(ethernet.ethernet(dst="ff:ff:ff:ff:ff:ff", src=eth_src, ethertype=ether_types.ETH_TYPE_ARP))

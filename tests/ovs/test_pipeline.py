@@ -116,6 +116,30 @@ def test_openflow_over_tls_lets_in_only_switches_with_a_certificate_the_ca_signe
         sh("ovs-vsctl", "del-ssl")
 
 
+def test_a_forged_arp_from_another_port_does_not_move_the_next_hop_and_a_failover_does(lab, tmp_path):
+    from tests.helpers.frames import arp_reply
+
+    br, gw = balancer_with_gateway(lab, config(tmp_path))
+    evil_mac, failover_mac = "02:00:00:00:00:66", "00:00:5e:00:01:07"
+    attacker = lab.host(br, "evil", 2, "10.0.0.66/24", evil_mac)  # in the balancer's VLAN, on another port
+    lab.send(attacker, *[arp_reply(evil_mac, "10.0.0.1", BALANCER_MAC, "10.0.0.2")] * 20,
+             arp_reply(evil_mac, "10.0.0.1", "ff:ff:ff:ff:ff:ff", "10.0.0.1"))  # replies and a gratuitous ARP
+    wait_for(lambda: "not believed" in lab.controller_log.read_text(), 5, "the forged ARPs to be weighed")
+    stolen, kept = lab.sniff(attacker, 2, 0x0800), lab.sniff(gw, 2, 0x0800)
+    lab.send(gw, *[tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 40000 + i, 80) for i in range(5)])
+    assert [s for s in collect(stolen) if s.ip_src == CLIENT] == []
+    assert [(s.sport, s.eth_dst) for s in collect(kept) if s.ip_src == CLIENT] == [
+        (40000 + i, NEXT_HOP_MAC) for i in range(5)]
+    assert evil_mac not in lab.dump(br, "table=40")
+    # a VRRP failover on the gateway's port announces the virtual MAC: followed at once
+    lab.send(gw, arp_reply(failover_mac, "10.0.0.1", "ff:ff:ff:ff:ff:ff", "10.0.0.1"))
+    wait_for(lambda: failover_mac in lab.dump(br, "table=40"), 2, "the failover's MAC in the next-hop flows")
+    log = lab.controller_log.read_text()
+    assert f"next hop router 10.0.0.1 moved from {NEXT_HOP_MAC} port 1 to {failover_mac} port 1" in log
+    assert re.search(r"not believed: \d+ ARP\(s\) claiming next hop router 10.0.0.1, the last from "
+                     f"{evil_mac} on port 2: it answers on port 1", log), log
+
+
 def test_worked_example_connections_reach_backends_through_next_hop(lab, tmp_path):
     br, gw = balancer_with_gateway(lab, config(tmp_path))
     cap = lab.sniff(gw, 4, 0x0800)

@@ -20,7 +20,7 @@ from os_ken.lib.packet import arp, ether_types, ethernet, packet
 from lbapp.config import load_config, parse_config
 from lbapp.pipeline.tables import BY_ID, CT_ZONE
 from lbapp.service import Balancer
-from tests.helpers.frames import arp_request, tcp_frame, udp_frame
+from tests.helpers.frames import arp_reply, arp_request, tcp_frame, udp_frame
 from tests.helpers.oftables import Result, Switch, default_bucket, fields_of, text_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,14 +34,6 @@ GW_IP, GW_MAC = "10.0.0.1", "aa:bb:cc:dd:ee:ff"  # the router (the source's next
 LB_IP, LB_MAC = "10.0.0.2", "02:00:00:00:00:02"
 HOST_IP, HOST_MAC = "10.0.0.10", "02:00:00:00:00:10"
 CLIENT, VIP, DIRECTOR_VIP = "200.1.1.19", "117.78.6.19", "117.78.6.20"
-
-
-def arp_reply(src_mac: str, src_ip: str, dst_mac: str, dst_ip: str) -> bytes:
-    pkt = packet.Packet()
-    pkt.add_protocol(ethernet.ethernet(dst=dst_mac, src=src_mac, ethertype=ether_types.ETH_TYPE_ARP))
-    pkt.add_protocol(arp.arp(opcode=arp.ARP_REPLY, src_mac=src_mac, src_ip=src_ip, dst_mac=dst_mac, dst_ip=dst_ip))
-    pkt.serialize()
-    return bytes(pkt.data)
 
 
 def syn(dport: int = 80, sport: int = 40000) -> bytes:
@@ -301,10 +293,33 @@ def test_controller_mode_arp_proxy_answers_with_a_packet_out():
     assert answer.text["arp_sha"] == "aa:bb:0a:0b:0d:0d" and answer.text["arp_spa"] == "10.11.13.13"
 
 
-def test_a_relearned_gateway_on_another_port_moves_the_route():
+def test_a_host_on_another_port_cannot_take_the_next_hop_but_a_gateway_that_moved_is_followed():
     rig = Rig(load_config(WORKED))
     learned(rig)
-    rig.send(BALANCER, arp_reply("02:00:00:00:00:fe", GW_IP, LB_MAC, LB_IP), 4)  # the router moved
+    forged = arp_reply("02:00:00:00:00:fe", GW_IP, LB_MAC, LB_IP)
+    rig.send(BALANCER, forged, 4)  # another host claims the router's address: not believed
+    first(syn())(rig)
+    result = rig.switches[BALANCER].process(fields_of(syn()), GW_PORT)
+    assert result.ports == [GW_PORT] and result.text["eth_dst"] == GW_MAC
+    # a VRRP failover on the router's port: its gratuitous ARP is followed at once
+    rig.send(BALANCER, arp_reply("02:00:00:00:00:fd", GW_IP, "ff:ff:ff:ff:ff:ff", GW_IP), GW_PORT)
+    result = rig.switches[BALANCER].process(fields_of(syn()), GW_PORT)
+    assert result.ports == [GW_PORT] and result.text["eth_dst"] == "02:00:00:00:00:fd"
+    # the router moved to port 4: silent on its port for three probe intervals, it is found there
+    rig.now += 3 * rig.lb.cfg.balancer.probe_interval
+    rig.send(BALANCER, forged, 4)
+    result = rig.switches[BALANCER].process(fields_of(syn()), GW_PORT)
+    assert result.ports == [4] and result.text["eth_dst"] == "02:00:00:00:00:fe"
+
+
+def test_the_ports_a_gateway_may_answer_on_can_be_given():
+    doc = yaml.safe_load(WORKED.read_text())
+    doc["gateways"][0]["ports"] = [4]
+    rig = Rig(parse_config(doc))
+    learned(rig)  # its answer on port 3 is not believed: no next hop
+    rig.now += 100.0
+    rig.send(BALANCER, arp_reply("02:00:00:00:00:fe", GW_IP, LB_MAC, LB_IP), 4)
     first(syn())(rig)
     result = rig.switches[BALANCER].process(fields_of(syn()), GW_PORT)
     assert result.ports == [4] and result.text["eth_dst"] == "02:00:00:00:00:fe"
+    assert rig.lb.snapshot(rig.now)["counters"]["arp_not_believed"] == 1

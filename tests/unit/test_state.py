@@ -203,3 +203,26 @@ def test_the_snapshot_gives_connections_per_second_and_setup_latency():
     assert sum(be["connections_per_second"] for be in row["backends"]) == 15.0
     assert state["packet_ins_per_second"] == 15.0
     assert state["setup_latency"]["count"] == 1 and state["setup_latency"]["p50_at_most"] == 0.0005
+
+
+def test_next_hop_learning_believes_only_the_gateways_port_and_warns_once_per_flood():
+    from lbapp.state.nexthops import NextHops
+
+    gw_ip = ipaddress.IPv4Address("10.0.0.1")
+    hops = NextHops.of([("r0", gw_ip, [])], probe_interval=5.0)
+    first = hops.learn(gw_ip, 0xAA, 1, 0.0, eth_src=0xAA)
+    assert first.changed and (first.old_mac, first.old_port) == (None, None)
+    assert hops.learn(gw_ip, 0xBB, 1, 1.0, eth_src=0xCC).refused == "its Ethernet source differs from the MAC it claims"
+    spoofs = [hops.learn(gw_ip, 0xEE, 2, 1.0 + i * 0.01, eth_src=0xEE) for i in range(100)]
+    assert {s.refused for s in spoofs} == {"it answers on port 1"}
+    assert (hops.by_name["r0"].mac, hops.by_name["r0"].port) == (0xAA, 1)
+    assert hops.warn_now(hops.by_name["r0"], 2.0) == 101  # one warning for the lot...
+    hops.learn(gw_ip, 0xEE, 2, 3.0, eth_src=0xEE)
+    assert hops.warn_now(hops.by_name["r0"], 3.0) == 0  # ...and the next not before 10 s
+    assert hops.warn_now(hops.by_name["r0"], 12.5) == 1
+    failover = hops.learn(gw_ip, 0xAB, 1, 4.0)  # a new MAC on its port: followed
+    assert failover.changed and (failover.old_mac, failover.old_port) == (0xAA, 1)
+    # a reload that pins it to other ports forgets what was learned on this one
+    pinned = NextHops.of([("r0", gw_ip, [3])], probe_interval=5.0)
+    pinned.keep_learned(hops)
+    assert pinned.by_name["r0"].mac is None
