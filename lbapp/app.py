@@ -200,8 +200,10 @@ class LbApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev) -> None:
         msg = ev.msg
-        LOG.error("switch %016x: OpenFlow error type=%d code=%d on %s", msg.datapath.id, msg.type, msg.code,
-                  msg.data[:64].hex())
+        dpid = msg.datapath.id or 0  # an error before the handshake's features reply
+        LOG.error("switch %016x: OpenFlow error type=%d code=%d on %s", dpid, msg.type, msg.code, msg.data[:64].hex())
+        with self.lock:  # a statistics request it refused stops waiting
+            self.balancer.request_failed(dpid, msg.xid)
 
 
 def _peer(dp) -> str:

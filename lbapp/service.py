@@ -32,7 +32,7 @@ from lbapp.state.nexthops import Gateway
 from lbapp.state.rates import PACKET_INS, Rates
 from lbapp.state.running import Running, Site, derive, take
 from lbapp.state.sessions import Session, Sessions
-from lbapp.state.stats import StatsRequests
+from lbapp.state.stats import UNANSWERED_AFTER_S, StatsRequests
 from lbapp.state.traffic import Traffic
 
 LOG = logging.getLogger("lbapp")
@@ -135,9 +135,11 @@ class Balancer:
         feedback = self.running.backends.feedback
         balancers = self.balancers_connected()
         if feedback is not None and feedback.due(now):
-            out += self.stats.start_round(balancers, "feedback")
+            out += self.stats.start_round(balancers, "feedback", now)
         if self.traffic.due(now):
-            out += self.stats.start_round(balancers, "traffic")
+            out += self.stats.start_round(balancers, "traffic", now)
+        if self.stats.expire(now):
+            LOG.warning("statistics requests unanswered for %.0f s: given up", UNANSWERED_AFTER_S)
         if self._next_reconcile is None or now >= self._next_reconcile:
             # the switches' session tables read whole from time to time: counts follow them
             # even when a flow-removed was lost (a switch away while its flows idled out)
@@ -276,6 +278,13 @@ class Balancer:
         return any(_pair(s) == pair for s in self.sessions.by_id.values())
 
     # --- statistics: adoption and dynamic feedback ---
+
+    def request_failed(self, dpid: int, xid: int) -> None:
+        """The switch answered request ``xid`` with an OpenFlow error: if it was one of our
+        statistics requests, it and its round are given up (the next round starts afresh)."""
+        purpose = self.stats.failed(dpid, xid)
+        if purpose is not None:
+            LOG.warning("switch %016x refused a session-table statistics request (%s): given up", dpid, purpose)
 
     def session_stats(self, dpid: int, xid: int, stats: list[FlowStat], now: float, more: bool = False
                       ) -> list[Out]:

@@ -20,6 +20,7 @@ from lbapp.pipeline.tables import TABLES
 Purpose = Literal["adopt", "feedback", "traffic"]
 # Our xids stay in their own range, away from os-ken's own counter's start (it counts from 0).
 FIRST_XID = 0x1B000000
+UNANSWERED_AFTER_S = 30.0  # a request still unanswered then is given up (a switch that never answers)
 
 
 @dataclass
@@ -34,7 +35,7 @@ class Round:
 class StatsRequests:
     def __init__(self) -> None:
         self._next_xid = FIRST_XID
-        self.pending: dict[int, tuple[Purpose, int]] = {}  # xid -> (why, dpid)
+        self.pending: dict[int, tuple[Purpose, int, float]] = {}  # xid -> (why, dpid, sent at)
         self.rounds: dict[Purpose, Round] = {}
         # adoption requests: when each was sent, and the session ids its reply has shown so far
         self.adopting: dict[int, tuple[float, set[int]]] = {}
@@ -48,17 +49,18 @@ class StatsRequests:
         xid = self._next_xid
         self._next_xid = FIRST_XID if xid >= 0xFFFFFFFF else xid + 1
         msg.set_xid(xid)
-        self.pending[xid] = (purpose, dpid)
+        self.pending[xid] = (purpose, dpid, now)
         if purpose == "adopt":
             self.adopting[xid] = (now, set())
         return msg
 
-    def start_round(self, dpids: list[int], purpose: Purpose = "feedback") -> list[tuple[int, Any]]:
+    def start_round(self, dpids: list[int], purpose: Purpose = "feedback", now: float = 0.0
+                    ) -> list[tuple[int, Any]]:
         """A new round over ``dpids``; a round of the same purpose still waiting is abandoned."""
         old = self.rounds.get(purpose)
         for xid in old.waiting if old else ():
             self.pending.pop(xid, None)
-        out = [(dpid, self.request(dpid, purpose)) for dpid in dpids]
+        out = [(dpid, self.request(dpid, purpose, now)) for dpid in dpids]
         self.rounds[purpose] = Round({msg.xid for _, msg in out})
         return out
 
@@ -70,11 +72,36 @@ class StatsRequests:
         found = self.pending.get(xid)
         return found[0] if found is not None and found[1] == dpid else None
 
+    def failed(self, dpid: int, xid: int) -> Purpose | None:
+        """The switch answered request ``xid`` with an OpenFlow error: it is given up, and so is
+        its round (a round read in part would skew what it measures). Its purpose, or None
+        when the error is not about one of ours."""
+        purpose = self.purpose(dpid, xid)
+        if purpose is not None:
+            self._give_up([xid])
+        return purpose
+
+    def expire(self, now: float) -> int:
+        """Give up requests unanswered for ``UNANSWERED_AFTER_S``; how many."""
+        old = [xid for xid, (_, _, sent) in self.pending.items() if now - sent > UNANSWERED_AFTER_S]
+        self._give_up(old)
+        return len(old)
+
+    def _give_up(self, xids: list[int]) -> None:
+        for xid in xids:
+            purpose, _, _ = self.pending.pop(xid)
+            self.adopting.pop(xid, None)
+            current = self.rounds.get(purpose)
+            if current is not None and xid in current.waiting:
+                for other in current.waiting - {xid}:
+                    self.pending.pop(other, None)
+                del self.rounds[purpose]
+
     def answered(self, xid: int, more: bool) -> bool:
         """One reply part for ``xid`` came; True when it completed its round."""
         if more:
             return False
-        purpose, _ = self.pending.pop(xid)
+        purpose, _, _ = self.pending.pop(xid)
         self.adopting.pop(xid, None)
         current = self.rounds.get(purpose)
         if current is None or xid not in current.waiting:
@@ -84,7 +111,7 @@ class StatsRequests:
 
     def disconnected(self, dpid: int) -> None:
         """A switch went: its requests will not be answered."""
-        for xid, (_, owner) in list(self.pending.items()):
+        for xid, (_, owner, _) in list(self.pending.items()):
             if owner == dpid:
                 del self.pending[xid]
                 self.adopting.pop(xid, None)

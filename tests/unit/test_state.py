@@ -86,6 +86,19 @@ def test_statistics_replies_are_matched_to_their_request_by_xid():
     assert stats.answered(newer[0][1].xid, more=False) is True
 
 
+def test_a_statistics_request_refused_or_never_answered_is_given_up_with_its_round():
+    stats = StatsRequests()
+    one, two = stats.start_round([1, 2], "feedback", now=0.0)
+    assert stats.failed(2, one[1].xid) is None  # not switch 2's request
+    assert stats.failed(1, one[1].xid) == "feedback"  # refused: the round is given up...
+    assert stats.purpose(2, two[1].xid) is None and stats.pending == {}  # ...switch 2's answer is nobody's
+    adopt = stats.request(1, "adopt", now=10.0)
+    stats.start_round([2], "traffic", now=30.0)
+    assert stats.expire(39.0) == 0 and stats.expire(40.5) == 1  # the adoption request, 30 s unanswered
+    assert stats.purpose(1, adopt.xid) is None and adopt.xid not in stats.adopting
+    assert stats.expire(61.0) == 1 and stats.pending == {} and stats.rounds == {}
+
+
 def _syn(sport):
     return tcp_frame("aa:bb:cc:dd:ee:ff", "02:00:00:00:00:02", "200.1.1.19", "117.78.6.19", sport, 80)
 
