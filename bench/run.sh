@@ -8,6 +8,7 @@ bash scripts/setup.sh
 .venv/bin/python bench/scale.py
 .venv/bin/python bench/health_cpu.py
 .venv/bin/python bench/api_cost.py
+.venv/bin/python bench/flows_explain.py
 if [ "$(id -u)" = 0 ]; then
   bash scripts/ovs.sh
   .venv/bin/python bench/arp_latency.py

@@ -2,15 +2,16 @@
 route, gateway, session), sessions as client -> VIP -> backend, foreign flows apart; and an
 ``ovs-ofctl dump-groups`` text: each ``selection: switch`` VIP's slots per backend.
 
-Parsing stands on the ``ovs`` package's flow parser (``ovs.flow.ofp.OFPFlow``); ownership comes
-from the cookie (:mod:`lbapp.pipeline.cookies`), names from the config when one is given.
+Parsing stands on the ``ovs`` package's flow parser (``ovs.flow.ofp.OFPFlow``), with a fast path for
+per-connection session flows (see ``_SESSION_LINE``); ownership comes from the cookie
+(:mod:`lbapp.pipeline.cookies`), names from the config when one is given.
 """
 from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from ovs.flow.ofp import OFPFlow
 
@@ -62,9 +63,10 @@ class Explanation:
     unparsed: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"stages": {k: [asdict(f) for f in v] for k, v in self.stages.items()},
-                "sessions": [asdict(s) for s in self.sessions],
-                "foreign": [asdict(f) for f in self.foreign], "unparsed": self.unparsed}
+        # what asdict gives for these flat records (scalar fields, in field order), 10x faster
+        return {"stages": {k: [dict(vars(f)) for f in v] for k, v in self.stages.items()},
+                "sessions": [dict(vars(s)) for s in self.sessions],
+                "foreign": [dict(vars(f)) for f in self.foreign], "unparsed": self.unparsed}
 
 
 class Namer:
@@ -75,8 +77,24 @@ class Namer:
         self.ctx = Context(cfg) if cfg else None
         self.scheme = self.ctx.scheme if self.ctx else macs.ComputedScheme()
         self.backend_by_id = self.ctx.backend_by_id if self.ctx else {}
+        # built once: a dump can hold 100k session flows, each named through here
+        self._kinds: dict[str, Callable[[cookies.Cookie], str]] = {
+            "gateway": lambda c: self.gateway(c.obj), "vip": lambda c: self.vip(c.vip),
+            "route": lambda c: self.route(c.obj), "backend": lambda c: self.backend(c.obj),
+            "fabricated": lambda c: self.fabricated_owner(c.obj), "session": lambda c: f"session {c.obj}",
+            "vip_or_balancer": lambda c: self.vip(c.vip) if c.vip else "balancer address",
+            "vip_backend": lambda c: f"{self.vip(c.vip)} / {self.backend(c.obj)}"}
+        self._macs: dict[int, tuple[str, str]] = {}
+        self._vips: dict[int, str] = {}
 
     def vip(self, vip_id: int) -> str:
+        # cached: each session names its VIP, and formatting an address is slow
+        name = self._vips.get(vip_id)
+        if name is None:
+            name = self._vips[vip_id] = self._vip(vip_id)
+        return name
+
+    def _vip(self, vip_id: int) -> str:
         if vip_id == cookies.LINGER_VIP:
             return "lingering (backend left the config, sessions live)"
         if self.cfg and 0 < vip_id <= len(self.cfg.vips):
@@ -106,20 +124,23 @@ class Namer:
 
     def name(self, kind: str, c: cookies.Cookie) -> str:
         """The owner of kind ``kind`` (a Table.owners value) that cookie ``c`` names."""
-        namers = {"gateway": lambda: self.gateway(c.obj), "vip": lambda: self.vip(c.vip),
-                  "route": lambda: self.route(c.obj), "backend": lambda: self.backend(c.obj),
-                  "fabricated": lambda: self.fabricated_owner(c.obj), "session": lambda: f"session {c.obj}",
-                  "vip_or_balancer": lambda: self.vip(c.vip) if c.vip else "balancer address",
-                  "vip_backend": lambda: f"{self.vip(c.vip)} / {self.backend(c.obj)}"}
-        if kind not in namers:
+        namer = self._kinds.get(kind)
+        if namer is None:
             raise ValueError(f"no owner kind {kind!r} (a table declaration names it)")
-        return namers[kind]()
+        return namer(c)
 
     def backend_of_mac(self, mac: int) -> str:
         try:
             return str(self.scheme.decode(mac))
         except macs.MacError:
             return "?"
+
+    def mac_shown(self, mac: int) -> tuple[str, str]:
+        """(backend, MAC text) of a fabricated MAC; cached, sessions share a few backends."""
+        shown = self._macs.get(mac)
+        if shown is None:
+            shown = self._macs[mac] = (self.backend_of_mac(mac), macs.format_mac(mac))
+        return shown
 
 
 def role_of(table: Table, priority: int) -> str | None:
@@ -150,7 +171,11 @@ def _flow(f: OFPFlow) -> Flow:
                 idle_age=info.get("idle_age"), idle_timeout=info.get("idle_timeout"))
 
 
-def _session(flow: Flow, parsed: OFPFlow, namer: Namer, c: cookies.Cookie) -> Session:
+# A connection's (client, VIP address, fabricated MAC) as its session flow gives them.
+Endpoints = tuple[str, str, int | None]
+
+
+def _ofp_endpoints(parsed: OFPFlow) -> Endpoints:
     m = parsed.match
     fab = None
     for action in parsed.actions:
@@ -162,36 +187,97 @@ def _session(flow: Flow, parsed: OFPFlow, namer: Namer, c: cookies.Cookie) -> Se
     dport = m.get("tp_dst") or m.get("tcp_dst") or m.get("udp_dst")
     client = f"{m['nw_src'].ip}:{int(sport.value)}" if "nw_src" in m and sport else "?"
     vip_addr = f"{m['nw_dst'].ip}:{int(dport.value)}" if "nw_dst" in m and dport else "?"
-    vip_name = namer.vip(c.vip)
-    return Session(session_id=c.obj, client=client,
-                   vip=vip_name if namer.cfg else f"{vip_addr}",
-                   backend=namer.backend_of_mac(fab) if fab is not None else "?",
-                   fabricated_mac=macs.format_mac(fab) if fab is not None else "?",
+    return client, vip_addr, fab
+
+
+# The fast path. A busy balancer's dump is nearly all per-connection session flows, and
+# ovs-ofctl prints them all in one shape (OpenFlow 1.3: flags, set_field; OpenFlow 1.0 with
+# Nicira stats: idle_age, mod_dl_dst): one anchored expression reads those ~20x faster than
+# OFPFlow. It takes only text OFPFlow reads to the very same values (canonical numbers, dotted
+# quads, lowercase MACs, the fields OVS prints, in its order); any other line goes to OFPFlow.
+_INT = r"(?:0|[1-9][0-9]*)"  # OFPFlow's int(v, 0) refuses leading zeros
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IP = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_MAC = r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}"
+_SESSION_LINE = re.compile(
+    rf" *cookie=(?P<cookie>0x[0-9a-f]+), duration=(?P<duration>[0-9]+(?:\.[0-9]+)?)s, table=(?P<table>{_INT}), "
+    rf"n_packets=(?P<packets>{_INT}), n_bytes=(?P<bytes>{_INT}), "
+    rf"(?:idle_timeout=(?P<idle_timeout>[0-9]+), )?(?:hard_timeout=[0-9]+, )?"
+    # OFPFlow fails on a flag followed by more info ("send_flow_rem idle_age=3,"): not taken here
+    rf"(?:send_flow_rem |(?:idle_age=(?P<idle_age>[0-9]+), )?(?:hard_age=[0-9]+, )?)"
+    rf"priority=(?P<priority>{_INT}),(?P<match>(?:tcp|udp),nw_src=(?P<src>{_IP}),nw_dst=(?P<dst>{_IP}),"
+    rf"tp_src=(?P<sport>{_INT}),tp_dst=(?P<dport>{_INT})) "
+    rf"actions=(?P<actions>(?:set_field:(?P<mac>{_MAC})->eth_dst|mod_dl_dst:(?P<mac10>{_MAC})),"
+    rf"(?:goto_table:{_INT}|resubmit\(,{_INT}\))) *")
+_PORT_MAX = 0xFFFF  # OFPFlow refuses a wider port
+
+
+def _fast_parse(line: str) -> tuple[Flow, re.Match] | None:
+    """A session flow line read by ``_SESSION_LINE``: the Flow OFPFlow would give; None when
+    the line is not in that shape."""
+    m = _SESSION_LINE.fullmatch(line)
+    if m is None:
+        return None
+    (cookie, duration, table, packets, n_bytes, idle_timeout, idle_age, priority, match, _, _, sport, dport,
+     actions, _, _) = m.groups()
+    if int(sport) > _PORT_MAX or int(dport) > _PORT_MAX:
+        return None
+    flow = Flow(table=int(table), priority=int(priority), cookie=hex(int(cookie, 16)), match=match,
+                actions=actions, packets=int(packets), bytes=int(n_bytes), duration=float(duration),
+                idle_age=None if idle_age is None else float(idle_age),
+                idle_timeout=None if idle_timeout is None else float(idle_timeout))
+    return flow, m
+
+
+def _reference_parse(line: str) -> tuple[Flow, OFPFlow] | None:
+    """Any line, read by the ``ovs`` package; None when it cannot."""
+    try:
+        parsed = OFPFlow(line)
+        return _flow(parsed), parsed
+    except Exception:  # noqa: BLE001 - a line the parser does not know is reported, not fatal
+        return None
+
+
+def _endpoints(source: re.Match | OFPFlow) -> Endpoints:
+    if isinstance(source, re.Match):
+        mac = source["mac"] or source["mac10"]
+        return f"{source['src']}:{source['sport']}", f"{source['dst']}:{source['dport']}", int(mac.replace(":", ""), 16)
+    return _ofp_endpoints(source)
+
+
+def _session(flow: Flow, endpoints: Endpoints, namer: Namer, c: cookies.Cookie) -> Session:
+    client, vip_addr, fab = endpoints
+    backend, fabricated_mac = namer.mac_shown(fab) if fab is not None else ("?", "?")
+    return Session(session_id=c.obj, client=client, vip=namer.vip(c.vip) if namer.cfg else vip_addr,
+                   backend=backend, fabricated_mac=fabricated_mac,
                    packets=flow.packets, bytes=flow.bytes, idle_age=flow.idle_age, duration=flow.duration)
 
 
 def explain(text: str, cfg: Config | None = None) -> Explanation:
     namer = Namer(cfg)
     out = Explanation(stages={t.name: [] for t in PIPELINE})
+    roles: dict[tuple[str, int], str | None] = {}
     for line in text.splitlines():
         if _NOT_A_FLOW.match(line):
             continue
-        try:
-            parsed = OFPFlow(line)
-            flow = _flow(parsed)
-        except Exception:  # noqa: BLE001 - a line the parser does not know is reported, not fatal
+        parsed = _fast_parse(line) or _reference_parse(line)
+        if parsed is None:
             out.unparsed.append(line.strip())
             continue
+        flow, source = parsed
         c = cookies.decode(int(flow.cookie, 16))
         table = BY_STAGE.get(c.stage) if c else None
         if c is None or table is None or table.table_id != flow.table:
             out.foreign.append(flow)
             continue
-        flow.stage, flow.role = table.name, role_of(table, flow.priority)
+        role_key = (table.name, flow.priority)
+        if role_key not in roles:
+            roles[role_key] = role_of(table, flow.priority)
+        flow.stage, flow.role = table.name, roles[role_key]
         flow.owner = owner_of(namer, table, flow.role, c)
         out.stages[table.name].append(flow)
         if table.name == "session" and flow.role == "connection":
-            out.sessions.append(_session(flow, parsed, namer, c))
+            out.sessions.append(_session(flow, _endpoints(source), namer, c))
     out.stages = {k: v for k, v in out.stages.items() if v}
     return out
 

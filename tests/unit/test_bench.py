@@ -1,5 +1,6 @@
 """The benchmarks run (they measure; the suite only checks they work and report)."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,11 @@ def test_api_cost_benchmark_runs_and_scrapes():
     assert run.returncode == 0, run.stderr
     scrapes = int(run.stdout.split(";")[1].split()[0])
     assert scrapes >= 2 and "scraped / without" in run.stdout, run.stdout
+
+
+def test_flows_explain_benchmark_runs_and_explains_every_session():
+    run = subprocess.run([sys.executable, "bench/flows_explain.py", "--sessions", "300", "--runs", "1"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert re.search(r"^\s*300 table\s+[\d.]+$", run.stdout, re.M) and re.search(r"^\s*300 json\s+[\d.]+$",
+                                                                                 run.stdout, re.M), run.stdout

@@ -81,3 +81,165 @@ def test_groups_explained_as_slots_per_backend():
     assert ours.owner.startswith("VIP web 117.78.6.19:80/tcp") and ours.kind == "select"
     assert ours.slots == {"10.11.12.11": 2, "10.11.12.13": 1}
     assert foreign.owner == "not lbapp's" and foreign.slots == {"?": 1}
+
+
+# --- the fast path for session flows (lbapp/flows.py, _SESSION_LINE) against the ovs parser ---
+
+sys.path.insert(0, str(ROOT / "bench"))
+import flows_explain  # noqa: E402  (the benchmark's dump generator)
+
+from lbapp import flows as flows_module  # noqa: E402
+
+
+def _odd(line: str, rng) -> str:
+    """One session line bent the way a dump from another OVS, an older tool or a hand could be."""
+    swaps = [
+        (", send_flow_rem ", ", "),  # no flags
+        (", send_flow_rem ", ", send_flow_rem idle_age=3, "),  # OFPFlow cannot read this
+        (", send_flow_rem ", ", idle_age=7, hard_age=2, "),
+        (", send_flow_rem ", ", check_overlap "),
+        ("idle_timeout=", "hard_timeout=60, idle_timeout="),  # out of OVS's order
+        ("idle_timeout=20, ", "idle_timeout=20, hard_timeout=60, "),
+        ("idle_timeout=20, ", "importance=5, "),
+        ("idle_timeout=20, ", ""),
+        ("table=20, ", ""),  # no table: table 0 to OFPFlow
+        ("duration=", "table=20, duration="),
+        ("cookie=0x1b3", "cookie=0x1B3"),
+        ("cookie=0x1b3", "cookie=0x2b3"),  # not lbapp's
+        ("table=20,", "table=21,"),
+        ("priority=100,", "priority=99,"),
+        ("priority=100,", "priority=0100,"),
+        ("priority=100,tcp,", "tcp,priority=100,"),
+        ("tp_src=", "tcp_src="),
+        ("tp_src=", "tp_src=0"),
+        ("tp_dst=", "tp_dst=9"),  # 5 digits, some above 65535
+        ("nw_src=200.1.", "nw_src=200.001."),
+        ("nw_dst=117.78.6.19", "nw_dst=117.78.6.0/24"),
+        ("->eth_dst", "->eth_src"),
+        ("set_field:aa:bb", "set_field:AA:BB"),
+        ("goto_table:30", "resubmit(,30)"),
+        ("goto_table:30", "goto_table:30,output:2"),
+        ("goto_table:30", "goto_table:030"),
+        (" actions=", "  actions="),
+        ("duration=", "duration=1"),
+        ("s, table=", ".5s, table="),
+    ]
+    old, new = rng.choice(swaps)
+    line = line.replace(old, new, 1)
+    if rng.random() < 0.2:
+        line = line.lstrip() if rng.random() < 0.5 else line + "  "
+    return line
+
+
+def _mixed_dump(seed: int = 1) -> list[str]:
+    import random
+    rng = random.Random(seed)
+    of13 = flows_explain.session_lines(150, seed=seed)
+    of10 = flows_explain.session_lines(100, seed=seed + 1, of10=True)
+    odd = [_odd(line, rng) for line in rng.sample(of13 + of10, 120)]
+    broken = [" cookie=0x1b30000100000001, duration=1.5s, table=20 priority=100,tcp",  # no actions
+              "cookie=0x1b30000100000002 actions=drop actions=drop", "not a flow at all"]
+    lines = flows_explain.static_lines() + of13 + of10 + odd + broken
+    rng.shuffle(lines)
+    return ["NXST_FLOW reply (xid=0x4):"] + lines
+
+
+def test_fast_path_reads_session_flows_as_the_ovs_parser_does():
+    lines = _mixed_dump()
+    taken = 0
+    for line in lines:
+        fast = flows_module._fast_parse(line)
+        if fast is None:
+            continue
+        taken += 1
+        reference = flows_module._reference_parse(line)
+        assert reference is not None, line
+        assert fast[0] == reference[0], line
+        assert flows_module._endpoints(fast[1]) == flows_module._endpoints(reference[1]), line
+    assert taken >= 250  # the plain OpenFlow 1.3 and 1.0 session lines at least
+
+
+def test_explain_with_and_without_the_fast_path_agree(monkeypatch):
+    text = "\n".join(_mixed_dump(seed=2))
+    for cfg in (CFG, None):
+        fast = explain(text, cfg)
+        with monkeypatch.context() as m:
+            m.setattr(flows_module, "_fast_parse", lambda line: None)
+            reference = explain(text, cfg)
+        assert fast == reference
+        assert fast.to_json() == reference.to_json()
+        assert len(fast.sessions) >= 250 and fast.unparsed and fast.foreign
+
+
+def test_malformed_session_line_is_unparsed():
+    good = flows_explain.session_lines(1)[0]
+    for bad in (good.replace("tp_src=", "tp_src=4x"), good.replace("tp_src=1025", "tp_src=70000"),
+                good.replace(" actions=", " "), good.replace("send_flow_rem", "send_flow_rem idle_age=1,")):
+        result = explain(bad, CFG)
+        assert result.unparsed == [bad.strip()] and not result.sessions, bad
+    assert len(explain(good, CFG).sessions) == 1
+
+
+def test_to_json_is_what_asdict_gives():
+    from dataclasses import asdict
+    result = explain("\n".join(_mixed_dump(seed=3)), CFG)
+    assert result.to_json() == {"stages": {k: [asdict(f) for f in v] for k, v in result.stages.items()},
+                                "sessions": [asdict(s) for s in result.sessions],
+                                "foreign": [asdict(f) for f in result.foreign], "unparsed": result.unparsed}
+    assert list(result.to_json()["sessions"][0]) == [f for f in asdict(result.sessions[0])]
+
+
+# --- the CLI's fast output paths against rich and json ---
+
+def test_json_text_is_json_dump_indent_2():
+    from lbapp.cli.flows import json_text
+    doc = explain("\n".join(_mixed_dump(seed=4)), CFG).to_json()
+    docs = [doc, {}, [], {"a": []}, {"a": {}}, [{"x": 1}], [{}], [[1, 2], {"k": [{"a": None}]}],
+            {1: "int key", "b": [{"s": 'x},\0{"y": "\x01é\n', "f": float("nan"), "t": True, "n": None}]},
+            [{"a": 1, "b": [1]}, {"a": 2}], "text", 3.5, None]
+    for value in docs:
+        assert "".join(json_text(value)) == json.dumps(value, indent=2)
+
+
+def _render(rows, width=160, fast=True):
+    """The sessions table as printed to a file (no colour): by print_table, or all by rich."""
+    import io
+    from rich.console import Console
+    from lbapp.cli import flows as cli_flows
+    console = Console(file=io.StringIO(), width=width)
+    if fast:
+        cli_flows.print_table(console, lambda: cli_flows._sessions_table(len(rows)), rows)
+    else:
+        cli_flows._print_all(console, cli_flows._sessions_table(len(rows)), rows)
+    return console.file.getvalue()
+
+
+def _session_rows(text, cfg=CFG):  # as lbapp.cli.flows.show makes them
+    from lbapp.cli.flows import _age
+    return [(str(s.session_id), s.client, s.vip, f"{s.backend} ({s.fabricated_mac})", str(s.packets),
+             str(s.bytes), _age(s.idle_age), _age(s.duration))
+            for s in sorted(explain(text, cfg).sessions, key=lambda s: s.session_id)]
+
+
+def test_sessions_table_printed_as_rich_prints_it(monkeypatch):
+    from lbapp.cli import flows as cli_flows
+    rows = _session_rows("\n".join(_mixed_dump(seed=5)))
+    calls = []
+    real = cli_flows._print_all
+    monkeypatch.setattr(cli_flows, "_print_all", lambda *a: calls.append(1) or real(*a))
+    assert _render(rows) == _render(rows, fast=False)
+    assert calls == [1]  # the reference only: the fast path printed
+    # odd cells; those the fast path leaves to rich: markup, emoji codes, non-ASCII, tabs, wide
+    # text; and a narrow console
+    odd = ("VIP [bold]x[/bold]", "VIP :ab: x", "a:b:c", "VIP é", "tab\tx", "VIP " + "w" * 120, "VIP  two  spaces ",
+           " lead", "", " ", "100%", "%s")
+    for case in [rows[:5] + [rows[5][:2] + (v,) + rows[5][3:]] for v in odd] + [rows[:3], []]:
+        assert _render(case) == _render(case, fast=False)
+    assert _render(rows, width=80) == _render(rows, width=80, fast=False)
+
+
+def test_cli_table_of_a_dump_without_config():
+    args = [sys.executable, "-m", "lbapp.cli.main", "flows", "-f", "-"]
+    text = flows_explain.dump(50)
+    out = subprocess.run(args, input=text, capture_output=True, text=True, cwd=ROOT)
+    assert "sessions: 50" in out.stdout and "117.78.6.19:80 " in out.stdout and out.returncode == 0
