@@ -18,7 +18,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from lbapp import api
+from lbapp import api, oskenfix
 from lbapp.config import ConfigError, load_config
 from lbapp.config.load import read_config_text
 from lbapp.configedit import change_backend, write_atomically
@@ -49,6 +49,7 @@ class LbApp(app_manager.OSKenApp):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        oskenfix.apply()  # before any switch connects: ended connections must not keep their threads
         self.config_path = cfg.CONF.lbapp.config or os.environ.get("LBAPP_CONFIG")
         if not self.config_path:
             raise RuntimeError("lbapp needs a config file: [lbapp] config = FILE, or LBAPP_CONFIG=FILE")
@@ -161,6 +162,8 @@ class LbApp(app_manager.OSKenApp):
         live = self.connections.get(dp.id, [])
         if dp in live:
             live.remove(dp)
+        if not live:
+            self.connections.pop(dp.id, None)  # no key per datapath id ever seen
         if dp.id is None or self.datapaths.get(dp.id) is not dp:
             return  # not the connection in use: nothing changes for the switch
         if live:  # another connection claiming the id is still there: it keeps the switch served

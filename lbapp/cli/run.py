@@ -171,6 +171,9 @@ def serve(app_modules: list[str], on_hup: Callable[[list], None] | None = None) 
     """
     from os_ken.base.app_manager import AppManager
 
+    from lbapp import oskenfix
+
+    oskenfix.apply()  # any app served here: an ended connection's threads end
     manager = AppManager.get_instance()
     try:
         manager.load_apps(app_modules)
