@@ -154,7 +154,8 @@ class LbApp(app_manager.OSKenApp):
                         "the newest is used, the other takes over if it goes", dpid, _peer(dp), _peer(live[-1]))
         live.append(dp)
         self.datapaths[dpid] = dp
-        self._call(self.balancer.switch_connected, dpid, time.time())
+        # a second claim while one is live is no reconnect of the switch: its ports stay as learned
+        self._call(self.balancer.switch_connected, dpid, time.time(), len(live) == 1)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _dead(self, ev) -> None:
@@ -170,7 +171,7 @@ class LbApp(app_manager.OSKenApp):
             LOG.warning("switch %016x: the connection from %s went; the one from %s, still live, is used",
                         dp.id, _peer(dp), _peer(live[-1]))
             self.datapaths[dp.id] = live[-1]
-            self._call(self.balancer.switch_connected, dp.id, time.time())  # its pipeline, as we know it
+            self._call(self.balancer.switch_connected, dp.id, time.time(), False)  # its pipeline, as we know it
             return
         del self.datapaths[dp.id]
         with self.lock:

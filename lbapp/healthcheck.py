@@ -115,11 +115,11 @@ class Checker:
         return out
 
     def _pins(self, lb: "Balancer", states, health: str) -> list[Out]:
-        """``selection: switch`` VIPs: a failed backend's pin flow goes, and comes back with it."""
+        """A failed backend's pin flow goes, and comes back with it."""
         out = []
         for state in states:
             vip = lb.running.vips.by_id[state.vip_id]
-            if not vip.switch_picks:
+            if vip.model.external_director:
                 continue
             for dpid in lb.balancers_connected():
                 ctx = lb.running.sites[dpid].ctx
@@ -144,5 +144,6 @@ class Checker:
                 out.append((dpid, session.selection_group(ctx, vip_id, slots[vip_id][1], ofp.OFPGC_MODIFY)))
                 refusing = None in slots[vip_id][1]
                 if refusing != (None in before.get(vip_id, (None, [None]))[1]):  # no backend left, or one again
-                    out.append((dpid, session.pick_flow(ctx, vip_id, running.vips.by_id[vip_id].model, refusing)))
+                    out.append((dpid, session.pick_flow(ctx, vip_id, running.vips.by_id[vip_id].model, refusing,
+                                                        vip_id in running.overloaded)))
         return out

@@ -40,11 +40,12 @@ def predict(balancer, vip_ref: str, client: str, now: float) -> dict[str, Any] |
     if vip.model.external_director:
         return answer | {"picked_by": "director", "backend": None,
                          "why": "an external director picks for this VIP; lbapp only translates"}
-    if vip.switch_picks:
+    if vip.switch_picks or vip.id in balancer.running.overloaded:
         slots = balancer.running.slots.get(vip.id)
         shares = ", ".join(f"{b} {n}" for b, n in slot_counts(slots[1]).items()) if slots else ""
         return answer | {"picked_by": "switch", "backend": None,
-                         "why": "the switch hashes the five-tuple (dp_hash) into one of 256 slots: "
+                         "why": ("overloaded: " if vip.controller_picks else "")
+                                + "the switch hashes the five-tuple (dp_hash) into one of 256 slots: "
                                 + (f"slots per backend {shares}" if shares else "no backend: refused")}
     backend, why = vip.scheduler.predict(key, balancer.sessions.counts(vip.id), now)
     if backend is None:

@@ -14,8 +14,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from os_ken.ofproto import ofproto_v1_3 as ofp
+
 from lbapp.config import Config
-from lbapp.pipeline import assembly
+from lbapp.pipeline import assembly, meters
 from lbapp.shared import VipBackend
 from lbapp.state.groups import SelectGroups
 from lbapp.state.health import Health, Target
@@ -48,6 +50,8 @@ def plan_reload(before: Running, cfg: Config, lingering: Lingering, groups: Sele
         tables = static.tables if static.roles else assembly.all_tables()
         site = after.sites.get(dpid)
         added, gone = groups.change(site.ctx if site else None, dpid, after.slots)
+        if site is not None:  # the punt meter at the new limit, before the flows that use it
+            added = [meters.punt_meter(site.ctx, ofp.OFPMC_MODIFY if dpid in before.sites else ofp.OFPMC_ADD)] + added
         out += [(dpid, m) for m in added + static.flows + assembly.stale(tables, before.generation) + gone]
         LOG.info("switch %016x reconfigured as %s: %d flows (generation %d)", dpid, "+".join(static.roles) or "nothing",
                  len(static.flows), after.generation)

@@ -19,7 +19,8 @@ from lbapp import mac as macs
 from lbapp import packets
 from lbapp.config import Config
 from lbapp.healthcheck import Checker
-from lbapp.pipeline import assembly, cookies, next_hop
+from lbapp.pipeline import assembly, cookies, meters, next_hop
+from lbapp.pipeline import session as session_flows
 from lbapp.pipeline.actions import L4, PROTO_NAMES, output
 from lbapp.pipeline.fastpath import packet_out_to_table
 from lbapp.reload import plan_reload
@@ -28,6 +29,7 @@ from lbapp.snapshot import snapshot
 from lbapp.state.groups import SelectGroups
 from lbapp.state.latency import LatencyHistogram
 from lbapp.state.lingering import Lingering
+from lbapp.state import overload
 from lbapp.state.nexthops import Gateway
 from lbapp.state.rates import PACKET_INS, Rates
 from lbapp.state.running import Running, Site, derive, take
@@ -81,12 +83,16 @@ class Balancer:
 
     # --- switch lifecycle ---
 
-    def switch_connected(self, dpid: int, now: float) -> list[Out]:
-        """Sweep our stale static flows, install this switch's pipeline, probe gateways."""
+    def switch_connected(self, dpid: int, now: float, relearn: bool = True) -> list[Out]:
+        """Sweep our stale static flows, install this switch's pipeline, probe gateways. Without
+        ``relearn`` (another connection claims a switch that is still connected, or the one that
+        stayed is in use again) the next hops stay as learned until a probe says otherwise:
+        nothing renumbered the switch's ports."""
         self.connected.add(dpid)
         site = self.running.sites.get(dpid)
         if site is not None:
-            site.next_hops.forget_port()
+            if relearn:
+                site.next_hops.forget_port()
             site.next_hops.probe_soon()
         static = assembly.static_flows(self.running, self.lingering, dpid)
         if not static.roles:
@@ -97,7 +103,8 @@ class Balancer:
         sweep = assembly.sweep(static.tables)
         flows, groups, adopt = static.flows, [], []
         if site is not None:
-            groups = self.groups.install(site.ctx, dpid, self.running.slots)
+            groups = [meters.remove_punt_meter(), meters.punt_meter(site.ctx)]  # an earlier run's, replaced
+            groups += self.groups.install(site.ctx, dpid, self.running.slots)
             flows = flows + self.lingering.pin_flows(site.ctx, dpid)  # the switch may have lost them
             # sessions an earlier run (or this one, before a reconnect) left in the switch: read
             # them back, so counts and flow-removed messages know them
@@ -129,9 +136,8 @@ class Balancer:
         session statistics requests when dynamic feedback is due."""
         out: list[Out] = self.checker.tick(self, now)
         if self.rates.due(now):
-            counts = Counter(self.sessions.total)
-            counts[PACKET_INS] = self.packet_ins
-            self.rates.sample(now, counts)
+            self.rates.sample(now, self._counts())
+            out += self._weigh_overload(now)
         feedback = self.running.backends.feedback
         balancers = self.balancers_connected()
         if feedback is not None and feedback.due(now):
@@ -152,6 +158,41 @@ class Balancer:
             for gw in site.next_hops.due_probes(now):
                 data = packets.arp_request(site.ctx.balancer_mac, site.ctx.balancer_ip, gw.ip)
                 out.append((dpid, packet_out(data, ofp.OFPP_CONTROLLER, [output(ofp.OFPP_FLOOD)])))
+        return out
+
+    def _counts(self) -> Counter:
+        """What the rates follow: connections per (VIP id, backend) and per VIP id, packet-ins."""
+        counts = Counter(self.sessions.total)
+        for (vip_id, _), n in self.sessions.total.items():
+            counts[vip_id] += n
+        counts[PACKET_INS] = self.packet_ins
+        return counts
+
+    def _weigh_overload(self, now: float) -> list[Out]:
+        """Hand a controller-picked VIP flooded with new connections to the switch's own path,
+        and back once the flood is over (lbapp.state.overload)."""
+        settings = self.cfg.balancer
+        mine = [vip.id for vip in self.running.vips if vip.controller_picks]
+        verdict = overload.decide(self.running.overloaded, {v: self.rates.per_second(v) for v in mine}, mine,
+                                  settings.overload_above, settings.overload_hold, now)
+        for vip_id in verdict.entered:
+            LOG.warning("%s: %.0f new connections/s, over %d: the switch picks for it (its select group, pinned in "
+                        "conntrack) for %g s at least", self.running.vips.by_id[vip_id], self.rates.per_second(vip_id),
+                        settings.overload_above, settings.overload_hold)
+        for vip_id in verdict.left:
+            if vip_id in self.running.vips.by_id:
+                LOG.warning("%s: the controller picks for it again", self.running.vips.by_id[vip_id])
+        return self._pick_flows([v for v in verdict.entered + verdict.left if v in self.running.vips.by_id])
+
+    def _pick_flows(self, vip_ids: list[int]) -> list[Out]:
+        """Each VIP's pick flow, as the running state has it, on every connected balancer."""
+        running, out = self.running, []
+        for dpid in self.balancers_connected():
+            ctx = running.sites[dpid].ctx
+            for vip_id in vip_ids:
+                slots = running.slots.get(vip_id, (None, [None]))[1]
+                out.append((dpid, session_flows.pick_flow(ctx, vip_id, running.vips.by_id[vip_id].model, None in slots,
+                                                          vip_id in running.overloaded)))
         return out
 
     # --- packet-in ---

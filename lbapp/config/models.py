@@ -51,6 +51,13 @@ class BalancerModel(_Model):
     mac: str
     arp_proxy: Literal["switch", "controller"] = "switch"
     probe_interval: float = Field(10.0, gt=0)
+    # a flood of new connections (spoofed SYNs) must not swamp the controller: the switch sends
+    # it at most punt_limit first packets per second (an OpenFlow meter), and a controller-picked
+    # VIP that gets more than overload_above new connections per second is handed to the switch's
+    # own path (its select group, pinned in conntrack) for overload_hold seconds at least
+    punt_limit: int = Field(4000, ge=1, le=1_000_000)
+    overload_above: int = Field(2000, ge=0, le=1_000_000, description="0: never")
+    overload_hold: float = Field(10.0, gt=0, le=3600)
 
     @field_validator("dpid", mode="before")
     @classmethod

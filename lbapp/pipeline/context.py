@@ -85,11 +85,12 @@ class Context:
 class SwitchView:
     """What a stage builder sees of one switch: its id, its view of the config, and (on a
     balancer) each gateway's learned MAC and port, by gateway name, the (VIP id, backend)s whose
-    pinned connections must not stay on them (failed health checks), and the ``selection:
-    switch`` VIPs with no backend left to pick."""
+    pinned connections must not stay on them (failed health checks), the VIPs with no backend
+    left to pick, and the controller-picked VIPs under overload (lbapp.state.overload)."""
 
     dpid: int
     ctx: Context
     gateways: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
     withheld_pins: frozenset[tuple[int, IPv4]] = frozenset()
-    refusing: frozenset[int] = frozenset()  # selection: switch VIPs with no backend to pick
+    refusing: frozenset[int] = frozenset()  # VIPs with no backend to pick
+    overloaded: frozenset[int] = frozenset()  # controller-picked VIPs the switch picks for meanwhile

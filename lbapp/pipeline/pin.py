@@ -1,5 +1,6 @@
-"""Stage pin (table 25): commit connections the switch picked a backend for to conntrack, with
-the backend's address (left in reg1 by the select group's bucket) as the connection's mark."""
+"""Stage pin (table 25): commit connections the switch picked a backend for (``selection:
+switch``, or a controller VIP under overload) to conntrack, with the backend's address (left in
+reg1 by the select group's bucket) as the connection's mark."""
 from __future__ import annotations
 
 from lbapp.pipeline import cookies
@@ -12,7 +13,7 @@ TABLE = TABLES["pin"]
 
 def balancer_flows(view: SwitchView) -> list:
     ctx = view.ctx
-    if not any(vip.selection == "switch" for _, vip in ctx.balanced_vips()):
+    if not ctx.balanced_vips():
         return []  # the stage is empty unless a VIP uses it (declared optional: no miss flow then)
     cookie = cookies.make(TABLE.stage, generation=ctx.generation)
     return [TABLE.flow("commit", {"eth_type": ETH_TYPE_IP}, cookie=cookie,

@@ -1,5 +1,6 @@
-"""Stage session (table 20): per-connection translation rules chosen by the scheduler, or, for
-a VIP with ``selection: switch``, the select group that picks in the switch."""
+"""Stage session (table 20): per-connection translation rules chosen by the controller's
+scheduler, connections pinned in conntrack to the backend the switch's select group chose, and
+where a new connection goes (the controller, or the group)."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -12,7 +13,7 @@ from lbapp.pipeline import cookies
 from lbapp.pipeline.actions import (ETH_TYPE_IP, L4, PROTO_NAMES, conntrack, group, load, resubmit, set_field,
                                     to_controller)
 from lbapp.pipeline.context import Context, SwitchView
-from lbapp.pipeline.tables import CT_TRACKED, CT_ZONE, REG_PICKED, TABLES, vip_group_id
+from lbapp.pipeline.tables import CT_TRACKED, CT_ZONE, METER_PUNT, REG_PICKED, TABLES, vip_group_id
 from lbapp.shared import ConnKey, IPv4
 
 TABLE = TABLES["session"]
@@ -41,17 +42,18 @@ def remove(key: ConnKey, vip_id: int, session_id: int):
 
 
 def balancer_flows(view: SwitchView) -> list:
+    """Per VIP: its first packets through conntrack, a pinned connection to its backend, a new
+    one to the controller (``selection: controller``, unless overloaded) or the VIP's select
+    group (``selection: switch``, or a controller VIP during an overload)."""
     ctx = view.ctx
     flows = []
     for vip_id, vip in ctx.balanced_vips():
         to_vip = _vip_match(vip)
         cookie = cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id)
-        if vip.selection == "controller":
-            flows.append(TABLE.flow("new_connection", to_vip, cookie=cookie, actions=[to_controller()]))
-            continue
         flows.append(TABLE.flow("new_connection", dict(to_vip, ct_state=(0, CT_TRACKED)), cookie=cookie,
                                 actions=[conntrack(CT_ZONE, table=TABLE.table_id)]))
-        flows.append(pick_flow(ctx, vip_id, vip, refusing=vip_id in view.refusing))
+        flows.append(pick_flow(ctx, vip_id, vip, refusing=vip_id in view.refusing,
+                               overloaded=vip_id in view.overloaded))
         # every backend the VIP names keeps its pinned connections, drained or down ones too,
         # unless its health check failed (then they are picked afresh)
         flows += [pinned_flow(ctx, vip_id, vip, backend.ip) for backend in vip.backends
@@ -59,12 +61,15 @@ def balancer_flows(view: SwitchView) -> list:
     return flows
 
 
-def pick_flow(ctx: Context, vip_id: int, vip, refusing: bool):
-    """A new connection to a ``selection: switch`` VIP goes to its select group, or, while no
-    backend can take it (``refusing``), to the controller, which refuses it at once."""
+def pick_flow(ctx: Context, vip_id: int, vip, refusing: bool, overloaded: bool = False):
+    """A new connection to the VIP: to the controller, through the punt meter, when it picks
+    (``selection: controller``, not overloaded) or when no backend can take it (``refusing``:
+    it refuses at once); else to the VIP's select group."""
     cookie = cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id)
+    to_controller_now = refusing or (vip.selection == "controller" and not overloaded)
     return TABLE.flow("pick", dict(_vip_match(vip), ct_state=(CT_TRACKED, CT_TRACKED)), cookie=cookie,
-                      actions=[to_controller() if refusing else group(vip_group_id(vip_id))])
+                      actions=[to_controller() if to_controller_now else group(vip_group_id(vip_id))],
+                      meter=METER_PUNT if to_controller_now else None)
 
 
 def pinned_flow(ctx: Context, vip_id: int, vip, backend: IPv4):

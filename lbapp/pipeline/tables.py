@@ -40,6 +40,12 @@ def group_vip(group_id: int) -> int | None:
     return vip_id if group_id == GROUP_TAG | vip_id else None
 
 
+# Meters: the one on the balancer's flows that send a new connection's first packet to the
+# controller, at balancer.punt_limit packets per second (a SYN flood then costs the controller
+# no more than that).
+METER_PUNT = 0x1B
+
+
 # Conntrack: connections the switch picked for are committed in this zone with their backend's
 # IPv4 address as ct_mark, so a connection stays on its backend when the slots move. (The commit
 # happens in the pin stage: OVS runs group buckets as action sets, which drop ct().)
@@ -83,16 +89,17 @@ class Table:
 
     def flow(self, priority: str, match: dict[str, Any], *, cookie: int,
              actions: Sequence[Any] = (), goto: str | None = None, priority_offset: int = 0,
-             idle_timeout: int = 0, hard_timeout: int = 0, send_flow_removed: bool = False
-             ) -> parser.OFPFlowMod:
-        """An OFPFlowMod (add) for this table, checked against the declaration."""
+             idle_timeout: int = 0, hard_timeout: int = 0, send_flow_removed: bool = False,
+             meter: int | None = None) -> parser.OFPFlowMod:
+        """An OFPFlowMod (add) for this table, checked against the declaration; ``meter``: the
+        meter its packets pass first."""
         unknown = set(match) - self.match_fields
         if unknown:
             raise PipelineError(f"table {self.name} does not match on {', '.join(sorted(unknown))}")
         if cookies.stage_of(cookie) != self.stage:
             raise PipelineError(f"table {self.name}: cookie {cookie:#x} belongs to stage "
                                 f"{cookies.stage_of(cookie)}, not {self.stage}")
-        instructions = []
+        instructions = [parser.OFPInstructionMeter(meter, ofp.OFPIT_METER)] if meter is not None else []
         if actions:
             instructions.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, list(actions)))
         if goto is not None:
@@ -192,15 +199,16 @@ PIPELINE: tuple[Table, ...] = (
               "for each live connection, a priority-100 flow matching its 5-tuple sets eth_dst to "
               "the backend's fabricated MAC and goes to translate; idle timeout from the VIP, "
               "flow-removed reported",
-              "for each VIP with `selection: controller`, a priority-10 flow sends the first packet of "
-              "a new connection to the controller",
-              "for each VIP with `selection: switch`, a priority-10 flow sends untracked packets "
-              "through conntrack (zone 27) back to this table; a priority-30 flow per backend matching "
-              "`ct_mark=backend IP` sets eth_dst to its fabricated MAC and goes to translate (the "
-              "connection is pinned); a priority-20 flow sends the rest to the VIP's select group: "
-              "OVS hashes the five-tuple (dp_hash) into one of 256 buckets, each loading its slot's "
-              "backend IP into reg1, setting eth_dst to its fabricated MAC and resubmitting to pin; "
-              "the controller keeps the slots",
+              "for each VIP, a priority-10 flow sends packets without a session through conntrack "
+              "(zone 27) back to this table; a priority-30 flow per backend matching `ct_mark=backend IP` "
+              "sets eth_dst to its fabricated MAC and goes to translate (a connection the switch pinned)",
+              "for each VIP, a priority-20 flow takes the rest (new connections): with `selection: "
+              "controller` to the controller, through the punt meter (balancer.punt_limit per second); "
+              "with `selection: switch`, or a controller VIP while overloaded (over "
+              "balancer.overload_above new connections per second), to the VIP's select group: OVS "
+              "hashes the five-tuple (dp_hash) into one of 256 buckets, each loading its slot's backend "
+              "IP into reg1, setting eth_dst to its fabricated MAC and resubmitting to pin; the "
+              "controller keeps the slots",
               "priority 0: drop")),
     Table("pin", 25, cookies.STAGE_PIN,
           "Pin a connection the switch picked a backend for: commit it to conntrack with the "

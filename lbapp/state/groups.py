@@ -1,5 +1,7 @@
-"""The select groups of ``selection: switch`` VIPs: each VIP's slot table (which backend each of
-the 256 dp_hash buckets names) and which balancer holds which VIP's group."""
+"""The select groups of the VIPs a balancer schedules: each VIP's slot table (which backend each
+of the 256 dp_hash buckets names) and which balancer holds which VIP's group. A ``selection:
+switch`` VIP picks by its group always; a controller-picked one during an overload
+(lbapp.state.overload)."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -17,12 +19,12 @@ Slots = list[IPv4 | None]
 
 def derive_slots(vips, weights: Callable[[int], list[BackendWeight]], previous: dict | None = None
                  ) -> dict[int, tuple[object, Slots]]:
-    """VIP id -> (VIP key, slot table) for the VIPs the switch picks for. A slot keeps its
+    """VIP id -> (VIP key, slot table) for the VIPs a balancer schedules. A slot keeps its
     backend unless the new weights take it away; matched by key, since an id a removed VIP
     freed may now be another VIP's."""
     old = {key: table for key, table in (previous or {}).values()}
     return {vip.id: (vip.key, slot_tables.assign(weights(vip.id), old.get(vip.key)))
-            for vip in vips if vip.switch_picks}
+            for vip in vips if vip.controller_picks or vip.switch_picks}
 
 
 class SelectGroups:

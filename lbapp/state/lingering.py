@@ -33,14 +33,15 @@ class Lingering:
     def after_reload(self, old: Config, new: Config, live: Iterable[VipBackend], balancers: set[int]
                      ) -> "Lingering":
         """What lingers once ``new`` replaces ``old`` (this object is left as it is): pins of
-        backends that left a ``selection: switch`` VIP (on ``balancers``, the connected ones), and
+        backends that left a VIP (on ``balancers``, the connected ones), and
         the source NAT of every live (VIP, backend) the new config no longer serves."""
         after = Lingering()
         now_served = served(new)
         after.pins = {pair: set(dpids) for pair, dpids in self.pins.items() if pair not in now_served}
-        old_switch = {VipKey.of(v): {b.ip for b in v.backends} for v in old.vips if v.selection == "switch"}
+        # a controller-picked VIP's connections are pinned in conntrack too, during an overload
+        old_switch = {VipKey.of(v): {b.ip for b in v.backends} for v in old.vips if not v.external_director}
         for vip in new.vips:
-            if vip.selection != "switch" or vip.external_director:
+            if vip.external_director:
                 continue
             key = VipKey.of(vip)
             for backend in sorted(old_switch.get(key, set()) - {b.ip for b in vip.backends}):

@@ -3,7 +3,7 @@ backend-state model, each balancer's view and learned next hops, the select grou
 A reload derives a new one from the old one and the new config, leaving the old one as it is."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from lbapp.config import Config
@@ -32,8 +32,11 @@ class Running:
     sites: dict[int, Site]  # balancer dpid -> its site
     vips: VipTable
     backends: Backends
-    slots: dict[int, tuple[VipKey, Slots]]  # selection: switch VIP id -> (its key, its slot table)
+    slots: dict[int, tuple[VipKey, Slots]]  # balanced VIP id -> (its key, its slot table)
     reweigh: list[Vip]  # VIPs whose kept scheduler takes the new weights when this is taken
+    # controller-picked VIPs the switch picks for during an overload: id -> when last seen over
+    # the limit (lbapp.state.overload)
+    overloaded: dict[int, float] = field(default_factory=dict)
 
 
 def derive(cfg: Config, generation: int, previous: Running | None = None,
@@ -54,8 +57,12 @@ def derive(cfg: Config, generation: int, previous: Running | None = None,
             hops.keep_learned(previous.sites[b.dpid].next_hops)
         sites[b.dpid] = Site(Context(cfg, b, generation, ids), hops)
     slots = derive_slots(vips, backends.weights, previous.slots if previous else None)
+    # an overload goes on through a reload for the VIPs the controller still picks for
+    overloaded = {vip.id: previous.overloaded[previous.vips.by_key[vip.key].id] for vip in vips
+                  if previous and vip.controller_picks and vip.key in previous.vips.by_key
+                  and previous.vips.by_key[vip.key].id in previous.overloaded}
     return Running(cfg, generation, Context(cfg, generation=generation, vip_ids=ids), sites, vips, backends, slots,
-                   kept)
+                   kept, overloaded)
 
 
 def take(running: Running) -> None:

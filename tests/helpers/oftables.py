@@ -172,12 +172,15 @@ class Flow:
     match: Match
     actions: list
     goto: int | None
+    meter: int | None = None  # the meter its packets pass first (the model lets every packet through)
 
     @classmethod
     def of(cls, mod: parser.OFPFlowMod) -> Flow:
-        actions, goto = [], None
+        actions, goto, meter = [], None, None
         for ins in mod.instructions:
-            if isinstance(ins, parser.OFPInstructionActions) and ins.type == ofp.OFPIT_APPLY_ACTIONS:
+            if isinstance(ins, parser.OFPInstructionMeter):
+                meter = ins.meter_id
+            elif isinstance(ins, parser.OFPInstructionActions) and ins.type == ofp.OFPIT_APPLY_ACTIONS:
                 actions += check_actions(ins.actions)
             elif isinstance(ins, parser.OFPInstructionGotoTable):
                 goto = ins.table_id
@@ -187,7 +190,7 @@ class Flow:
             raise ModelError(f"table {mod.table_id}: goto_table {goto} does not go forward")
         match = Match(mod.match.items())
         match.check_prerequisites()
-        return cls(mod.table_id, mod.priority, mod.cookie, match, actions, goto)
+        return cls(mod.table_id, mod.priority, mod.cookie, match, actions, goto, meter)
 
 
 @dataclass
@@ -288,6 +291,7 @@ class Switch:
     def __init__(self, bucket_for: Callable[[int, dict], int] | None = None) -> None:
         self.tables: dict[int, list[Flow]] = {}
         self.groups: dict[int, Group] = {}
+        self.meters: set[int] = set()
         self.conntrack = Conntrack()
         self.bucket_for = bucket_for
 
@@ -306,6 +310,8 @@ class Switch:
                 self._flow_mod(msg)
             elif isinstance(msg, parser.OFPGroupMod):
                 self._group_mod(msg)
+            elif isinstance(msg, parser.OFPMeterMod):
+                self._meter_mod(msg)
             elif isinstance(msg, parser.OFPPacketOut):
                 packet_outs.append(PacketOut(msg.in_port, list(msg.actions), bytes(msg.data)))
             elif isinstance(msg, PacketOut):
@@ -317,9 +323,26 @@ class Switch:
                 raise ModelError(f"the model does not know the message {type(msg).__name__}")
         return packet_outs
 
+    def _meter_mod(self, mod: parser.OFPMeterMod) -> None:
+        """As OpenFlow has it: adding a meter that exists, or modifying one that does not, is an
+        error; deleting one deletes the flows that use it."""
+        if mod.command == ofp.OFPMC_ADD:
+            if mod.meter_id in self.meters:
+                raise ModelError(f"meter {mod.meter_id:#x} added twice (OFPMMFC_METER_EXISTS)")
+            self.meters.add(mod.meter_id)
+        elif mod.command == ofp.OFPMC_MODIFY:
+            if mod.meter_id not in self.meters:
+                raise ModelError(f"meter {mod.meter_id:#x} modified but absent (OFPMMFC_UNKNOWN_METER)")
+        elif mod.command == ofp.OFPMC_DELETE:
+            self.meters.discard(mod.meter_id)
+            for table in self.tables.values():
+                table[:] = [f for f in table if f.meter != mod.meter_id]
+
     def _flow_mod(self, mod: parser.OFPFlowMod) -> None:
         if mod.command == ofp.OFPFC_ADD:
             flow = Flow.of(mod)
+            if flow.meter is not None and flow.meter not in self.meters:
+                raise ModelError(f"a flow in table {flow.table_id} uses meter {flow.meter:#x}, which does not exist")
             for a in flow.actions:
                 if isinstance(a, parser.OFPActionGroup) and a.group_id not in self.groups:
                     raise ModelError(f"a flow in table {flow.table_id} sends to group {a.group_id:#x}, "

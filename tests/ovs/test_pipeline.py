@@ -140,6 +140,37 @@ def test_a_forged_arp_from_another_port_does_not_move_the_next_hop_and_a_failove
                      f"{evil_mac} on port 2: it answers on port 1", log), log
 
 
+def test_a_flood_of_new_connections_hands_the_vip_to_the_switch_and_back(lab, tmp_path):
+    cfg = config(tmp_path, **{"balancer.overload_above": 20, "balancer.overload_hold": 3, "balancer.punt_limit": 500})
+    br, gw = balancer_with_gateway(lab, cfg)
+    meters = sh("ovs-ofctl", "-O", "OpenFlow13", "dump-meters", br)
+    assert re.search(r"meter=27 pktps burst bands=\s*type=drop rate=500 burst_size=50", meters), meters
+
+    def state():
+        return json.loads(sh(PYTHON, "-m", "lbapp.cli.main", "status", "--json", "--api", lab.api_url))
+
+    lab.send(gw, *[tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 50000 + i, 80) for i in range(60)])
+    wait_for(lambda: state()["vips"][0]["overloaded"], 5, "the VIP to be handed to the switch")
+    assert "new connections/s, over 20: the switch picks for it" in lab.controller_log.read_text()
+    # the switch picks now: new connections reach backends with no packet-in
+    packet_ins = state()["packet_ins"]
+    cap = lab.sniff(gw, 3, 0x0800)
+    lab.send(gw, *[tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 51000 + i, 80) for i in range(10)])
+    seen = [s for s in collect(cap) if s.ip_src == CLIENT]
+    assert sorted(s.sport for s in seen) == list(range(51000, 51010))
+    assert {s.ip_dst for s in seen} <= {"10.11.12.11", "10.11.12.12", "10.11.12.13"}
+    assert state()["packet_ins"] == packet_ins
+    # the flood over, the controller picks again after the hold
+    wait_for(lambda: not state()["vips"][0]["overloaded"], 10, "the VIP to come back to the controller")
+    lab.send(gw, tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 52000, 80))
+    wait_for(lambda: "tp_src=52000" in lab.dump(br, "table=20"), 5, "a session flow for a new connection")
+    # a connection the switch pinned meanwhile keeps its backend
+    first = {s.sport: s.ip_dst for s in seen}[51000]
+    cap = lab.sniff(gw, 2, 0x0800)
+    lab.send(gw, tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 51000, 80, flags=0x10))
+    assert [s.ip_dst for s in collect(cap) if s.ip_src == CLIENT] == [first]
+
+
 def test_worked_example_connections_reach_backends_through_next_hop(lab, tmp_path):
     br, gw = balancer_with_gateway(lab, config(tmp_path))
     cap = lab.sniff(gw, 4, 0x0800)

@@ -71,10 +71,11 @@ class Rig:
             # its packet-outs are ARP probes of the gateways, flooded: nothing comes back here
             self.deliver(self.lb.switch_connected(dpid, self.now), run_packet_outs=False)
 
-    def send(self, dpid: int, frame: bytes, in_port: int) -> list[Result]:
-        """``frame`` through the switch; what it punts goes to the balancer, whose answer is
-        installed. The results: the switch's, then those of the packet-outs."""
-        self.now += 1.0
+    def send(self, dpid: int, frame: bytes, in_port: int, advance: float = 1.0) -> list[Result]:
+        """``frame`` through the switch, ``advance`` seconds on; what it punts goes to the
+        balancer, whose answer is installed. The results: the switch's, then those of the
+        packet-outs."""
+        self.now += advance
         results = [self.switches[dpid].process(fields_of(frame), in_port)]
         for out in results[0].outputs:
             if out.port == "CONTROLLER":
@@ -153,9 +154,9 @@ PICK_PATH = ["classify", "session", "session", "pin", "translate", "next_hop"]
 ARP_FROM_HOST = {"eth_dst": HOST_MAC, "arp_op": 2, "arp_tpa": HOST_IP, "arp_tha": HOST_MAC}
 
 CASES = [
-    Case(1, "a client SYN to the VIP goes to the controller from the session stage",
+    Case(1, "a client SYN to the VIP goes through conntrack (no pin) to the controller from the session stage",
          WORKED, (learned,), BALANCER, syn(), GW_PORT,
-         {"ports": ["CONTROLLER"], "path": ["classify", "session"]}),
+         {"ports": ["CONTROLLER"], "path": ["classify", "session", "session"]}),
     Case(2, "with its session flow the SYN leaves back to the router, framed to it, for backend .11",
          WORKED, (learned, first(syn())), BALANCER, syn(), GW_PORT,
          {"ports": [GW_PORT], "path": SESSION_PATH,
@@ -323,3 +324,35 @@ def test_the_ports_a_gateway_may_answer_on_can_be_given():
     result = rig.switches[BALANCER].process(fields_of(syn()), GW_PORT)
     assert result.ports == [4] and result.text["eth_dst"] == "02:00:00:00:00:fe"
     assert rig.lb.snapshot(rig.now)["counters"]["arp_not_believed"] == 1
+
+
+def test_a_flood_of_new_connections_hands_a_controller_vip_to_the_switch_and_back():
+    from os_ken.lib.packet import tcp
+
+    doc = yaml.safe_load(WORKED.read_text())
+    doc["balancer"].update(overload_above=50, overload_hold=10)
+    rig = Rig(parse_config(doc))
+    learned(rig)
+    rig.deliver(rig.lb.tick(rig.now))  # the rates' first sample
+    start = rig.now
+    before = rig.send(BALANCER, syn(sport=41000), GW_PORT, advance=0.01)
+    for i in range(1, 100):  # 100 new connections in half a second, each through the controller
+        rig.send(BALANCER, syn(sport=41000 + i), GW_PORT, advance=0.005)
+    rig.now = start + 1.0
+    rig.deliver(rig.lb.tick(rig.now))
+    assert rig.lb.snapshot(rig.now)["vips"][0]["overloaded"] is True
+    # now the switch picks: no packet-in, the connection leaves for a backend, pinned in conntrack
+    during = rig.send(BALANCER, syn(sport=42000), GW_PORT, advance=0.1)
+    assert during[0].ports == [GW_PORT] and len(rig.lb.sessions) == 100
+    backend = during[0].text["ipv4_dst"]
+    # a connection set up before keeps its session flow, and its backend
+    again = rig.send(BALANCER, syn(sport=41000), GW_PORT, advance=0.1)
+    assert again[0].text["ipv4_dst"] == before[-1].text["ipv4_dst"]
+    # the hold over with no new flood: the controller picks again...
+    rig.now += 10.0
+    rig.deliver(rig.lb.tick(rig.now))
+    assert rig.lb.snapshot(rig.now)["vips"][0]["overloaded"] is False
+    assert rig.send(BALANCER, syn(sport=43000), GW_PORT)[0].ports == ["CONTROLLER"]
+    # ...and the connection pinned meanwhile stays on its backend
+    later = rig.send(BALANCER, tcp_frame(GW_MAC, LB_MAC, CLIENT, VIP, 42000, 80, flags=tcp.TCP_ACK), GW_PORT)
+    assert later[0].ports == [GW_PORT] and later[0].text["ipv4_dst"] == backend

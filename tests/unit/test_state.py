@@ -118,9 +118,11 @@ def test_a_reload_plan_changes_nothing_until_it_is_taken():
     assert plan.running.generation == 2 and plan.messages
     assert lb.snapshot(1.0) == before  # nothing taken yet
     # the plan's messages are what the reload sends: new flows, then the old generation's go
-    adds = [m for _, m in plan.messages if m.command == ofp.OFPFC_ADD]
-    deletes = [m for _, m in plan.messages if m.command == ofp.OFPFC_DELETE]
-    assert adds and all(cookies.decode(m.cookie).generation == 2 for m in adds)
+    flow_mods = [m for _, m in plan.messages if hasattr(m, "table_id") and not hasattr(m, "buckets")]
+    adds = [m for m in flow_mods if m.command == ofp.OFPFC_ADD]
+    deletes = [m for m in flow_mods if m.command == ofp.OFPFC_DELETE]
+    assert adds and all(cookies.decode(m.cookie).generation == 2 for m in adds
+                        if cookies.decode(m.cookie).vip != cookies.LINGER_VIP)  # lingering pins: generation 0
     assert deletes and all(cookies.decode(m.cookie).generation == 1 for m in deletes)
     # and the scheduler still shares by the old weights: the next two go to .12 and .13
     picked = [lb.packet_in(1, 1, new_conn, _syn(40001 + i), 2.0)[0][1].info["eth_dst"] for i in range(2)]
@@ -239,3 +241,16 @@ def test_next_hop_learning_believes_only_the_gateways_port_and_warns_once_per_fl
     pinned = NextHops.of([("r0", gw_ip, [3])], probe_interval=5.0)
     pinned.keep_learned(hops)
     assert pinned.by_name["r0"].mac is None
+
+
+def test_overload_is_entered_over_the_limit_held_and_left():
+    from lbapp.state.overload import decide
+
+    overloaded: dict[int, float] = {}
+    assert decide(overloaded, {1: 40.0, 2: 60.0}, [1, 2], above=50, hold=10, now=0.0).entered == [2]
+    assert decide(overloaded, {2: 70.0}, [1, 2], above=50, hold=10, now=5.0).entered == []  # still over: held on
+    assert decide(overloaded, {}, [1, 2], above=50, hold=10, now=14.0).left == []  # 10 s from the last time over
+    assert decide(overloaded, {}, [1, 2], above=50, hold=10, now=15.0).left == [2] and overloaded == {}
+    assert decide(overloaded, {1: 1e6}, [1], above=0, hold=10, now=16.0).entered == []  # 0: never
+    overloaded[3] = 16.0
+    assert decide(overloaded, {}, [1], above=50, hold=10, now=16.5).left == [3]  # no longer the controller's
