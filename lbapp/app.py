@@ -80,7 +80,10 @@ class LbApp(app_manager.OSKenApp):
 
     def _ticker(self) -> None:
         while self.is_active:
-            self._call(self.balancer.tick, time.time())
+            try:
+                self._call(self.balancer.tick, time.time())
+            except Exception:  # the ticker never dies: probes, health checks and rates depend on it
+                LOG.exception("a tick failed; ticking on")
             hub.sleep(TICK_SECONDS)
 
     def _send_event(self, ev, state) -> None:

@@ -171,7 +171,7 @@ class Balancer:
     def _weigh_overload(self, now: float) -> list[Out]:
         """Hand a controller-picked VIP flooded with new connections to the switch's own path,
         and back once the flood is over (lbapp.state.overload)."""
-        settings = self.cfg.balancer
+        settings = self.cfg.all_balancers()[0][1]  # with several balancers: the first one's limits
         mine = [vip.id for vip in self.running.vips if vip.controller_picks]
         verdict = overload.decide(self.running.overloaded, {v: self.rates.per_second(v) for v in mine}, mine,
                                   settings.overload_above, settings.overload_hold, now)

@@ -254,3 +254,12 @@ def test_overload_is_entered_over_the_limit_held_and_left():
     assert decide(overloaded, {1: 1e6}, [1], above=0, hold=10, now=16.0).entered == []  # 0: never
     overloaded[3] = 16.0
     assert decide(overloaded, {}, [1], above=50, hold=10, now=16.5).left == [3]  # no longer the controller's
+
+
+def test_a_config_with_several_balancers_ticks_and_weighs_overload():
+    lb = Balancer(load_config(ROOT / "topologies" / "two_balancers.yaml"))
+    for dpid in (1, 4):
+        lb.switch_connected(dpid, 0.0)
+    for now in (0.5, 1.5, 2.5):  # rates sampled, overload weighed with the first balancer's limits
+        lb.tick(now)
+    assert lb.snapshot(2.5)["vips"][0]["overloaded"] is False
