@@ -14,6 +14,7 @@ if [ "$(id -u)" = 0 ]; then
   .venv/bin/python bench/arp_latency.py
   .venv/bin/python bench/e2e.py
   .venv/bin/python bench/ovs_scale.py
+  .venv/bin/python bench/synflood.py
 else
   echo "bench: arp_latency.py, e2e.py and ovs_scale.py need root (OVS, Mininet); skipped"
 fi
