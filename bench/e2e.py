@@ -13,6 +13,7 @@ import json
 import statistics
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -48,12 +49,19 @@ def config(path: Path) -> Path:
     return path
 
 
-def connections(lab, target: str, port: int, seconds: float, workers: int = 8) -> float:
+def packet_ins(lab) -> int:
+    with urllib.request.urlopen(f"{lab.api_url}/v1/state", timeout=10) as r:
+        return json.loads(r.read())["packet_ins"]
+
+
+def connections(lab, target: str, port: int, seconds: float, workers: int = 8) -> tuple[float, float]:
+    """New connections per second, and the controller's packet-ins per connection meanwhile."""
+    before = packet_ins(lab)
     out = lab.net.get("h1").cmd(f"{SYSTEM_PYTHON} {LOAD} {target} {port} {seconds} {workers}").split()
     done, failed = int(out[0]), int(out[1])
     if failed:
         print(f"  {target}:{port}: {failed} connections failed", file=sys.stderr)
-    return done / seconds
+    return done / seconds, (packet_ins(lab) - before) / max(done, 1)
 
 
 def iperf(lab, target: str, port: int, seconds: float) -> float:
@@ -67,7 +75,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lbapp-e2e-"))
-    rows: dict[str, list[float]] = {"conn/s via VIP": [], "conn/s switch": [], "conn/s direct": [],
+    rows: dict[str, list[float]] = {"conn/s via VIP": [], "packet-ins/conn": [], "conn/s switch": [],
+                                    "conn/s direct": [],
                                     "Gbit/s via VIP": [], "Gbit/s switch": [], "Gbit/s direct": []}
     with MininetLab("cross_vlan", work, config(work / "lb.yaml")) as lab:
         # the load client closes thousands of connections a second: let it reuse ports in
@@ -77,9 +86,11 @@ def main() -> int:
                    for p in (IPERF_PORT, SWITCH_IPERF, DIRECT_IPERF)]
         try:
             for _ in range(args.runs):  # interleaved, side by side
-                rows["conn/s via VIP"].append(connections(lab, VIP, 7000, args.seconds))
-                rows["conn/s switch"].append(connections(lab, VIP, SWITCH_PICKS, args.seconds))
-                rows["conn/s direct"].append(connections(lab, BACKEND, DIRECT_STREAM, args.seconds))
+                rate, punted = connections(lab, VIP, 7000, args.seconds)
+                rows["conn/s via VIP"].append(rate)
+                rows["packet-ins/conn"].append(punted)
+                rows["conn/s switch"].append(connections(lab, VIP, SWITCH_PICKS, args.seconds)[0])
+                rows["conn/s direct"].append(connections(lab, BACKEND, DIRECT_STREAM, args.seconds)[0])
                 rows["Gbit/s via VIP"].append(iperf(lab, VIP, IPERF_PORT, args.seconds))
                 rows["Gbit/s switch"].append(iperf(lab, VIP, SWITCH_IPERF, args.seconds))
                 rows["Gbit/s direct"].append(iperf(lab, BACKEND, DIRECT_IPERF, args.seconds))

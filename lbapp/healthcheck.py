@@ -144,6 +144,6 @@ class Checker:
                 out.append((dpid, session.selection_group(ctx, vip_id, slots[vip_id][1], ofp.OFPGC_MODIFY)))
                 refusing = None in slots[vip_id][1]
                 if refusing != (None in before.get(vip_id, (None, [None]))[1]):  # no backend left, or one again
-                    out.append((dpid, session.pick_flow(ctx, vip_id, running.vips.by_id[vip_id].model, refusing,
-                                                        vip_id in running.overloaded)))
+                    out += [(dpid, m) for m in session.pick_flows(ctx, vip_id, running.vips.by_id[vip_id].model,
+                                                                   refusing, vip_id in running.overloaded)]
         return out

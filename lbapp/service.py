@@ -185,14 +185,14 @@ class Balancer:
         return self._pick_flows([v for v in verdict.entered + verdict.left if v in self.running.vips.by_id])
 
     def _pick_flows(self, vip_ids: list[int]) -> list[Out]:
-        """Each VIP's pick flow, as the running state has it, on every connected balancer."""
+        """Each VIP's pick flows, as the running state has them, on every connected balancer."""
         running, out = self.running, []
         for dpid in self.balancers_connected():
             ctx = running.sites[dpid].ctx
             for vip_id in vip_ids:
                 slots = running.slots.get(vip_id, (None, [None]))[1]
-                out.append((dpid, session_flows.pick_flow(ctx, vip_id, running.vips.by_id[vip_id].model, None in slots,
-                                                          vip_id in running.overloaded)))
+                out += [(dpid, m) for m in session_flows.pick_flows(ctx, vip_id, running.vips.by_id[vip_id].model,
+                                                                    None in slots, vip_id in running.overloaded)]
         return out
 
     # --- packet-in ---

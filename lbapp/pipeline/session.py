@@ -17,6 +17,7 @@ from lbapp.pipeline.tables import CT_TRACKED, CT_ZONE, METER_PUNT, REG_PICKED, T
 from lbapp.shared import ConnKey, IPv4
 
 TABLE = TABLES["session"]
+TCP_SYN, TCP_ACK = 0x002, 0x010
 
 
 def session_cookie(vip_id: int, session_id: int) -> int:
@@ -52,8 +53,7 @@ def balancer_flows(view: SwitchView) -> list:
         cookie = cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id)
         flows.append(TABLE.flow("new_connection", dict(to_vip, ct_state=(0, CT_TRACKED)), cookie=cookie,
                                 actions=[conntrack(CT_ZONE, table=TABLE.table_id)]))
-        flows.append(pick_flow(ctx, vip_id, vip, refusing=vip_id in view.refusing,
-                               overloaded=vip_id in view.overloaded))
+        flows += pick_flows(ctx, vip_id, vip, refusing=vip_id in view.refusing, overloaded=vip_id in view.overloaded)
         # every backend the VIP names keeps its pinned connections, drained or down ones too,
         # unless its health check failed (then they are picked afresh)
         flows += [pinned_flow(ctx, vip_id, vip, backend.ip) for backend in vip.backends
@@ -61,15 +61,23 @@ def balancer_flows(view: SwitchView) -> list:
     return flows
 
 
-def pick_flow(ctx: Context, vip_id: int, vip, refusing: bool, overloaded: bool = False):
-    """A new connection to the VIP: to the controller, through the punt meter, when it picks
-    (``selection: controller``, not overloaded) or when no backend can take it (``refusing``:
-    it refuses at once); else to the VIP's select group."""
+def pick_flows(ctx: Context, vip_id: int, vip, refusing: bool, overloaded: bool = False) -> list:
+    """Where a packet of the VIP that no session or pin holds goes: to the controller, through
+    the punt meter, when it picks (``selection: controller``, not overloaded) or when no backend
+    can take it (``refusing``: it refuses at once); else to the VIP's select group. For TCP the
+    first SYN has a flow of its own: OVS then caches its datapath flow apart, and the
+    connection's next packets, arriving before that cache entry is revalidated, miss it and
+    find the session flow installed meanwhile instead of being sent up again. Matches never
+    change with the mode (only actions): a re-add replaces them."""
     cookie = cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id)
     to_controller_now = refusing or (vip.selection == "controller" and not overloaded)
-    return TABLE.flow("pick", dict(_vip_match(vip), ct_state=(CT_TRACKED, CT_TRACKED)), cookie=cookie,
-                      actions=[to_controller() if to_controller_now else group(vip_group_id(vip_id))],
-                      meter=METER_PUNT if to_controller_now else None)
+    action = dict(actions=[to_controller() if to_controller_now else group(vip_group_id(vip_id))],
+                  meter=METER_PUNT if to_controller_now else None)
+    tracked = dict(_vip_match(vip), ct_state=(CT_TRACKED, CT_TRACKED))
+    if vip.protocol != "tcp":
+        return [TABLE.flow("pick", tracked, cookie=cookie, **action)]
+    return [TABLE.flow("pick", dict(tracked, tcp_flags=(TCP_SYN, TCP_SYN | TCP_ACK)), cookie=cookie, **action),
+            TABLE.flow("no_session", tracked, cookie=cookie, **action)]
 
 
 def pinned_flow(ctx: Context, vip_id: int, vip, backend: IPv4):

@@ -191,10 +191,11 @@ PIPELINE: tuple[Table, ...] = (
               "priority 0: drop")),
     Table("session", 20, cookies.STAGE_SESSION,
           "Per-connection translation rules: pin each connection to the backend its scheduler chose.",
-          frozenset(_ETH | _L4 | _CT),
-          {"connection": 100, "pinned": 30, "pick": 20, "new_connection": 10, "miss": 0},
+          frozenset(_ETH | _L4 | _CT | {"tcp_flags"}),
+          {"connection": 100, "pinned": 30, "pick": 20, "no_session": 15, "new_connection": 10, "miss": 0},
           next_tables=("translate",), session_owned=True,
-          owners={"connection": "session", "pinned": "vip", "pick": "vip", "new_connection": "vip"},
+          owners={"connection": "session", "pinned": "vip", "pick": "vip", "no_session": "vip",
+                  "new_connection": "vip"},
           flows_doc=(
               "for each live connection, a priority-100 flow matching its 5-tuple sets eth_dst to "
               "the backend's fabricated MAC and goes to translate; idle timeout from the VIP, "
@@ -202,7 +203,9 @@ PIPELINE: tuple[Table, ...] = (
               "for each VIP, a priority-10 flow sends packets without a session through conntrack "
               "(zone 27) back to this table; a priority-30 flow per backend matching `ct_mark=backend IP` "
               "sets eth_dst to its fabricated MAC and goes to translate (a connection the switch pinned)",
-              "for each VIP, a priority-20 flow takes the rest (new connections): with `selection: "
+              "for each VIP, a priority-20 flow takes a new connection's first packet (for TCP: a SYN "
+              "without ACK, so its datapath flow does not catch the connection's later packets), and for "
+              "TCP a priority-15 flow any other packet without a session: with `selection: "
               "controller` to the controller, through the punt meter (balancer.punt_limit per second); "
               "with `selection: switch`, or a controller VIP while overloaded (over "
               "balancer.overload_above new connections per second), to the VIP's select group: OVS "

@@ -38,7 +38,7 @@ class ModelError(Exception):
 MAC, IP, INT = "mac", "ipv4", "int"
 FIELDS = {"in_port": (32, INT), "eth_src": (48, MAC), "eth_dst": (48, MAC), "eth_type": (16, INT),
           "ip_proto": (8, INT), "ipv4_src": (32, IP), "ipv4_dst": (32, IP), "nw_ttl": (8, INT),
-          "tcp_src": (16, INT), "tcp_dst": (16, INT), "udp_src": (16, INT), "udp_dst": (16, INT),
+          "tcp_src": (16, INT), "tcp_dst": (16, INT), "tcp_flags": (16, INT), "udp_src": (16, INT), "udp_dst": (16, INT),
           "arp_op": (16, INT), "arp_spa": (32, IP), "arp_tpa": (32, IP), "arp_sha": (48, MAC),
           "arp_tha": (48, MAC), "icmpv4_type": (8, INT), "icmpv4_code": (8, INT), "ct_state": (32, INT), "ct_mark": (32, INT), "ct_zone": (16, INT),
           **{f"reg{i}": (32, INT) for i in range(8)}}  # name -> (bits, how it reads as text)
@@ -46,7 +46,7 @@ METADATA = {"ct_state": 0, "ct_mark": 0, "ct_zone": 0, **{f"reg{i}": 0 for i in 
 # OpenFlow prerequisites: a match on the key needs this field matched exactly (OVS refuses the flow)
 PREREQ = {**dict.fromkeys(("ip_proto", "ipv4_src", "ipv4_dst"), ("eth_type", 0x0800)),
           **dict.fromkeys(("arp_op", "arp_spa", "arp_tpa", "arp_sha", "arp_tha"), ("eth_type", 0x0806)),
-          "tcp_src": ("ip_proto", 6), "tcp_dst": ("ip_proto", 6), "udp_src": ("ip_proto", 17),
+          "tcp_src": ("ip_proto", 6), "tcp_dst": ("ip_proto", 6), "tcp_flags": ("ip_proto", 6), "udp_src": ("ip_proto", 17),
           "udp_dst": ("ip_proto", 17), "icmpv4_type": ("ip_proto", 1), "icmpv4_code": ("ip_proto", 1)}
 CT_NEW, CT_EST, CT_RPL, CT_TRK = 0x01, 0x02, 0x08, 0x20
 CT_COMMIT, NO_RECIRC = 1, 255
@@ -94,6 +94,8 @@ def fields_of(frame: bytes) -> dict[str, int]:
     for proto, name in ((tcp.tcp, "tcp"), (udp.udp, "udp")):
         if (l4 := pkt.get_protocol(proto)) is not None:
             out.update({f"{name}_src": l4.src_port, f"{name}_dst": l4.dst_port})
+            if name == "tcp":
+                out["tcp_flags"] = l4.bits
     if (msg := pkt.get_protocol(icmp.icmp)) is not None:
         out.update(icmpv4_type=msg.type, icmpv4_code=msg.code)
     if (a := pkt.get_protocol(arp.arp)) is not None:

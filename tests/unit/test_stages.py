@@ -356,3 +356,23 @@ def test_a_flood_of_new_connections_hands_a_controller_vip_to_the_switch_and_bac
     # ...and the connection pinned meanwhile stays on its backend
     later = rig.send(BALANCER, tcp_frame(GW_MAC, LB_MAC, CLIENT, VIP, 42000, 80, flags=tcp.TCP_ACK), GW_PORT)
     assert later[0].ports == [GW_PORT] and later[0].text["ipv4_dst"] == backend
+
+
+def test_only_a_first_syn_takes_the_pick_flow_other_packets_without_a_session_their_own():
+    from os_ken.lib.packet import tcp
+
+    from lbapp.flows import role_of
+
+    rig = Rig(load_config(WORKED))
+    learned(rig)
+    session = BY_ID[20]
+
+    def roles(frame):
+        result = rig.switches[BALANCER].process(fields_of(frame), GW_PORT)
+        return result.ports, [role_of(session, hit.priority) for hit in result.trace if hit.table == 20]
+
+    assert roles(syn(sport=44000)) == (["CONTROLLER"], ["new_connection", "pick"])
+    ack = tcp_frame(GW_MAC, LB_MAC, CLIENT, VIP, 44001, 80, flags=tcp.TCP_ACK)
+    assert roles(ack) == (["CONTROLLER"], ["new_connection", "no_session"])
+    synack = tcp_frame(GW_MAC, LB_MAC, CLIENT, VIP, 44002, 80, flags=tcp.TCP_SYN | tcp.TCP_ACK)
+    assert roles(synack) == (["CONTROLLER"], ["new_connection", "no_session"])
