@@ -100,7 +100,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=20.0, help="legitimate new connections per second")
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--modes", default=",".join(MODES), help=f"which of {', '.join(MODES)}")
     args = parser.parse_args()
+    modes = args.modes.split(",")
     work = Path(tempfile.mkdtemp(prefix="lbapp-synflood-"))
     config = work / "lb.yaml"
     write_config(config, "defended")
@@ -108,7 +110,7 @@ def main() -> int:
     with MininetLab("cross_vlan", work, config) as lab:
         wait_for(lambda: lab.ask("h1", next(v for v in lab.cfg.vips if v.port == PORT)), 20, "the VIP to answer")
         for _ in range(args.runs):
-            for mode in MODES:  # alternating, side by side
+            for mode in modes:  # alternating, side by side
                 rows.append(one_run(lab, mode, config, args.seconds, args.rate))
                 print(rows[-1], flush=True)
     print(f"{'mode':<12}{'legit ok':>12}{'share':>8}{'p50 ms':>9}{'p99 ms':>9}{'flood SYNs':>12}"

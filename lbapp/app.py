@@ -222,4 +222,4 @@ def _flow_stat(stat) -> FlowStat:
     eth_dst = next((a.value for inst in stat.instructions for a in getattr(inst, "actions", ())
                     if getattr(a, "key", None) == "eth_dst"), None)
     return FlowStat(stat.cookie, stat.byte_count, stat.duration_sec + stat.duration_nsec / 1e9,
-                    tuple(stat.match.items()), eth_dst, stat.packet_count)
+                    tuple(stat.match.items()), eth_dst, stat.packet_count, stat.priority)

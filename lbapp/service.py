@@ -52,6 +52,7 @@ class FlowStat:
     match: tuple[tuple[str, Any], ...] = ()  # the flow's match fields
     eth_dst: str | None = None  # the MAC its set_field action writes (a backend's fabricated MAC)
     packet_count: int = 0
+    priority: int = 0
 
 
 class Balancer:
@@ -68,6 +69,7 @@ class Balancer:
         self.packet_ins = 0
         self.traffic = Traffic()
         self.rates = Rates()  # connections/s per (VIP, backend), packet-ins/s
+        self.switch_rates = overload.SwitchRates()  # new connections/s the switch picked for, while overloaded
         self.setup_latency = LatencyHistogram()  # observed by the sender, which knows when replies left
         self._next_reconcile: float | None = None
         self.checker = Checker()
@@ -173,16 +175,21 @@ class Balancer:
         and back once the flood is over (lbapp.state.overload)."""
         settings = self.cfg.all_balancers()[0][1]  # with several balancers: the first one's limits
         mine = [vip.id for vip in self.running.vips if vip.controller_picks]
-        verdict = overload.decide(self.running.overloaded, {v: self.rates.per_second(v) for v in mine}, mine,
-                                  settings.overload_above, settings.overload_hold, now)
+        rates = {v: self.rates.per_second(v) + self.switch_rates.of_vip(v) for v in mine}
+        verdict = overload.decide(self.running.overloaded, rates, mine, settings.overload_above,
+                                  settings.overload_hold, now)
         for vip_id in verdict.entered:
             LOG.warning("%s: %.0f new connections/s, over %d: the switch picks for it (its select group, pinned in "
                         "conntrack) for %g s at least", self.running.vips.by_id[vip_id], self.rates.per_second(vip_id),
                         settings.overload_above, settings.overload_hold)
         for vip_id in verdict.left:
+            self.switch_rates.forget(vip_id)
             if vip_id in self.running.vips.by_id:
                 LOG.warning("%s: the controller picks for it again", self.running.vips.by_id[vip_id])
-        return self._pick_flows([v for v in verdict.entered + verdict.left if v in self.running.vips.by_id])
+        # while the switch picks, its pick flow's counter says how many new connections come
+        reads = [(dpid, self.stats.request(dpid, "overload", now, vip_id)) for vip_id in sorted(self.running.overloaded)
+                 if vip_id in self.running.vips.by_id for dpid in self.balancers_connected()]
+        return self._pick_flows([v for v in verdict.entered + verdict.left if v in self.running.vips.by_id]) + reads
 
     def _pick_flows(self, vip_ids: list[int]) -> list[Out]:
         """Each VIP's pick flows, as the running state has them, on every connected balancer."""
@@ -342,6 +349,12 @@ class Balancer:
                 LOG.info("switch %016x: took back %d sessions already in its session table", dpid, adopted)
             if not more:
                 out = self._forget_lost(dpid, sent_at, seen)
+        elif purpose == "overload":
+            pick = session_flows.TABLE.priority("pick")
+            for stat in stats:
+                decoded = cookies.decode(stat.cookie)
+                if decoded is not None and decoded.obj == 0 and stat.priority == pick:
+                    self.switch_rates.reading(decoded.vip, dpid, stat.packet_count, now)
         elif purpose == "feedback":
             for stat in stats:
                 decoded = cookies.decode(stat.cookie)

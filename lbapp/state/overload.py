@@ -5,11 +5,37 @@ picks by the slot table (the same effective weights, hashed instead of counted) 
 pins each connection, as for ``selection: switch``. Connections set up before keep their
 session flows; those pinned meanwhile keep their pins afterwards. Held at least ``hold``
 seconds, then handed back; a flood still going takes it again within one sampling interval.
-Pure, time passed in."""
+While the switch picks, the controller sees none of the VIP's new connections: their rate is
+read from the switch instead, from the packet counter of the VIP's pick flow (the first SYNs)
+on each balancer, so a flood that goes on keeps the VIP with the switch. Pure, time passed in."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SwitchRates:
+    """First packets per second through each VIP's pick flow, summed over the balancers, from
+    successive readings of its packet counter."""
+
+    readings: dict[tuple[int, int], tuple[float, int]] = field(default_factory=dict)  # (VIP, dpid) -> (t, count)
+    rates: dict[tuple[int, int], float] = field(default_factory=dict)
+
+    def reading(self, vip_id: int, dpid: int, packets: int, now: float) -> None:
+        last = self.readings.get((vip_id, dpid))
+        self.readings[(vip_id, dpid)] = (now, packets)
+        if last is not None and now > last[0] and packets >= last[1]:  # a re-added flow starts at 0
+            self.rates[(vip_id, dpid)] = (packets - last[1]) / (now - last[0])
+
+    def of_vip(self, vip_id: int) -> float:
+        return sum(rate for (vip, _), rate in self.rates.items() if vip == vip_id)
+
+    def forget(self, vip_id: int) -> None:
+        """The VIP went back to the controller: the next overload reads afresh."""
+        for key in [k for k in self.readings if k[0] == vip_id]:
+            del self.readings[key]
+            self.rates.pop(key, None)
 
 
 @dataclass(frozen=True)

@@ -263,3 +263,34 @@ def test_a_config_with_several_balancers_ticks_and_weighs_overload():
     for now in (0.5, 1.5, 2.5):  # rates sampled, overload weighed with the first balancer's limits
         lb.tick(now)
     assert lb.snapshot(2.5)["vips"][0]["overloaded"] is False
+
+
+def test_while_the_switch_picks_its_pick_flows_counter_keeps_a_going_flood_with_it():
+    from lbapp.pipeline import cookies
+    from lbapp.pipeline import session as session_flows
+    from lbapp.service import FlowStat
+
+    doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
+    doc["balancer"].update(overload_above=50, overload_hold=3)
+    lb = Balancer(parse_config(doc))
+    lb.switch_connected(1, 0.0)
+    new_conn, pick = cookies.make(cookies.STAGE_SESSION, vip=1), session_flows.TABLE.priority("pick")
+    lb.tick(0.0)
+    for i in range(100):
+        lb.packet_in(1, 1, new_conn, _syn(42000 + i), 0.5)
+
+    def tick_and_answer(now: float, syns: int) -> None:
+        """A tick; the switch answers its pick-flow reading: ``syns`` first packets so far."""
+        for dpid, msg in lb.tick(now):
+            if getattr(msg, "cookie_mask", None) == cookies.object_mask() and hasattr(msg, "xid"):
+                lb.session_stats(dpid, msg.xid, [FlowStat(cookies.make(cookies.STAGE_SESSION, generation=1, vip=1),
+                                                          0, packet_count=syns, priority=pick)], now)
+
+    tick_and_answer(1.0, 0)
+    assert lb.snapshot(1.0)["vips"][0]["overloaded"]
+    for second in range(2, 8):  # the flood goes on in the switch: 1,000 first SYNs a second
+        tick_and_answer(float(second), 1000 * (second - 1))
+    assert lb.snapshot(7.0)["vips"][0]["overloaded"]  # 6 s on, past the 3 s hold: still the switch's
+    for second in range(8, 12):  # it stops
+        tick_and_answer(float(second), 6000)
+    assert not lb.snapshot(11.0)["vips"][0]["overloaded"]
