@@ -148,6 +148,8 @@ def hashed_fields(key: ConnKey, fields: str) -> str:
     """The fields a hashing policy hashes, named, with this connection's values."""
     if fields == "src_ip":
         return f"source address {key.src_ip}"
+    if fields == "dst_ip":
+        return f"destination {key.dst_ip}"
     return f"five-tuple {key.src_ip}:{key.src_port} -> {key.dst_ip}:{key.dst_port} (protocol {key.protocol})"
 
 
@@ -190,3 +192,28 @@ def weighted_buckets(backends: Sequence[BackendWeight], size: int = 256) -> list
         credit[best.ip] -= total
         table.append(best.ip)
     return table
+
+
+class TableHashing(Scheduler):
+    """A policy that reads a table built from the weights (``rebuild``) at the hash of the
+    connection's fields: sh, dh, mh. Picking moves nothing."""
+
+    policy: ClassVar[str]  # what the policy is called in an explanation
+    entry: ClassVar[str] = "bucket"  # and what its table holds
+    pick_moves_state = False
+    table: list[IPv4]
+
+    def hashed(self) -> str:
+        """The connection fields hashed (``key_hash``'s names)."""
+        return self.options.hash_fields
+
+    def pick(self, key: ConnKey, active: Mapping[IPv4, int], now: float = 0.0) -> IPv4 | None:
+        table = self.table
+        return table[bucket_of(key, self.hashed(), len(table))] if table else None
+
+    def explain(self, key: ConnKey, active: Mapping[IPv4, int]) -> str:
+        if not self.table:
+            return f"{self.policy}: no backend with weight > 0"
+        fields = self.hashed()
+        return (f"{self.policy}: the hash of the {hashed_fields(key, fields)} is {self.entry} "
+                f"{bucket_of(key, fields, len(self.table))} of {len(self.table)}")

@@ -10,9 +10,8 @@ from __future__ import annotations
 import hashlib
 from math import gcd
 from functools import reduce
-from typing import Mapping
 
-from lbapp.schedulers.base import IPv4, BackendWeight, ConnKey, Scheduler, key_hash, bucket_of, hashed_fields
+from lbapp.schedulers.base import IPv4, BackendWeight, TableHashing
 from lbapp.schedulers.registry import register
 
 
@@ -65,19 +64,10 @@ def build_table(backends: list[BackendWeight], size: int) -> list[IPv4]:
 
 
 @register
-class Maglev(Scheduler):
+class Maglev(TableHashing):
     name = "mh"
-    pick_moves_state = False
-
-    def explain(self, key: ConnKey, active: Mapping[IPv4, int]) -> str:
-        if not self.table:
-            return "Maglev hashing: no backend with weight > 0"
-        fields = self.options.hash_fields
-        return (f"Maglev hashing: the hash of the {hashed_fields(key, fields)} is entry "
-                f"{bucket_of(key, fields, len(self.table))} of the {len(self.table)}-entry lookup table")
+    policy = "Maglev hashing"
+    entry = "entry"
 
     def rebuild(self) -> None:
         self.table = build_table(self.backends, self.options.table_size)
-
-    def pick(self, key: ConnKey, active: Mapping[IPv4, int], now: float = 0.0) -> IPv4 | None:
-        return self.table[key_hash(key, self.options.hash_fields) % len(self.table)] if self.table else None
