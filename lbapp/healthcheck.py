@@ -138,12 +138,9 @@ class Checker:
         out = []
         for dpid in lb.balancers_connected():
             ctx = running.sites[dpid].ctx
-            for vip_id in moved:
-                if vip_id not in lb.groups.installed.get(dpid, set()):
-                    continue
-                out.append((dpid, session.selection_group(ctx, vip_id, slots[vip_id][1], ofp.OFPGC_MODIFY)))
-                refusing = None in slots[vip_id][1]
-                if refusing != (None in before.get(vip_id, (None, [None]))[1]):  # no backend left, or one again
-                    out += [(dpid, m) for m in session.pick_flows(ctx, vip_id, running.vips.by_id[vip_id].model,
-                                                                   refusing, vip_id in running.overloaded)]
-        return out
+            out += [(dpid, session.selection_group(ctx, vip_id, slots[vip_id][1], ofp.OFPGC_MODIFY))
+                    for vip_id in moved if vip_id in lb.groups.installed.get(dpid, set())]
+        # no backend left, or one again: new connections go to be refused, or back to be picked
+        flipped = [vip_id for vip_id in moved
+                   if (None in slots[vip_id][1]) != (None in before.get(vip_id, (None, [None]))[1])]
+        return out + lb.pick_flows(flipped)

@@ -189,9 +189,9 @@ class Balancer:
         # while the switch picks, its pick flow's counter says how many new connections come
         reads = [(dpid, self.stats.request(dpid, "overload", now, vip_id)) for vip_id in sorted(self.running.overloaded)
                  if vip_id in self.running.vips.by_id for dpid in self.balancers_connected()]
-        return self._pick_flows([v for v in verdict.entered + verdict.left if v in self.running.vips.by_id]) + reads
+        return self.pick_flows([v for v in verdict.entered + verdict.left if v in self.running.vips.by_id]) + reads
 
-    def _pick_flows(self, vip_ids: list[int]) -> list[Out]:
+    def pick_flows(self, vip_ids: list[int]) -> list[Out]:
         """Each VIP's pick flows, as the running state has them, on every connected balancer."""
         running, out = self.running, []
         for dpid in self.balancers_connected():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from os_ken.lib.packet.tcp import TCP_ACK, TCP_SYN
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
@@ -17,7 +18,6 @@ from lbapp.pipeline.tables import CT_TRACKED, CT_ZONE, METER_PUNT, REG_PICKED, T
 from lbapp.shared import ConnKey, IPv4
 
 TABLE = TABLES["session"]
-TCP_SYN, TCP_ACK = 0x002, 0x010
 
 
 def session_cookie(vip_id: int, session_id: int) -> int:

@@ -24,7 +24,7 @@ def derive_slots(vips, weights: Callable[[int], list[BackendWeight]], previous: 
     freed may now be another VIP's."""
     old = {key: table for key, table in (previous or {}).values()}
     return {vip.id: (vip.key, slot_tables.assign(weights(vip.id), old.get(vip.key)))
-            for vip in vips if vip.controller_picks or vip.switch_picks}
+            for vip in vips if not vip.model.external_director}
 
 
 class SelectGroups:
