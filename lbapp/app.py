@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import select
 import threading
 import time
 from pathlib import Path
@@ -87,17 +88,25 @@ class LbApp(app_manager.OSKenApp):
             hub.sleep(TICK_SECONDS)
 
     def _send_event(self, ev, state) -> None:
-        # on the switch's receive thread: a packet-in's arrival, where its setup latency starts
-        if ev.__class__ is ofp_event.EventOFPPacketIn:
-            ev.received = time.perf_counter()
+        """os-ken hands each event to the app here, on the switch connection's receive thread.
+        A packet-in is handled right here: queueing it for the app's event thread and waking
+        that thread cost more than lbapp's whole pick (issue 15). Other events queue as usual,
+        after any replies held back for a burst of packet-ins are sent."""
+        if ev.__class__ is ofp_event.EventOFPPacketIn and state == MAIN_DISPATCHER:
+            self._packet_in(ev, received=time.perf_counter())
+            return
+        if self.sender.pending:
+            with self.lock:
+                self.sender.flush()
         super()._send_event(ev, state)
 
-    def _call(self, method, *args, hold: bool = False, started: float | None = None) -> None:
+    def _call(self, method, *args, more_waiting: bool = False, started: float | None = None) -> None:
         """Run one entry point of the logic under the lock and hand what it returns to the
-        sender. With ``hold`` (packet-ins) replies may wait while more events are queued (why:
-        :meth:`lbapp.sender.Sender.add`); ``started``: a new connection's arrival time."""
+        sender. With ``more_waiting`` (packet-ins, more bytes from the switch already arrived)
+        replies may wait (why: :meth:`lbapp.sender.Sender.add`); ``started``: a new connection's
+        arrival time."""
         with self.lock:  # sent under the lock too: threads' outputs reach the switch in order
-            self.sender.add(method(*args), more_waiting=hold and not self.events.empty(), started=started)
+            self.sender.add(method(*args), more_waiting=more_waiting, started=started)
 
     def reload(self) -> None:
         """Re-read the config file (SIGHUP); an invalid file is reported and the running config kept."""
@@ -181,13 +190,15 @@ class LbApp(app_manager.OSKenApp):
             self.balancer.switch_disconnected(dp.id)
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
-    def _packet_in(self, ev) -> None:
+    def _packet_in(self, ev, received: float | None = None) -> None:
+        """Registered so os-ken routes packet-ins to this app; called by :meth:`_send_event` on
+        the receive thread, with the packet-in's arrival time."""
         msg = ev.msg
-        started = getattr(ev, "received", None) if cookies.is_new_connection(msg.cookie) else None
+        started = received if cookies.is_new_connection(msg.cookie) else None
         try:
             self._call(self.balancer.packet_in, msg.datapath.id, msg.match["in_port"], msg.cookie, msg.data,
-                       time.time(), hold=True, started=started)
-        except Exception:  # the controller never dies on a packet
+                       time.time(), more_waiting=_more_to_read(msg.datapath), started=started)
+        except Exception:  # the controller never dies on a packet, nor does the switch's connection
             LOG.exception("switch %016x: packet-in (cookie %#x, %d bytes) failed", msg.datapath.id, msg.cookie,
                           len(msg.data))
 
@@ -211,6 +222,20 @@ class LbApp(app_manager.OSKenApp):
         LOG.error("switch %016x: OpenFlow error type=%d code=%d on %s", dpid, msg.type, msg.code, msg.data[:64].hex())
         with self.lock:  # a statistics request it refused stops waiting
             self.balancer.request_failed(dpid, msg.xid)
+
+
+def _more_to_read(dp) -> bool:
+    """Whether more of the switch's bytes wait on its socket (a burst of packet-ins is
+    arriving): the replies may then be held and sent as one write. Never blocks."""
+    sock = getattr(dp, "socket", None)
+    try:
+        if getattr(sock, "pending", None) and sock.pending():  # TLS: already decrypted, not yet read
+            return True
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError, TypeError):  # a closed or odd socket: send at once
+        return False
 
 
 def _peer(dp) -> str:

@@ -26,7 +26,7 @@ STREAM_CLIENT = TOPOLOGIES / "services" / "stream_client.py"
 HTTP_PORTS = (80, 8080)
 UDP_PORTS = (5353,)
 # 7001 is in no VIP (direct access for comparisons); 7002 is free for VIPs a test or benchmark adds
-STREAM_PORTS = (7000, 7001, 7002)
+STREAM_PORTS = (7000, 7001, 7002, 7003)
 
 
 class LabError(RuntimeError):
@@ -94,7 +94,9 @@ def run(*args: str, check: bool = True) -> str:
 
 
 class MininetLab:
-    def __init__(self, topology: str, workdir: Path, config: Path | None = None) -> None:
+    def __init__(self, topology: str, workdir: Path, config: Path | None = None, debug: bool = False) -> None:
+        """``debug``: the controller logs every connection (``lbapp run -v``); off by default, as
+        a log line per connection costs the controller about as much as the connection's pick."""
         from lbapp.config import load_config
 
         self.module = load_topology(topology)
@@ -105,6 +107,7 @@ class MininetLab:
         self.controller: subprocess.Popen | None = None
         self.services: dict[str, subprocess.Popen] = {}  # backend host -> its service
         self.controller_log = workdir / "controller.log"
+        self.debug = debug
         self.api_url = ""  # the controller's HTTP API, once it runs
 
     # --- lifecycle ---
@@ -133,7 +136,7 @@ class MininetLab:
         self.api_url = f"http://127.0.0.1:{api_port}"
         self.controller = subprocess.Popen(
             [sys.executable, "-m", "lbapp.cli.main", "run", "-c", str(self.config), "--listen", "127.0.0.1",
-             "--port", str(port), "--api-port", str(api_port), "-v"], stdout=open(self.controller_log, "w"),
+             "--port", str(port), "--api-port", str(api_port), *(["-v"] if self.debug else [])], stdout=open(self.controller_log, "w"),
             stderr=subprocess.STDOUT, cwd=ROOT)
         wait_for(lambda: _listening(port) or self.controller.poll() is not None, 30, "the controller to listen")
         if self.controller.poll() is not None:
