@@ -7,6 +7,7 @@ packet-out that re-injects the packet, one setup at a time (under a full window 
 just window / rate, queueing, and says nothing more).
 
     python bench/setup_rate.py [--seconds 3] [--runs 3] [--window 64] [--schedulers rr,wrr,...]
+                               [--pins flow,conntrack]
 
 Prints a table (median of the runs) and writes bench/results/setup_rate.json.
 """
@@ -61,9 +62,9 @@ def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 30) -> No
     raise RuntimeError("controller did not listen")
 
 
-def config_for(scheduler: str, path: Path) -> Path:
+def config_for(scheduler: str, path: Path, pin: str = "flow") -> Path:
     doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
-    doc["vips"][0]["scheduler"] = scheduler
+    doc["vips"][0].update(scheduler=scheduler, pin=pin)
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -124,14 +125,17 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--schedulers", default=",".join(registry.names()))
+    parser.add_argument("--pins", default="flow", help="flow, conntrack or both (flow,conntrack): the VIP's pin")
     parser.add_argument("--out", default=str(BENCH / "results" / "setup_rate.json"))
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="lbapp-bench-"))
     targets = [("null app", null_command)]
-    for name in args.schedulers.split(","):
-        cfg = config_for(name, tmp / f"{name}.yaml")
-        targets.append((f"lbapp {name}", lambda port, cfg=cfg: lbapp_command(cfg, port)))
+    for pin in args.pins.split(","):
+        for name in args.schedulers.split(","):
+            cfg = config_for(name, tmp / f"{name}-{pin}.yaml", pin)
+            label = f"lbapp {name}" + (" ct" if pin == "conntrack" else "")
+            targets.append((label, lambda port, cfg=cfg: lbapp_command(cfg, port)))
     results = {name: [] for name, _ in targets}
     for _ in range(args.runs):  # interleaved, so drift on a shared machine hits every target alike
         for name, cmd in targets:
@@ -139,10 +143,10 @@ def main() -> int:
             results[name].append(measure(cmd(port), port, args.seconds, args.window))
     summary = {name: median_of(runs) for name, runs in results.items()}
     ref = summary["null app"]
-    print(f"{'target':<14}{'setups/s':>10}{'x null':>8}{'p50 us':>9}{'p99 us':>9}{'null p99':>10}{'p99 x null':>11}")
+    print(f"{'target':<17}{'setups/s':>10}{'x null':>8}{'p50 us':>9}{'p99 us':>9}{'null p99':>10}{'p99 x null':>11}")
     for name, r in summary.items():
         r["rate_ratio"] = r["rate"] / ref["rate"]
-        print(f"{name:<14}{r['rate']:>10.0f}{r['rate_ratio']:>8.2f}{r['p50_us']:>9.0f}{r['p99_us']:>9.0f}"
+        print(f"{name:<17}{r['rate']:>10.0f}{r['rate_ratio']:>8.2f}{r['p50_us']:>9.0f}{r['p99_us']:>9.0f}"
               f"{r['null_p99_us']:>10.0f}{r['p99_ratio']:>11.2f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

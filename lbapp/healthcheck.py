@@ -123,9 +123,9 @@ class Checker:
                 continue
             for dpid in lb.balancers_connected():
                 ctx = lb.running.sites[dpid].ctx
-                msg = (session.remove_pinned(ctx, vip.id, vip.model, state.ip) if health == "down"
-                       else session.pinned_flow(ctx, vip.id, vip.model, state.ip))
-                out.append((dpid, msg))
+                msgs = ([session.remove_pinned(ctx, vip.id, vip.model, state.ip)] if health == "down"
+                        else session.pinned_flows(ctx, vip.id, vip.model, state.ip, lb.running.epochs.get(vip.id)))
+                out += [(dpid, m) for m in msgs]
         return out
 
     def _move_slots(self, lb: "Balancer") -> list[Out]:

@@ -22,7 +22,7 @@ from lbapp.healthcheck import Checker
 from lbapp.pipeline import assembly, cookies, meters, next_hop
 from lbapp.pipeline import session as session_flows
 from lbapp.pipeline.actions import L4, PROTO_NAMES, output
-from lbapp.pipeline.fastpath import packet_out_to_table
+from lbapp.pipeline.fastpath import PickTemplate, packet_out_to_table
 from lbapp.reload import plan_reload
 from lbapp.shared import ConnKey, IPv4, VipBackend, VipKey
 from lbapp.snapshot import snapshot
@@ -31,6 +31,7 @@ from lbapp.state.latency import LatencyHistogram
 from lbapp.state.lingering import Lingering
 from lbapp.state import overload
 from lbapp.state.nexthops import Gateway
+from lbapp.state.pinned import PinnedCounts, following
 from lbapp.state.rates import PACKET_INS, Rates
 from lbapp.state.running import Running, Site, derive, take
 from lbapp.state.sessions import Session, Sessions
@@ -70,6 +71,7 @@ class Balancer:
         self.traffic = Traffic()
         self.rates = Rates()  # connections/s per (VIP, backend), packet-ins/s
         self.switch_rates = overload.SwitchRates()  # new connections/s the switch picked for, while overloaded
+        self.pinned = PinnedCounts()  # live connections of `pin: conntrack` VIPs, from the switch's counters
         self.setup_latency = LatencyHistogram()  # observed by the sender, which knows when replies left
         self._next_reconcile: float | None = None
         self.checker = Checker()
@@ -119,9 +121,14 @@ class Balancer:
         first, from the running state and ``cfg``, and taken whole."""
         plan = plan_reload(self.running, cfg, self.lingering, self.groups, self.connected,
                            [_pair(s) for s in self.sessions.by_id.values()], self.checker.health_of)
+        counted_by_switch = {vip.key: vip.id for vip in self.running.vips if vip.pins_in_conntrack}
         self.running, self.lingering, self.groups = plan.running, plan.lingering, plan.groups
         take(self.running)
         self.sessions.forget_vips(set(self.running.vips.by_key))
+        for key, vip_id in counted_by_switch.items():  # its counts were the switch's: they go with its epochs
+            if vip_id not in self.running.epochs or self.running.vips.by_id[vip_id].key != key:
+                self.sessions.set_live(vip_id, Counter())
+        self.pinned.keep_only(set(self.running.epochs))
         self.checker.load(self)
         return plan.messages
 
@@ -129,6 +136,7 @@ class Balancer:
         self.connected.discard(dpid)
         self.groups.disconnected(dpid)
         self.stats.disconnected(dpid)
+        self.pinned.disconnected(dpid)
         LOG.warning("switch %016x disconnected", dpid)
 
     # --- periodic work ---
@@ -140,6 +148,9 @@ class Balancer:
         if self.rates.due(now):
             self.rates.sample(now, self._counts())
             out += self._weigh_overload(now)
+        periods = {vip_id: self.running.vips.by_id[vip_id].model.idle_timeout for vip_id in self.running.epochs}
+        for vip_id in self.pinned.ending(periods, now):
+            out += self._next_epoch(vip_id, now)
         feedback = self.running.backends.feedback
         balancers = self.balancers_connected()
         if feedback is not None and feedback.due(now):
@@ -191,6 +202,23 @@ class Balancer:
                  if vip_id in self.running.vips.by_id for dpid in self.balancers_connected()]
         return self.pick_flows([v for v in verdict.entered + verdict.left if v in self.running.vips.by_id]) + reads
 
+    def _next_epoch(self, vip_id: int, now: float) -> list[Out]:
+        """A ``pin: conntrack`` VIP's epoch ended: on every balancer, its counting flows are read
+        (the connections seen in the epoch) and then moved to the next epoch
+        (lbapp.state.pinned). A switch takes OpenFlow messages in order: the reading is of the
+        epoch that ended."""
+        running = self.running
+        vip, old = running.vips.by_id[vip_id], running.epochs[vip_id]
+        new = running.epochs[vip_id] = following(old)
+        withheld = running.backends.withheld_pins()
+        backends = [b.ip for b in vip.model.backends if (vip_id, b.ip) not in withheld]
+        out: list[Out] = []
+        for dpid in self.balancers_connected():
+            out.append((dpid, self.stats.request(dpid, "epoch", now, vip_id, pins=True)))
+            out += [(dpid, m) for m in session_flows.next_epoch(running.sites[dpid].ctx, vip_id, vip.model,
+                                                                backends, old, new)]
+        return out
+
     def pick_flows(self, vip_ids: list[int]) -> list[Out]:
         """Each VIP's pick flows, as the running state has them, on every connected balancer."""
         running, out = self.running, []
@@ -241,6 +269,8 @@ class Balancer:
             if slots is not None and None in slots[1]:
                 return self._refuse(vip, dpid, in_port, data, key)
             return []  # a reload's race (an older flow punted it): its retransmission finds the group
+        if isinstance(vip.template, PickTemplate):
+            return self._pin_in_conntrack(vip, dpid, in_port, data, key, now)
         sess = self.sessions.get(key)
         if sess is None:  # else: a retransmission raced the session flow; re-send the same rule
             backend = vip.scheduler.pick(key, self.sessions.counts(vip.id), now)
@@ -253,6 +283,17 @@ class Balancer:
         return [(dpid, vip.template.render(key, sess.session_id, fab)),
                 # Re-enter the pipeline at table 0: the new session flow now carries it on.
                 (dpid, packet_out_to_table(data, in_port))]
+
+    def _pin_in_conntrack(self, vip, dpid: int, in_port: int, data: bytes, key: ConnKey, now: float) -> list[Out]:
+        """A ``pin: conntrack`` VIP's new connection: one packet-out forwards its first packet to
+        the backend picked and commits it to conntrack with that backend as its mark; no flow.
+        (A copy that raced the commit is picked again: the later commit's backend holds.)"""
+        backend = vip.scheduler.pick(key, self.sessions.counts(vip.id), now)
+        if backend is None:
+            return self._refuse(vip, dpid, in_port, data, key)
+        self.sessions.counted(vip.id, backend)
+        self.pinned.picked(dpid, vip.id, backend)
+        return [(dpid, vip.template.render(backend, self.running.ctx.scheme.encode(backend), in_port, data))]
 
     def _refuse(self, vip, dpid: int, in_port: int, data: bytes, key: ConnKey) -> list[Out]:
         """No backend can take a new connection: answer at once, as a closed port would (TCP
@@ -311,6 +352,13 @@ class Balancer:
         if decoded.vip == cookies.LINGER_VIP:
             pair = _pin_of(decoded.obj, match or {})
             return self.lingering.pin_idle(dpid, pair, self._has_sessions) if pair else []
+        if decoded.generation and decoded.obj:  # a pin: conntrack VIP's epoch copy, gone with its epoch
+            backend = self.running.ctx.backend_by_id.get(decoded.obj)
+            if backend is not None:
+                self.traffic.session_ended(_seen_id(decoded.vip, backend, match or {}), (decoded.vip, backend),
+                                           byte_count, packet_count)
+                self.removed_bytes[backend] += byte_count  # (dynamic feedback)
+            return []
         known = self.sessions.by_id.get(decoded.obj)
         if known is None or known.flow_vip != decoded.vip:
             return []  # a flow from an earlier controller run, not this run's session
@@ -355,13 +403,23 @@ class Balancer:
                 decoded = cookies.decode(stat.cookie)
                 if decoded is not None and decoded.obj == 0 and stat.priority == pick:
                     self.switch_rates.reading(decoded.vip, dpid, stat.packet_count, now)
-        elif purpose == "feedback":
+        elif purpose == "epoch":
+            pinned = session_flows.TABLE.priority("pinned")
+            counters: dict[int, dict[IPv4, int]] = {}
             for stat in stats:
                 decoded = cookies.decode(stat.cookie)
-                sess = self.sessions.by_id.get(decoded.obj) if decoded and decoded.stage == cookies.STAGE_SESSION \
-                    else None
-                if sess is not None:
-                    self.stats.round("feedback").bytes[sess.backend] += stat.byte_count
+                backend = self.running.ctx.backend_by_id.get(decoded.obj) if decoded and decoded.generation else None
+                if backend is not None and stat.priority == pinned:
+                    counters.setdefault(decoded.vip, {})[backend] = stat.packet_count
+            for vip_id, by_backend in counters.items():
+                if vip_id in self.running.epochs:
+                    self.pinned.reading(dpid, vip_id, by_backend)
+                    self.sessions.set_live(vip_id, self.pinned.live(vip_id))
+        elif purpose == "feedback":
+            for stat in stats:  # the bytes of sessions, and of pin: conntrack VIPs' pin flows
+                carrier = self._carrier(stat)
+                if carrier is not None and (carrier[0] == "session" or self._pins_in_conntrack(carrier[-1][0])):
+                    self.stats.round("feedback").bytes[carrier[-1][1]] += stat.byte_count
         elif purpose == "traffic":
             reading = self.stats.round("traffic")
             for stat in stats:
@@ -386,10 +444,15 @@ class Balancer:
                 vip.reweigh(backends.weights)
         return []
 
+    def _pins_in_conntrack(self, vip_id: int) -> bool:
+        vip = self.running.vips.by_id.get(vip_id)
+        return vip is not None and vip.pins_in_conntrack
+
     def _carrier(self, stat: FlowStat) -> tuple | None:
         """What a session-table flow's counters count: a session's flow (``("session", id,
-        (VIP id, backend))``), a ``selection: switch`` VIP's pin flow for one backend
-        (``("pin", (VIP id, backend))``); None for the others."""
+        (VIP id, backend))``), a VIP's pin flow for one backend (``("pin", (VIP id, backend))``),
+        whose epoch copy (``pin: conntrack``) counts as a session that ends with its epoch; None
+        for the others."""
         decoded = cookies.decode(stat.cookie)
         if decoded is None or decoded.stage != cookies.STAGE_SESSION or not decoded.obj \
                 or decoded.vip == cookies.LINGER_VIP:
@@ -399,8 +462,11 @@ class Balancer:
             return ("session", sess.session_id, (sess.vip_id, sess.backend)) if sess is not None and sess.vip_id \
                 else None
         backend = self.running.ctx.backend_by_id.get(decoded.obj)  # a pin flow: its backend's id
-        return ("pin", (decoded.vip, backend)) if backend is not None and decoded.vip in self.running.vips.by_id \
-            else None
+        if backend is None or decoded.vip not in self.running.vips.by_id:
+            return None
+        if stat.priority == session_flows.TABLE.priority("pinned_seen"):  # counted apart: it goes with its epoch
+            return ("session", _seen_id(decoded.vip, backend, dict(stat.match)), (decoded.vip, backend))
+        return ("pin", (decoded.vip, backend))
 
     def _forget_lost(self, dpid: int, sent_at: float, seen: set[int]) -> list[Out]:
         """The switch's session table, read whole: a session of this switch older than the
@@ -457,6 +523,11 @@ def next_hop_flows(site: Site, gw: Gateway, clear: bool = True) -> list[Any]:
 def _pair(sess: Session) -> VipBackend:
     """The (VIP, backend) a session belongs to."""
     return VipBackend(VipKey.of_connection(sess.key), sess.backend)
+
+
+def _seen_id(vip_id: int, backend: IPv4, match: dict) -> tuple:
+    """How traffic knows a pin: conntrack VIP's epoch copy of a backend's pinned flow."""
+    return ("epoch", vip_id, backend, session_flows.epoch_of(match))
 
 
 def _pin_of(backend: int, match: dict) -> VipBackend | None:

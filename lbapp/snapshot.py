@@ -21,6 +21,9 @@ def snapshot(balancer, now: float) -> dict[str, Any]:
         vips.append({
             "id": vip.id, "name": vip.model.name, "vip": str(vip.key), "scheduler": vip.model.scheduler,
             "selection": "director" if vip.model.external_director else vip.model.selection,
+            # where its connections are held to their backend
+            "pin": None if vip.model.external_director else "conntrack" if vip.switch_picks or vip.pins_in_conntrack
+            else "flow",
             "sessions": sum(counts.values()),
             "connections": sum(sessions.total[(vip.id, s.ip)] for s in backends.of_vip(vip.id)),
             "connections_per_second": round(rate(vip.id), 2),

@@ -48,7 +48,9 @@ def render(state: dict, rate: bool = False) -> Group:
     for col in cols + (["conn/s"] if rate else []):
         vips.add_column(col, justify="left" if col in ("VIP / backend", "scheduler", "admin", "health") else "right")
     for v in state["vips"]:
-        vips.add_row(f"[bold]{v['name']}[/bold] {v['vip']}", f"{v['scheduler']} ({v['selection']})", "", "", "", "",
+        picks = f"{v['selection']}, conntrack pins" if v.get("pin") == "conntrack" and v["selection"] == "controller" \
+            else v["selection"]
+        vips.add_row(f"[bold]{v['name']}[/bold] {v['vip']}", f"{v['scheduler']} ({picks})", "", "", "", "",
                      str(v["sessions"]), str(v["connections"]),
                      *([f"{v['connections_per_second']:.1f}"] if rate else []))
         for b in v["backends"]:

@@ -190,6 +190,12 @@ class VipModel(_Model):
         "controller", description="who picks a new connection's backend: the controller (any scheduler, one "
                                   "packet-in per connection) or the switch, by a hash of the five-tuple into a "
                                   "slot table the controller keeps (scheduler mh; no controller per connection)")
+    pin: Literal["flow", "conntrack"] = Field(
+        "flow", description="where a connection the controller picked is held to its backend: a flow of its own in "
+                            "the session table (its idle timeout and flow-removed tell its end; listed one by one) "
+                            "or the switch's conntrack, committed by the packet-out that forwards its first packet "
+                            "(no flow-mod per connection; live counts per backend from what the switch saw in the "
+                            "last idle_timeout). selection: switch always pins in conntrack")
     backends: list[BackendModel] = Field(min_length=1)
     health: HealthModel | None = Field(None, description="the health check of every backend (none: not checked)")
 

@@ -60,9 +60,11 @@ def resubmit(table_id: int) -> parser.NXActionResubmitTable:
 
 
 def conntrack(zone: int, *, commit: bool = False, table: int | None = None,
-              mark_from: parser.NXActionRegMove | None = None) -> parser.NXActionCT:
+              mark_from: parser.NXActionRegMove | None = None, label: int | None = None) -> parser.NXActionCT:
     """OVS's ct(): track in ``zone``, recirculate to ``table`` if given, commit with the mark
-    that ``mark_from`` moves into ct_mark."""
+    that ``mark_from`` moves into ct_mark and with ``label`` as ct_label."""
     exec_actions = [mark_from] if mark_from is not None else []
+    if label is not None:
+        exec_actions.append(parser.OFPActionSetField(ct_label=label))
     return parser.NXActionCT(flags=1 if commit else 0, zone_src="", zone_ofs_nbits=zone,
                              recirc_table=255 if table is None else table, alg=0, actions=exec_actions)

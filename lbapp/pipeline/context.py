@@ -86,7 +86,8 @@ class SwitchView:
     """What a stage builder sees of one switch: its id, its view of the config, and (on a
     balancer) each gateway's learned MAC and port, by gateway name, the (VIP id, backend)s whose
     pinned connections must not stay on them (failed health checks), the VIPs with no backend
-    left to pick, and the controller-picked VIPs under overload (lbapp.state.overload)."""
+    left to pick, the controller-picked VIPs under overload (lbapp.state.overload), and the
+    epoch of each `pin: conntrack` VIP (lbapp.state.pinned)."""
 
     dpid: int
     ctx: Context
@@ -94,3 +95,4 @@ class SwitchView:
     withheld_pins: frozenset[tuple[int, IPv4]] = frozenset()
     refusing: frozenset[int] = frozenset()  # VIPs with no backend to pick
     overloaded: frozenset[int] = frozenset()  # controller-picked VIPs the switch picks for meanwhile
+    epochs: dict[int, int] = field(default_factory=dict)  # `pin: conntrack` VIP id -> its current epoch

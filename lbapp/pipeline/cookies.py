@@ -88,6 +88,11 @@ def stage_mask() -> int:
     return APP_MASK | STAGE_MASK
 
 
+def vip_mask() -> int:
+    """Mask selecting one stage's flows of one VIP (any generation and object)."""
+    return APP_MASK | STAGE_MASK | VIP_MASK
+
+
 def object_mask() -> int:
     """Mask selecting one stage's flows of one VIP and object, any generation."""
     return APP_MASK | STAGE_MASK | VIP_MASK | OBJECT_MASK

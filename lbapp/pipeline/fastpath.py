@@ -86,6 +86,27 @@ class SessionTemplate:
                                                    "table_id": session.TABLE.table_id})
 
 
+class PickTemplate:
+    """The packet-out that forwards a ``pin: conntrack`` connection's first packet and pins it
+    (:func:`lbapp.pipeline.session.pick_packet_out`); per connection the input port, the
+    backend, its fabricated MAC and the packet are patched in."""
+
+    def __init__(self) -> None:
+        msg = session.pick_packet_out(_SENTINEL_SRC, _SENTINEL_MAC, ofp.OFPP_CONTROLLER, b"")
+        self.head = bytearray(serialize(msg))
+        self.backend_at = _find(self.head, _SENTINEL_SRC.packed, "reg1")
+        self.mac_at = _find(self.head, _SENTINEL_MAC.to_bytes(6, "big"), "eth_dst")
+
+    def render(self, backend: ipaddress.IPv4Address, fabricated_mac: int, in_port: int, data: bytes) -> RawMessage:
+        head = self.head
+        struct.pack_into("!H", head, 2, len(head) + len(data))
+        struct.pack_into("!I", head, 12, in_port)  # ofp_packet_out: header (8), buffer_id (4), in_port
+        head[self.backend_at:self.backend_at + 4] = backend.packed
+        head[self.mac_at:self.mac_at + 6] = fabricated_mac.to_bytes(6, "big")
+        return RawMessage(bytes(head) + data, "pick", {"in_port": in_port, "backend": backend,
+                                                       "eth_dst": fabricated_mac})
+
+
 def packet_out_to_table(data: bytes, in_port: int) -> RawMessage:
     """Re-inject ``data`` at table 0 as if it had arrived on ``in_port``."""
     head = _PACKET_OUT.pack(ofp.OFP_VERSION, ofp.OFPT_PACKET_OUT, _PACKET_OUT.size + len(_OUTPUT_TABLE) + len(data), 0,

@@ -14,7 +14,7 @@ from lbapp.pipeline import cookies
 from lbapp.pipeline.actions import (ETH_TYPE_IP, L4, PROTO_NAMES, conntrack, group, load, resubmit, set_field,
                                     to_controller)
 from lbapp.pipeline.context import Context, SwitchView
-from lbapp.pipeline.tables import CT_TRACKED, CT_ZONE, METER_PUNT, REG_PICKED, TABLES, vip_group_id
+from lbapp.pipeline.tables import CT_EPOCH_BITS, CT_TRACKED, CT_ZONE, METER_PUNT, REG_PICKED, TABLES, vip_group_id
 from lbapp.shared import ConnKey, IPv4
 
 TABLE = TABLES["session"]
@@ -56,8 +56,8 @@ def balancer_flows(view: SwitchView) -> list:
         flows += pick_flows(ctx, vip_id, vip, refusing=vip_id in view.refusing, overloaded=vip_id in view.overloaded)
         # every backend the VIP names keeps its pinned connections, drained or down ones too,
         # unless its health check failed (then they are picked afresh)
-        flows += [pinned_flow(ctx, vip_id, vip, backend.ip) for backend in vip.backends
-                  if (vip_id, backend.ip) not in view.withheld_pins]
+        flows += [f for backend in vip.backends if (vip_id, backend.ip) not in view.withheld_pins
+                  for f in pinned_flows(ctx, vip_id, vip, backend.ip, view.epochs.get(vip_id))]
     return flows
 
 
@@ -80,16 +80,40 @@ def pick_flows(ctx: Context, vip_id: int, vip, refusing: bool, overloaded: bool 
             TABLE.flow("no_session", tracked, cookie=cookie, **action)]
 
 
-def pinned_flow(ctx: Context, vip_id: int, vip, backend: IPv4):
-    """Connections pinned to ``backend`` (their ct_mark) go to it."""
-    return TABLE.flow("pinned", _pinned_match(vip, backend), cookie=_pinned_cookie(ctx, vip_id, backend),
-                      actions=[set_field(eth_dst=macs.format_mac(ctx.scheme.encode(backend)))], goto="translate")
+def pinned_flows(ctx: Context, vip_id: int, vip, backend: IPv4, epoch: int | None = None) -> list:
+    """Connections pinned to ``backend`` (their ct_mark) go to it. With ``epoch`` (a ``pin:
+    conntrack`` VIP's current one): a connection's first packet in the epoch is re-committed with
+    it as ct_label, so that flow's packet counter counts the connections seen in the epoch; a
+    copy above it takes their later packets without a commit."""
+    cookie = _pinned_cookie(ctx, vip_id, backend)
+    to_backend = set_field(eth_dst=macs.format_mac(ctx.scheme.encode(backend)))
+    if epoch is None:
+        return [TABLE.flow("pinned", _pinned_match(vip, backend), cookie=cookie, actions=[to_backend],
+                           goto="translate")]
+    # flow-removed when the epoch's copy goes: its final byte and packet counts (lbapp.state.traffic)
+    return [TABLE.flow("pinned_seen", _seen_match(vip, backend, epoch), cookie=cookie, actions=[to_backend],
+                       goto="translate", send_flow_removed=True),
+            TABLE.flow("pinned", _pinned_match(vip, backend), cookie=cookie, goto="translate",
+                       actions=[conntrack(CT_ZONE, commit=True, label=epoch), to_backend])]
+
+
+def next_epoch(ctx: Context, vip_id: int, vip, backends: list[IPv4], old: int, new: int) -> list:
+    """A ``pin: conntrack`` VIP's pinned flows moved from epoch ``old`` to ``new``: each
+    backend's counting flow is replaced in place (OVS carries its counters over) and its copy
+    for the old epoch goes."""
+    out = []
+    for backend in backends:
+        out += pinned_flows(ctx, vip_id, vip, backend, new)
+        out.append(TABLE.delete(_seen_match(vip, backend, old), cookie=_pinned_cookie(ctx, vip_id, backend),
+                                cookie_mask=cookies.object_mask(), priority="pinned_seen"))
+    return out
 
 
 def remove_pinned(ctx: Context, vip_id: int, vip, backend: IPv4):
-    """The removal of :func:`pinned_flow`, any generation."""
+    """The removal of :func:`pinned_flows`, any generation and epoch (not strict: the epoch's
+    copy matches more)."""
     return TABLE.delete(_pinned_match(vip, backend), cookie=_pinned_cookie(ctx, vip_id, backend),
-                        cookie_mask=cookies.object_mask(), priority="pinned")
+                        cookie_mask=cookies.object_mask())
 
 
 def _pinned_cookie(ctx: Context, vip_id: int, backend: IPv4) -> int:
@@ -103,6 +127,27 @@ def _vip_match(vip) -> dict:
 
 def _pinned_match(vip, backend: IPv4) -> dict:
     return dict(_vip_match(vip), ct_state=(CT_TRACKED, CT_TRACKED), ct_mark=int(backend))
+
+
+def _seen_match(vip, backend: IPv4, epoch: int) -> dict:
+    return dict(_pinned_match(vip, backend), ct_label=(epoch, (1 << CT_EPOCH_BITS) - 1))
+
+
+def epoch_of(match: dict) -> int:
+    """The epoch an epoch's copy of a pinned flow matches (0: not one)."""
+    label = match.get("ct_label", 0)
+    return (label[0] if isinstance(label, tuple) else label) & ((1 << CT_EPOCH_BITS) - 1)
+
+
+def pick_packet_out(backend: IPv4, fabricated_mac: int, in_port: int, data: bytes) -> parser.OFPPacketOut:
+    """The packet-out that forwards a ``pin: conntrack`` connection's first packet to
+    ``backend``: the backend into reg1 and its fabricated MAC into eth_dst, as a select group's
+    bucket leaves them, then the pin stage commits the connection with it as ct_mark. (The hot
+    path sends it patched from a template: lbapp.pipeline.fastpath.PickTemplate.)"""
+    return parser.OFPPacketOut(datapath=None, buffer_id=ofp.OFP_NO_BUFFER, in_port=in_port, data=data,
+                               actions=[load(REG_PICKED, int(backend), 0, 32),
+                                        set_field(eth_dst=macs.format_mac(fabricated_mac)),
+                                        resubmit(TABLES["pin"].table_id)])
 
 
 def lingering_pin(ctx: Context, vip, backend: IPv4):

@@ -51,6 +51,11 @@ METER_PUNT = 0x1B
 # happens in the pin stage: OVS runs group buckets as action sets, which drop ct().)
 CT_ZONE = 0x1B
 CT_TRACKED = 0x20  # the ct_state bit "+trk"
+# Connections a `pin: conntrack` VIP's controller picked carry its current epoch in ct_label:
+# the first packet of a connection in an epoch re-commits it with the new value, and that flow's
+# packet counter then counts the connections the switch saw in the epoch (lbapp.state.pinned).
+# 0: committed by the pick, not seen since.
+CT_EPOCH_BITS = 32
 
 
 @dataclass(frozen=True)
@@ -135,7 +140,7 @@ class Table:
 _ETH = {"in_port", "eth_type", "eth_src", "eth_dst"}
 _ARP = {"arp_op", "arp_spa", "arp_tpa"}
 _L4 = {"ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_dst", "udp_src", "udp_dst"}
-_CT = {"ct_state", "ct_mark"}
+_CT = {"ct_state", "ct_mark", "ct_label"}
 
 
 PIPELINE: tuple[Table, ...] = (
@@ -192,9 +197,10 @@ PIPELINE: tuple[Table, ...] = (
     Table("session", 20, cookies.STAGE_SESSION,
           "Per-connection translation rules: pin each connection to the backend its scheduler chose.",
           frozenset(_ETH | _L4 | _CT | {"tcp_flags"}),
-          {"connection": 100, "pinned": 30, "pick": 20, "no_session": 15, "new_connection": 10, "miss": 0},
+          {"connection": 100, "pinned_seen": 31, "pinned": 30, "pick": 20, "no_session": 15, "new_connection": 10,
+           "miss": 0},
           next_tables=("translate",), session_owned=True,
-          owners={"connection": "session", "pinned": "vip", "pick": "vip", "no_session": "vip",
+          owners={"connection": "session", "pinned_seen": "vip", "pinned": "vip", "pick": "vip", "no_session": "vip",
                   "new_connection": "vip"},
           flows_doc=(
               "for each live connection, a priority-100 flow matching its 5-tuple sets eth_dst to "
@@ -202,11 +208,16 @@ PIPELINE: tuple[Table, ...] = (
               "flow-removed reported",
               "for each VIP, a priority-10 flow sends packets without a session through conntrack "
               "(zone 27) back to this table; a priority-30 flow per backend matching `ct_mark=backend IP` "
-              "sets eth_dst to its fabricated MAC and goes to translate (a connection the switch pinned)",
+              "sets eth_dst to its fabricated MAC and goes to translate (a connection pinned in conntrack); for a "
+              "`pin: conntrack` VIP it also re-commits the connection with the VIP's current epoch as ct_label "
+              "(its packet counter counts the connections seen in the epoch), and a priority-31 copy matching "
+              "`ct_label=epoch` takes the connection's later packets in the epoch without a commit",
               "for each VIP, a priority-20 flow takes a new connection's first packet (for TCP: a SYN "
               "without ACK, so its datapath flow does not catch the connection's later packets), and for "
               "TCP a priority-15 flow any other packet without a session: with `selection: "
-              "controller` to the controller, through the punt meter (balancer.punt_limit per second); "
+              "controller` to the controller, through the punt meter (balancer.punt_limit per second), "
+              "whose packet-out, for a `pin: conntrack` VIP, loads the backend into reg1 and resubmits to pin "
+              "(no flow-mod per connection); "
               "with `selection: switch`, or a controller VIP while overloaded (over "
               "balancer.overload_above new connections per second), to the VIP's select group: OVS "
               "hashes the five-tuple (dp_hash) into one of 256 buckets, each loading its slot's backend "
@@ -214,8 +225,8 @@ PIPELINE: tuple[Table, ...] = (
               "controller keeps the slots",
               "priority 0: drop")),
     Table("pin", 25, cookies.STAGE_PIN,
-          "Pin a connection the switch picked a backend for: commit it to conntrack with the "
-          "backend as its mark (only on balancers with a `selection: switch` VIP).",
+          "Pin a new connection to the backend picked for it (by the switch's select group, or by the "
+          "controller for a `pin: conntrack` VIP): commit it to conntrack with the backend as its mark.",
           frozenset({"eth_type"}),
           {"commit": 100, "miss": 0},
           next_tables=("translate",), optional=True,

@@ -37,6 +37,9 @@ class Running:
     # controller-picked VIPs the switch picks for during an overload: id -> when last seen over
     # the limit (lbapp.state.overload)
     overloaded: dict[int, float] = field(default_factory=dict)
+    # `pin: conntrack` VIP id -> its current epoch, the ct_label value its connections seen in it
+    # carry (lbapp.state.pinned)
+    epochs: dict[int, int] = field(default_factory=dict)
 
 
 def derive(cfg: Config, generation: int, previous: Running | None = None,
@@ -61,8 +64,12 @@ def derive(cfg: Config, generation: int, previous: Running | None = None,
     overloaded = {vip.id: previous.overloaded[previous.vips.by_key[vip.key].id] for vip in vips
                   if previous and vip.controller_picks and vip.key in previous.vips.by_key
                   and previous.vips.by_key[vip.key].id in previous.overloaded}
+    # an epoch goes on through a reload (connections seen in it stay counted); a new one starts at 1
+    before = {vip.key: previous.epochs[vip.id] for vip in previous.vips
+              if vip.id in previous.epochs} if previous else {}
+    epochs = {vip.id: before.get(vip.key, 1) for vip in vips if vip.pins_in_conntrack}
     return Running(cfg, generation, Context(cfg, generation=generation, vip_ids=ids), sites, vips, backends, slots,
-                   kept, overloaded)
+                   kept, overloaded, epochs)
 
 
 def take(running: Running) -> None:

@@ -52,6 +52,22 @@ class Sessions:
         self.total[(vip_id, backend)] += 1
         return session
 
+    def counted(self, vip_id: int, backend: IPv4) -> None:
+        """A connection picked for a ``pin: conntrack`` VIP: counted, with no session of its own."""
+        self.counts(vip_id)[backend] += 1
+        self.total[(vip_id, backend)] += 1
+
+    def set_live(self, vip_id: int, live: Counter) -> None:
+        """A ``pin: conntrack`` VIP's live counts, as the switch's counters tell them
+        (lbapp.state.pinned): only backends whose count moved are written."""
+        counts = self.counts(vip_id)
+        for backend in set(counts) | set(live):
+            if live[backend] <= 0:
+                if backend in counts:
+                    del counts[backend]
+            elif counts[backend] != live[backend]:
+                counts[backend] = live[backend]
+
     def adopt(self, key: ConnKey, vip_id: int, backend: IPv4, session_id: int, flow_vip: int, created: float,
               dpid: int = 0) -> Session | None:
         """A session an earlier controller run left in the switch, under its own id; None when

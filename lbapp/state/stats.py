@@ -17,7 +17,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 from lbapp.pipeline import cookies
 from lbapp.pipeline.tables import TABLES
 
-Purpose = Literal["adopt", "feedback", "traffic", "overload"]
+Purpose = Literal["adopt", "feedback", "traffic", "overload", "epoch"]
 # Our xids stay in their own range, away from os-ken's own counter's start (it counts from 0).
 FIRST_XID = 0x1B000000
 UNANSWERED_AFTER_S = 30.0  # a request still unanswered then is given up (a switch that never answers)
@@ -40,13 +40,16 @@ class StatsRequests:
         # adoption requests: when each was sent, and the session ids its reply has shown so far
         self.adopting: dict[int, tuple[float, set[int]]] = {}
 
-    def request(self, dpid: int, purpose: Purpose, now: float = 0.0, vip_id: int | None = None
-                ) -> parser.OFPFlowStatsRequest:
+    def request(self, dpid: int, purpose: Purpose, now: float = 0.0, vip_id: int | None = None,
+                pins: bool = False) -> parser.OFPFlowStatsRequest:
         """A request for every session-table flow of ours (with ``vip_id``: only that VIP's own
-        flows, its per-connection ones left out), under a fresh xid (sent at ``now``)."""
+        flows, its per-connection and pin ones left out; with ``pins`` too, also its pin
+        ones), under a fresh xid (sent at ``now``)."""
         stage = TABLES["session"]
         if vip_id is None:
             cookie, mask = cookies.make(stage.stage), cookies.stage_mask()
+        elif pins:  # any object: the VIP's pin flows carry their backend's id (and sessions theirs)
+            cookie, mask = cookies.make(stage.stage, vip=vip_id), cookies.vip_mask()
         else:  # object id 0: the VIP's flows, not its sessions' nor its pins' (any generation)
             cookie, mask = cookies.make(stage.stage, vip=vip_id), cookies.object_mask()
         msg = parser.OFPFlowStatsRequest(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 from lbapp.config import VipModel
-from lbapp.pipeline.fastpath import SessionTemplate
+from lbapp.pipeline.fastpath import PickTemplate, SessionTemplate
 from lbapp.schedulers import registry
 from lbapp.schedulers.base import BackendWeight, Scheduler, SchedulerOptions
 from lbapp.shared import MAX_VIP_ID, VipKey
@@ -23,11 +23,19 @@ class Vip:
     key: VipKey
     model: VipModel
     scheduler: Scheduler
-    template: SessionTemplate | None  # the session flow-mod, when the controller picks
+    # when the controller picks: the session flow-mod (``pin: flow``) or the packet-out that
+    # pins in conntrack (``pin: conntrack``), pre-serialised
+    template: SessionTemplate | PickTemplate | None
 
     @property
     def controller_picks(self) -> bool:
         return not self.model.external_director and self.model.selection == "controller"
+
+    @property
+    def pins_in_conntrack(self) -> bool:
+        """The controller picks, and its packet-out pins the connection in conntrack (``pin:
+        conntrack``): no flow per connection."""
+        return self.controller_picks and self.model.pin == "conntrack"
 
     @property
     def switch_picks(self) -> bool:
@@ -85,7 +93,9 @@ class VipTable:
                 kept.append(vip)
             else:
                 vip = Vip(ids[key], key, model, registry.create(model.scheduler, weights(ids[key]), options), None)
-            if vip.controller_picks:
+            if vip.pins_in_conntrack:
+                vip.template = PickTemplate()
+            elif vip.controller_picks:
                 vip.template = SessionTemplate(vip.id, model.ip, key.protocol, model.port, model.idle_timeout)
             table.append(vip)
         return VipTable(table), kept

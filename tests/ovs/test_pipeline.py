@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import yaml
+from os_ken.lib.packet.tcp import TCP_ACK, TCP_SYN
 
 from lbapp import ctzone
 from tests.helpers.frames import collect, tcp_frame
@@ -542,3 +543,52 @@ def test_a_second_connection_claiming_the_datapath_id_does_not_take_the_switch_a
     lab.send(gw, tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 49000, 80))
     assert [s.ip_dst for s in collect(cap) if s.ip_src == CLIENT] == ["10.11.12.11"]
     assert "not connected" not in lab.controller_log.read_text().split("the one from")[-1]
+
+
+def test_pin_conntrack_costs_one_packet_in_per_connection_and_counts_what_the_switch_saw(lab, tmp_path):
+    # lc: each new connection to the least loaded backend, by counts the switch keeps current
+    cfg = config(tmp_path, **{"vips.0.pin": "conntrack", "vips.0.scheduler": "lc", "vips.0.idle_timeout": 2})
+    br, gw = balancer_with_gateway(lab, cfg)
+    ctzone.flush()  # an earlier test's pins of the same client ports would hold these connections
+
+    def state():
+        return json.loads(sh(PYTHON, "-m", "lbapp.cli.main", "status", "--json", "--api", lab.api_url))
+
+    def send(flags: int) -> dict[int, str]:
+        cap = lab.sniff(gw, 3, 0x0800)
+        lab.send(gw, *[tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 43000 + i, 80, flags=flags)
+                       for i in range(3)])
+        seen = [s for s in collect(cap) if s.ip_src == CLIENT]
+        for s in seen:  # routed to the backend: next hop's MAC, TTL down, the port kept
+            assert (s.eth_src, s.eth_dst, s.ttl, s.dport) == (BALANCER_MAC, NEXT_HOP_MAC, 63, 80)
+        return {s.sport: s.ip_dst for s in seen}
+
+    def picked() -> int:  # connections the controller picked for (packet-ins count ARP too)
+        return state()["vips"][0]["connections"]
+
+    first = send(TCP_SYN)
+    assert sorted(first.values()) == ["10.11.12.11", "10.11.12.12", "10.11.12.13"]  # least connection
+    assert picked() == 3
+    # the connections' later packets follow their pins in conntrack: not picked again, no flow of their own
+    assert send(TCP_ACK) == first
+    assert picked() == 3
+    assert "priority=100" not in lab.dump(br, "table=20")
+    # lbapp flows names the pin flows: per backend, the counting flow and the epoch's copy
+    shown = json.loads(sh(PYTHON, "-m", "lbapp.cli.main", "flows", br, "-c", str(cfg), "--json"))
+    pins = sorted((f["role"], f["owner"]) for f in shown["stages"]["session"] if f["role"].startswith("pinned"))
+    assert pins == [("pinned", "VIP web 117.78.6.19:80/tcp")] * 3 + [("pinned_seen", "VIP web 117.78.6.19:80/tcp")] * 3
+    marks = sh("ovs-appctl", "dpctl/dump-conntrack", "zone=27")
+    assert sorted(int(m) for m in re.findall(r"dport=80\).*?mark=(\d+)", marks)) == [168496139, 168496140, 168496141]
+    # live while they send: each backend holds one, epoch after epoch (2 s each)...
+    def keep_sending() -> list[int]:
+        lab.send(gw, *[tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 43000 + i, 80, flags=TCP_ACK)
+                       for i in range(3)])
+        return [b["sessions"] for b in state()["vips"][0]["backends"]]
+
+    sending_since = time.monotonic()
+    while time.monotonic() - sending_since < 5:  # past two epochs: the counts are the switch's by now
+        keep_sending()
+    assert wait_for(lambda: keep_sending() == [1, 1, 1], 6, "the live connections to be counted")
+    assert state()["vips"][0]["pin"] == "conntrack" and picked() == 3
+    # ...and once idle for a whole epoch, no longer counted
+    wait_for(lambda: state()["vips"][0]["sessions"] == 0, 8, "idle pinned connections to stop counting")

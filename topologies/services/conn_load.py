@@ -1,5 +1,6 @@
 """New-connection load: WORKERS threads each connect, send a line, read the answer and close,
-for SECONDS; prints the number of completed connections and failures.
+for SECONDS; prints the number of completed connections, failures, and the median time to
+connect (the handshake, in ms).
 
     python3 conn_load.py IP PORT SECONDS WORKERS
 """
@@ -12,12 +13,15 @@ import time
 def main(ip, port, seconds, workers):
     port, seconds, workers = int(port), float(seconds), int(workers)
     done, failed = [0] * workers, [0] * workers
+    connect_s = [[] for _ in range(workers)]
     end = time.monotonic() + seconds
 
     def worker(i):
         while time.monotonic() < end:
             try:
+                started = time.perf_counter()
                 with socket.create_connection((ip, port), timeout=3) as s:
+                    connect_s[i].append(time.perf_counter() - started)
                     s.sendall(b"x\n")
                     if s.recv(256):
                         done[i] += 1
@@ -31,7 +35,8 @@ def main(ip, port, seconds, workers):
         t.start()
     for t in threads:
         t.join()
-    print(sum(done), sum(failed))
+    times = sorted(t for per_worker in connect_s for t in per_worker)
+    print(sum(done), sum(failed), f"{times[len(times) // 2] * 1000:.3f}" if times else "nan")
 
 
 if __name__ == "__main__":
