@@ -27,6 +27,7 @@ from lbapp import metrics
 from lbapp.config import ConfigError
 from lbapp.configedit import NotFound
 from lbapp.predict import BadClient
+from lbapp.snapshot import NotListed
 
 LOG = logging.getLogger("lbapp")
 MAX_BODY = 64 * 1024
@@ -110,7 +111,10 @@ class _Handler(BaseHTTPRequestHandler):
         if parts == ["v1", "state"]:
             return self.controller.api_state()
         if len(parts) == 4 and parts[:2] == ["v1", "vips"] and parts[3] == "sessions":
-            found = self.controller.api_sessions(parts[2])
+            try:
+                found = self.controller.api_sessions(parts[2])
+            except NotListed as exc:
+                raise ApiError(409, str(exc)) from None
             if found is None:
                 raise ApiError(404, f"no VIP {parts[2]!r}")
             return found

@@ -1,10 +1,13 @@
 """The conntrack zone policy that ``selection: switch`` wants on each balancer's OVS.
 
 A direct-routing balancer sees one direction of a TCP connection, so OVS's conntrack keeps the
-entry in SYN_SENT, whose timeout (30 s by default) later packets do not refresh: after it, the
-connection's next packet is picked afresh (the same backend unless its slot moved meanwhile).
-A zone timeout policy makes the pin last longer. It lives in OVSDB, not OpenFlow, so the
-controller cannot set it: ``lbapp ct-policy`` prints or runs the ``ovs-vsctl`` commands.
+entry in SYN_SENT: its timer is the policy's ``tcp_syn_sent`` after the SYN and
+``tcp_syn_recv`` after each later packet (OVS 3.1 userspace conntrack; 30 s each by default),
+so a pin lasts as long as the connection sends at least once per ``tcp_syn_recv`` seconds.
+After it, the connection's next packet is picked afresh (the same backend for a hash unless
+its slot moved meanwhile; most likely another for the controller's other schedulers). A zone
+timeout policy makes the pin last longer. It lives in OVSDB, not OpenFlow, so the controller
+cannot set it: ``lbapp ct-policy`` prints or runs the ``ovs-vsctl`` commands.
 """
 from __future__ import annotations
 
@@ -23,9 +26,10 @@ def commands(datapath_type: str = "netdev", seconds: int = DEFAULT_PIN_SECONDS, 
         out.append(["ovs-vsctl", "--", "--id=@dp", "create", "Datapath", "datapath_version=0", "--",
                     "set", "Open_vSwitch", ".", f"datapaths:{datapath_type}=@dp"])
     out.append(["ovs-vsctl", "--if-exists", "del-zone-tp", datapath_type, f"zone={CT_ZONE}"])
-    # one direction only: TCP stays in SYN_SENT; UDP in its first (unreplied) state
+    # one direction only: TCP stays in SYN_SENT (tcp_syn_recv times it after its first
+    # packet, measured); UDP in its first (unreplied) state
     out.append(["ovs-vsctl", "add-zone-tp", datapath_type, f"zone={CT_ZONE}", f"tcp_syn_sent={seconds}",
-                f"udp_first={seconds}", f"udp_single={seconds}"])
+                f"tcp_syn_recv={seconds}", f"udp_first={seconds}", f"udp_single={seconds}"])
     return out
 
 

@@ -74,12 +74,20 @@ def slot_counts(slots) -> dict[str, int]:
     return out
 
 
+class NotListed(ValueError):
+    """A VIP whose connections the switch's conntrack holds: no session of its own to list."""
+
+
 def sessions_of(balancer, vip: str, now: float, limit: int = 1000) -> list[dict[str, Any]] | None:
     """The live sessions of VIP ``vip`` (its name or ``ip:port/protocol``), at most ``limit``;
-    None for no such VIP."""
+    None for no such VIP. Raises NotListed for a VIP pinned in conntrack."""
     found = balancer.running.vips.find(vip)
     if found is None:
         return None
+    if found.pins_in_conntrack or found.switch_picks:
+        raise NotListed(f"VIP {found.model.name} pins its connections in conntrack: they are not listed one by one "
+                        "(its counts per backend are in /v1/state; on the switch: ovs-appctl dpctl/dump-conntrack "
+                        "zone=27, the mark is the backend's address)")
     out = []
     for sess in balancer.sessions.by_id.values():
         if sess.vip_id == found.id:

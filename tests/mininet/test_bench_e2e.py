@@ -27,6 +27,7 @@ def test_end_to_end_benchmark_runs():
                          text=True, cwd=ROOT, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "throughput via VIP / direct" in run.stdout and "with selection: switch / direct" in run.stdout
+    assert "with pin: conntrack / direct" in run.stdout
 
 
 def test_ovs_scale_benchmark_runs():

@@ -549,6 +549,7 @@ def test_pin_conntrack_costs_one_packet_in_per_connection_and_counts_what_the_sw
     # lc: each new connection to the least loaded backend, by counts the switch keeps current
     cfg = config(tmp_path, **{"vips.0.pin": "conntrack", "vips.0.scheduler": "lc", "vips.0.idle_timeout": 2})
     br, gw = balancer_with_gateway(lab, cfg)
+    sh(PYTHON, "-m", "lbapp.cli.main", "ct-policy", "--apply", "--seconds", "900")  # after the bridge (see ctzone)
     ctzone.flush()  # an earlier test's pins of the same client ports would hold these connections
 
     def state():
@@ -577,8 +578,11 @@ def test_pin_conntrack_costs_one_packet_in_per_connection_and_counts_what_the_sw
     shown = json.loads(sh(PYTHON, "-m", "lbapp.cli.main", "flows", br, "-c", str(cfg), "--json"))
     pins = sorted((f["role"], f["owner"]) for f in shown["stages"]["session"] if f["role"].startswith("pinned"))
     assert pins == [("pinned", "VIP web 117.78.6.19:80/tcp")] * 3 + [("pinned_seen", "VIP web 117.78.6.19:80/tcp")] * 3
-    marks = sh("ovs-appctl", "dpctl/dump-conntrack", "zone=27")
+    marks = sh("ovs-appctl", "dpctl/dump-conntrack", "-s", "zone=27")
     assert sorted(int(m) for m in re.findall(r"dport=80\).*?mark=(\d+)", marks)) == [168496139, 168496140, 168496141]
+    # a later packet keeps the pin for the zone policy's time (tcp_syn_recv), not OVS's 30 s
+    timeouts = [int(t) for t in re.findall(r"timeout=(\d+)", marks)]
+    assert len(timeouts) == 3 and min(timeouts) > 800, marks
     # live while they send: each backend holds one, epoch after epoch (2 s each)...
     def keep_sending() -> list[int]:
         lab.send(gw, *[tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 43000 + i, 80, flags=TCP_ACK)

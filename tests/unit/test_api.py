@@ -9,6 +9,7 @@ import pytest
 from lbapp import api
 from lbapp.config import ConfigError, FieldError
 from lbapp.configedit import NotFound
+from lbapp.snapshot import NotListed
 
 
 class Controller:
@@ -19,6 +20,8 @@ class Controller:
         return {"generation": 3, "vips": []}
 
     def api_sessions(self, vip):
+        if vip == "pinned":
+            raise NotListed("VIP pinned pins its connections in conntrack")
         return [{"id": 1, "client": "200.1.1.19:40000", "backend": "10.11.12.11"}] if vip == "web" else None
 
     def api_change_backend(self, vip, backend, action, weight):
@@ -76,6 +79,8 @@ def test_bad_requests_get_4xx_with_one_clear_message(served):
     base, controller = served
     assert request(f"{base}/v1/nothing")[0] == 404
     assert request(f"{base}/v1/vips/nope/sessions") == (404, {"error": "no VIP 'nope'", "errors": []})
+    assert request(f"{base}/v1/vips/pinned/sessions") == (409, {"error": "VIP pinned pins its connections in conntrack",
+                                                              "errors": []})
     backend = f"{base}/v1/vips/web/backends/10.11.12.12"
     assert request(f"{base}/v1/vips/web/backends/10.11.12.99", {"action": "drain"})[0] == 404
     assert request(backend, raw=b"{not json")[1]["error"] == "the body is not JSON"

@@ -56,7 +56,8 @@ def test_ct_policy_prints_the_zone_policy_commands():
         assert cli_main(["ct-policy", "--seconds", "120"]) == 0
     lines = out.getvalue().splitlines()
     assert "create Datapath" in lines[0] and "datapaths:netdev=@dp" in lines[0]
-    assert lines[2] == "ovs-vsctl add-zone-tp netdev zone=27 tcp_syn_sent=120 udp_first=120 udp_single=120"
+    assert lines[2] == ("ovs-vsctl add-zone-tp netdev zone=27 tcp_syn_sent=120 tcp_syn_recv=120 udp_first=120 "
+                        "udp_single=120")
     assert cli_main(["ct-policy", "--seconds", "0"]) == 2
 
 

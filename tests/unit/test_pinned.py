@@ -3,6 +3,7 @@ live counts come from the switch's counting flows, read once per epoch (lbapp.st
 import ipaddress
 from collections import Counter
 
+import pytest
 import yaml
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
@@ -12,6 +13,7 @@ from lbapp.pipeline import cookies, session
 from lbapp.pipeline.fastpath import serialize
 from lbapp.pipeline.tables import TABLES
 from lbapp.service import Balancer, FlowStat
+from lbapp.snapshot import NotListed, sessions_of
 from lbapp.state.pinned import EPOCH_LIMIT, PinnedCounts, following
 from tests.unit.test_service import NEW_CONN, ROOT, _cfg_with, syn
 
@@ -173,3 +175,11 @@ def test_counts_go_with_the_epochs_when_a_vip_stops_pinning_in_conntrack():
     assert lb.sessions.counts(1) == {} and lb.running.epochs == {}
     flow = lb.packet_in(1, 3, NEW_CONN, syn(40001), now=3.0)[0][1]
     assert flow.kind == "session" and sum(lb.sessions.counts(1).values()) == 1
+
+
+def test_a_conntrack_pinned_vips_connections_are_counted_not_listed():
+    lb = balancer()
+    lb.packet_in(1, 3, NEW_CONN, syn(40000), now=1.0)
+    with pytest.raises(NotListed, match="dump-conntrack zone=27"):
+        sessions_of(lb, "web", 2.0)
+    assert lb.snapshot(2.0)["vips"][0]["sessions"] == 1 and lb.snapshot(2.0)["vips"][0]["pin"] == "conntrack"
