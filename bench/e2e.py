@@ -99,7 +99,7 @@ def main() -> int:
                                     "conn/s switch": [], "connect ms switch": [], "conn/s direct": [],
                                     "connect ms direct": [],
                                     "Gbit/s via VIP": [], "Gbit/s switch": [], "Gbit/s direct": []}
-    with MininetLab("cross_vlan", work, config(work / "lb.yaml")) as lab:
+    with MininetLab("cross_vlan", work, config(work / "lb.yaml"), debug=False) as lab:
         # the load client closes thousands of connections a second: let it reuse ports in
         # TIME_WAIT, or both paths soon measure the client's port exhaustion instead
         lab.net.get("h1").cmd("sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range='1024 65000'")

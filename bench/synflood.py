@@ -107,7 +107,7 @@ def main() -> int:
     config = work / "lb.yaml"
     write_config(config, "defended")
     rows = []
-    with MininetLab("cross_vlan", work, config) as lab:
+    with MininetLab("cross_vlan", work, config, debug=False) as lab:
         wait_for(lambda: lab.ask("h1", next(v for v in lab.cfg.vips if v.port == PORT)), 20, "the VIP to answer")
         for _ in range(args.runs):
             for mode in modes:  # alternating, side by side

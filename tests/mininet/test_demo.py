@@ -32,14 +32,16 @@ def test_interrupted_demo_cleans_up():
     require_tier("Mininet", mininet=True)
     proc = subprocess.Popen([sys.executable, "-m", "lbapp.cli.main", "demo", "large", "--rounds", "50"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    deadline = time.monotonic() + 60
-    while "topology large up" not in (line := proc.stdout.readline()):
-        assert line and time.monotonic() < deadline, "the demo did not come up"
-    log = Path(line.split("controller log ")[1].split()[0])
-    # in the middle of the requests: the controller has begun scheduling sessions
-    wait_for(lambda: " -> " in log.read_text(), 30, "the demo's first requests")
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while "topology large up" not in (line := proc.stdout.readline()):
+            assert line and time.monotonic() < deadline, "the demo did not come up"
+        log = Path(line.split("controller log ")[1].split()[0])
+        # in the middle of the requests: the controller has begun scheduling sessions
+        wait_for(lambda: " -> " in log.read_text(), 30, "the demo's first requests")
+    finally:  # interrupted as a user would, even when the test failed: its lab must not outlive it
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
     bridges = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout.split()
     assert not {"s0", "s1", "s2", "s3"} & set(bridges), bridges
     left = subprocess.run(["pgrep", "-f", "topologies/large.yaml"], capture_output=True, text=True).stdout
