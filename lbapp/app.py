@@ -231,10 +231,12 @@ def _more_to_read(dp) -> bool:
     try:
         if getattr(sock, "pending", None) and sock.pending():  # TLS: already decrypted, not yet read
             return True
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
+        poller = getattr(dp, "_lbapp_poller", None)
+        if poller is None:  # one per connection, registered once
+            poller = dp._lbapp_poller = select.poll()
+            poller.register(sock, select.POLLIN)
         return bool(poller.poll(0))
-    except (OSError, ValueError, TypeError):  # a closed or odd socket: send at once
+    except (OSError, ValueError, TypeError, AttributeError):  # a closed or odd socket: send at once
         return False
 
 

@@ -94,12 +94,10 @@ def run(*args: str, check: bool = True) -> str:
 
 
 class MininetLab:
-    def __init__(self, topology: str, workdir: Path, config: Path | None = None, debug: bool = True,
-                 controller_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, topology: str, workdir: Path, config: Path | None = None, debug: bool = True) -> None:
         """``debug``: the controller logs every connection (``lbapp run -v``: the demo and the
         tests read those lines); benchmarks turn it off, as a log line per connection costs the
-        controller about as much as the connection's pick. ``controller_args``: more options for
-        ``lbapp run``."""
+        controller about as much as the connection's pick."""
         from lbapp.config import load_config
 
         self.module = load_topology(topology)
@@ -111,7 +109,6 @@ class MininetLab:
         self.services: dict[str, subprocess.Popen] = {}  # backend host -> its service
         self.controller_log = workdir / "controller.log"
         self.debug = debug
-        self.controller_args = controller_args
         self.api_url = ""  # the controller's HTTP API, once it runs
 
     # --- lifecycle ---
@@ -140,8 +137,8 @@ class MininetLab:
         self.api_url = f"http://127.0.0.1:{api_port}"
         self.controller = subprocess.Popen(
             [sys.executable, "-m", "lbapp.cli.main", "run", "-c", str(self.config), "--listen", "127.0.0.1",
-             "--port", str(port), "--api-port", str(api_port), *(["-v"] if self.debug else []),
-             *self.controller_args], stdout=open(self.controller_log, "w"),
+             "--port", str(port), "--api-port", str(api_port), *(["-v"] if self.debug else [])],
+            stdout=open(self.controller_log, "w"),
             stderr=subprocess.STDOUT, cwd=ROOT)
         wait_for(lambda: _listening(port) or self.controller.poll() is not None, 30, "the controller to listen")
         if self.controller.poll() is not None:
