@@ -96,8 +96,11 @@ class LbApp(app_manager.OSKenApp):
             self._packet_in(ev, received=time.perf_counter())
             return
         if self.sender.pending:
-            with self.lock:
-                self.sender.flush()
+            try:
+                with self.lock:
+                    self.sender.flush()
+            except Exception:  # on the switch's receive thread: never end its connection
+                LOG.exception("sending held replies failed")
         super()._send_event(ev, state)
 
     def _call(self, method, *args, more_waiting: bool = False, started: float | None = None) -> None:
