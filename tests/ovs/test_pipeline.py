@@ -14,7 +14,7 @@ import yaml
 from os_ken.lib.packet.tcp import TCP_ACK, TCP_SYN
 
 from lbapp import ctzone
-from tests.helpers.frames import collect, tcp_frame
+from tests.helpers.frames import collect, tcp_frame, udp_frame
 from tests.helpers.net import PYTHON, sh, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -596,3 +596,29 @@ def test_pin_conntrack_costs_one_packet_in_per_connection_and_counts_what_the_sw
     assert state()["vips"][0]["pin"] == "conntrack" and picked() == 3
     # ...and once idle for a whole epoch, no longer counted
     wait_for(lambda: state()["vips"][0]["sessions"] == 0, 8, "idle pinned connections to stop counting")
+
+
+def test_pin_conntrack_holds_a_udp_flow_to_the_backend_its_first_datagram_was_picked_for(lab, tmp_path):
+    cfg = config(tmp_path, **{"vips.0.pin": "conntrack", "vips.0.scheduler": "lc", "vips.0.protocol": "udp",
+                              "vips.0.port": 5353})
+    br, gw = balancer_with_gateway(lab, cfg)
+    sh(PYTHON, "-m", "lbapp.cli.main", "ct-policy", "--apply", "--seconds", "900")  # after the bridge (see ctzone)
+    ctzone.flush()
+
+    def picked() -> int:
+        return json.loads(sh(PYTHON, "-m", "lbapp.cli.main", "status", "--json", "--api",
+                             lab.api_url))["vips"][0]["connections"]
+
+    def send() -> dict[int, str]:
+        cap = lab.sniff(gw, 3, 0x0800)
+        lab.send(gw, *[udp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 45000 + i, 5353) for i in range(3)])
+        seen = [s for s in collect(cap) if s.ip_src == CLIENT]
+        for s in seen:
+            assert (s.eth_src, s.eth_dst, s.ttl, s.dport) == (BALANCER_MAC, NEXT_HOP_MAC, 63, 5353)
+            assert s.l4_checksum_ok
+        return {s.sport: s.ip_dst for s in seen}
+
+    first = send()
+    assert sorted(first.values()) == ["10.11.12.11", "10.11.12.12", "10.11.12.13"]
+    assert send() == first and picked() == 3  # the next datagrams follow their pins: not picked again
+    assert "priority=100" not in lab.dump(br, "table=20")
