@@ -108,6 +108,7 @@ class Balancer:
         flows, groups, adopt = static.flows, [], []
         if site is not None:
             groups = [meters.remove_punt_meter(), meters.punt_meter(site.ctx)]  # an earlier run's, replaced
+            sweep += session_flows.sweep_epoch_copies(site.ctx, self.running.epochs)
             groups += self.groups.install(site.ctx, dpid, self.running.slots)
             flows = flows + self.lingering.pin_flows(site.ctx, dpid)  # the switch may have lost them
             # sessions an earlier run (or this one, before a reconnect) left in the switch: read
@@ -353,7 +354,7 @@ class Balancer:
             pair = _pin_of(decoded.obj, match or {})
             return self.lingering.pin_idle(dpid, pair, self._has_sessions) if pair else []
         if decoded.generation and decoded.obj:  # a pin: conntrack VIP's epoch copy, gone with its epoch
-            backend = self.running.ctx.backend_by_id.get(decoded.obj)
+            backend = self.running.ctx.backend_by_id.get(session_flows.pinned_backend_id(decoded.obj))
             if backend is not None:
                 self.traffic.session_ended(_seen_id(decoded.vip, backend, match or {}), (decoded.vip, backend),
                                            byte_count, packet_count)
@@ -461,7 +462,7 @@ class Balancer:
             sess = self.sessions.by_id.get(decoded.obj)
             return ("session", sess.session_id, (sess.vip_id, sess.backend)) if sess is not None and sess.vip_id \
                 else None
-        backend = self.running.ctx.backend_by_id.get(decoded.obj)  # a pin flow: its backend's id
+        backend = self.running.ctx.backend_by_id.get(session_flows.pinned_backend_id(decoded.obj))  # a pin flow
         if backend is None or decoded.vip not in self.running.vips.by_id:
             return None
         if stat.priority == session_flows.TABLE.priority("pinned_seen"):  # counted apart: it goes with its epoch

@@ -18,6 +18,9 @@ from lbapp.pipeline.tables import CT_EPOCH_BITS, CT_TRACKED, CT_ZONE, METER_PUNT
 from lbapp.shared import ConnKey, IPv4
 
 TABLE = TABLES["session"]
+# In a pinned flow's cookie object, next to the backend's id: the flow is an epoch's copy
+# (``pin: conntrack``), so a switch's stale copies can be deleted without their counting flows.
+EPOCH_COPY = 1 << 31
 
 
 def session_cookie(vip_id: int, session_id: int) -> int:
@@ -91,8 +94,8 @@ def pinned_flows(ctx: Context, vip_id: int, vip, backend: IPv4, epoch: int | Non
         return [TABLE.flow("pinned", _pinned_match(vip, backend), cookie=cookie, actions=[to_backend],
                            goto="translate")]
     # flow-removed when the epoch's copy goes: its final byte and packet counts (lbapp.state.traffic)
-    return [TABLE.flow("pinned_seen", _seen_match(vip, backend, epoch), cookie=cookie, actions=[to_backend],
-                       goto="translate", send_flow_removed=True),
+    return [TABLE.flow("pinned_seen", _seen_match(vip, backend, epoch), cookie=cookie | EPOCH_COPY,
+                       actions=[to_backend], goto="translate", send_flow_removed=True),
             TABLE.flow("pinned", _pinned_match(vip, backend), cookie=cookie, goto="translate",
                        actions=[conntrack(CT_ZONE, commit=True, label=epoch), to_backend])]
 
@@ -104,16 +107,31 @@ def next_epoch(ctx: Context, vip_id: int, vip, backends: list[IPv4], old: int, n
     out = []
     for backend in backends:
         out += pinned_flows(ctx, vip_id, vip, backend, new)
-        out.append(TABLE.delete(_seen_match(vip, backend, old), cookie=_pinned_cookie(ctx, vip_id, backend),
-                                cookie_mask=cookies.object_mask(), priority="pinned_seen"))
+        out.append(TABLE.delete(_seen_match(vip, backend, old), cookie_mask=cookies.object_mask(),
+                                cookie=_pinned_cookie(ctx, vip_id, backend) | EPOCH_COPY, priority="pinned_seen"))
     return out
+
+
+def sweep_epoch_copies(ctx: Context, epochs: dict[int, int]) -> list:
+    """Every epoch copy of the ``pin: conntrack`` VIPs' pinned flows, whatever its epoch: a
+    switch that was away may still hold one of an epoch that ended meanwhile (or of an earlier
+    run), which would take its connections past their counting flow for good. Sent before the
+    pipeline is installed again; the counting flows stay (their connections keep their pins)."""
+    return [TABLE.delete(_pinned_match(vip, b.ip), cookie=_pinned_cookie(ctx, vip_id, b.ip) | EPOCH_COPY,
+                         cookie_mask=cookies.object_mask())
+            for vip_id, vip in ctx.balanced_vips() if vip_id in epochs for b in vip.backends]
 
 
 def remove_pinned(ctx: Context, vip_id: int, vip, backend: IPv4):
     """The removal of :func:`pinned_flows`, any generation and epoch (not strict: the epoch's
-    copy matches more)."""
+    copy matches more; its cookie's copy bit is left out of the mask)."""
     return TABLE.delete(_pinned_match(vip, backend), cookie=_pinned_cookie(ctx, vip_id, backend),
-                        cookie_mask=cookies.object_mask())
+                        cookie_mask=cookies.object_mask() & ~EPOCH_COPY)
+
+
+def pinned_backend_id(obj: int) -> int:
+    """The backend id in a pinned flow's (or its epoch copy's) cookie object."""
+    return obj & ~EPOCH_COPY
 
 
 def _pinned_cookie(ctx: Context, vip_id: int, backend: IPv4) -> int:

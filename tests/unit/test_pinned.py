@@ -136,13 +136,14 @@ def test_traffic_totals_never_drop_when_an_epoch_copy_goes():
     def read(counts, now):
         (_, request), = lb.stats.start_round([1], "traffic", now)
         label = [(("ct_label", (epoch, 0xFFFFFFFF)),) if epoch else () for _, epoch, _ in counts]
-        lb.session_stats(1, request.xid, [FlowStat(cookie, n, match=match, packet_count=1, priority=prio)
+        lb.session_stats(1, request.xid, [FlowStat(cookie | (session.EPOCH_COPY if prio == seen else 0), n,
+                                                   match=match, packet_count=1, priority=prio)
                                           for (prio, _, n), match in zip(counts, label)], now)
         return lb.traffic.totals()[(1, B1)][0]
 
     assert read([(pinned, 0, 100), (seen, 1, 50)], 1.0) == 150
     lb.tick(10.5)  # epoch 1 ends: its copy is deleted, and its flow-removed has the final count
-    lb.flow_removed(1, cookie, ofp.OFPRR_DELETE, 10.6, 60, {"ct_label": (1, 0xFFFFFFFF)}, 2)
+    lb.flow_removed(1, cookie | session.EPOCH_COPY, ofp.OFPRR_DELETE, 10.6, 60, {"ct_label": (1, 0xFFFFFFFF)}, 2)
     assert lb.traffic.totals()[(1, B1)][0] == 160
     assert read([(pinned, 0, 120), (seen, 2, 10)], 11.0) == 190
 
@@ -183,3 +184,21 @@ def test_a_conntrack_pinned_vips_connections_are_counted_not_listed():
     with pytest.raises(NotListed, match="dump-conntrack zone=27"):
         sessions_of(lb, "web", 2.0)
     assert lb.snapshot(2.0)["vips"][0]["sessions"] == 1 and lb.snapshot(2.0)["vips"][0]["pin"] == "conntrack"
+
+
+def test_a_switch_back_from_away_loses_its_stale_epoch_copies_but_keeps_its_counting_flows():
+    lb = balancer()
+    lb.switch_disconnected(1)
+    lb.tick(10.5)  # epoch 1 ends while the switch is away: its copies of epoch 1 were not deleted
+    out = [m for _, m in lb.switch_connected(1, 11.0)]
+    copies = [i for i, m in enumerate(out) if isinstance(m, parser.OFPFlowMod) and m.command == ofp.OFPFC_DELETE
+              and m.table_id == SESSION.table_id]
+    adds = [i for i, m in enumerate(out) if isinstance(m, parser.OFPFlowMod) and m.command == ofp.OFPFC_ADD
+            and m.priority == SESSION.priority("pinned_seen")]
+    assert len(copies) == 3 and len(adds) == 3 and max(copies) < min(adds)
+    for i in copies:  # not strict, any epoch; only cookies with the copy bit: the counting flows stay
+        assert out[i].cookie & session.EPOCH_COPY and out[i].cookie_mask & session.EPOCH_COPY
+        assert "ct_label" not in dict(out[i].match.items())
+    counting = [m for m in out if isinstance(m, parser.OFPFlowMod) and m.priority == SESSION.priority("pinned")]
+    assert counting and not any(m.cookie & session.EPOCH_COPY for m in counting)
+    assert {dict(out[i].match.items())["ct_label"] for i in adds} == {(2, 0xFFFFFFFF)}
