@@ -44,6 +44,23 @@ def datapath_actions(trace: str) -> str:
     return match.group(1)
 
 
+def routed(lab, gw: str, frames: list[bytes], dport: int, seconds: float = 3) -> dict[int, str]:
+    """Send ``frames`` from the gateway's side; the client port -> backend of each that left
+    routed to a backend (next hop's MAC, balancer's MAC, TTL down, the port and a good checksum)."""
+    cap = lab.sniff(gw, seconds, 0x0800)
+    lab.send(gw, *frames)
+    seen = [s for s in collect(cap) if s.ip_src == CLIENT]
+    for s in seen:
+        assert (s.eth_src, s.eth_dst, s.ttl, s.dport) == (BALANCER_MAC, NEXT_HOP_MAC, 63, dport)
+        assert s.l4_checksum_ok
+    return {s.sport: s.ip_dst for s in seen}
+
+
+def vip_state(lab, index: int = 0) -> dict:
+    """The controller's state of the config's VIP ``index``, from its API."""
+    return json.loads(sh(PYTHON, "-m", "lbapp.cli.main", "status", "--json", "--api", lab.api_url))["vips"][index]
+
+
 def balancer_with_gateway(lab, cfg, extra: tuple[str, ...] = (), conf_file: bool = False):
     br = lab.bridge("lb", 1)
     gw = lab.host(br, "gw", 1, "10.0.0.1/24", NEXT_HOP_MAC)
@@ -346,13 +363,8 @@ def test_switch_selection_picks_in_the_switch_and_pins_connections_through_reloa
     groups = lab.groups(br)
     assert "type=select" in groups and groups.count("bucket=") == 256, groups
     def backends_seen(first_port: int = 41000) -> dict[int, str]:
-        cap = lab.sniff(gw, 4, 0x0800)
-        lab.send(gw, *[tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, first_port + i, 80) for i in range(60)])
-        seen = [s for s in collect(cap) if s.ip_src == CLIENT]
-        for s in seen:
-            assert (s.eth_src, s.eth_dst, s.ttl, s.dport) == (BALANCER_MAC, NEXT_HOP_MAC, 63, 80)
-            assert s.l4_checksum_ok
-        return {s.sport: s.ip_dst for s in seen}
+        return routed(lab, gw, [tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, first_port + i, 80)
+                                for i in range(60)], 80, seconds=4)
 
     first = backends_seen()
     assert len(first) == 60 and set(first.values()) == {"10.11.12.11", "10.11.12.12", "10.11.12.13"}
@@ -552,20 +564,12 @@ def test_pin_conntrack_costs_one_packet_in_per_connection_and_counts_what_the_sw
     sh(PYTHON, "-m", "lbapp.cli.main", "ct-policy", "--apply", "--seconds", "900")  # after the bridge (see ctzone)
     ctzone.flush()  # an earlier test's pins of the same client ports would hold these connections
 
-    def state():
-        return json.loads(sh(PYTHON, "-m", "lbapp.cli.main", "status", "--json", "--api", lab.api_url))
-
     def send(flags: int) -> dict[int, str]:
-        cap = lab.sniff(gw, 3, 0x0800)
-        lab.send(gw, *[tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 43000 + i, 80, flags=flags)
-                       for i in range(3)])
-        seen = [s for s in collect(cap) if s.ip_src == CLIENT]
-        for s in seen:  # routed to the backend: next hop's MAC, TTL down, the port kept
-            assert (s.eth_src, s.eth_dst, s.ttl, s.dport) == (BALANCER_MAC, NEXT_HOP_MAC, 63, 80)
-        return {s.sport: s.ip_dst for s in seen}
+        return routed(lab, gw, [tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 43000 + i, 80, flags=flags)
+                                for i in range(3)], 80)
 
     def picked() -> int:  # connections the controller picked for (packet-ins count ARP too)
-        return state()["vips"][0]["connections"]
+        return vip_state(lab)["connections"]
 
     first = send(TCP_SYN)
     assert sorted(first.values()) == ["10.11.12.11", "10.11.12.12", "10.11.12.13"]  # least connection
@@ -587,15 +591,15 @@ def test_pin_conntrack_costs_one_packet_in_per_connection_and_counts_what_the_sw
     def keep_sending() -> list[int]:
         lab.send(gw, *[tcp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 43000 + i, 80, flags=TCP_ACK)
                        for i in range(3)])
-        return [b["sessions"] for b in state()["vips"][0]["backends"]]
+        return [b["sessions"] for b in vip_state(lab)["backends"]]
 
     sending_since = time.monotonic()
     while time.monotonic() - sending_since < 5:  # past two epochs: the counts are the switch's by now
         keep_sending()
     assert wait_for(lambda: keep_sending() == [1, 1, 1], 6, "the live connections to be counted")
-    assert state()["vips"][0]["pin"] == "conntrack" and picked() == 3
+    assert vip_state(lab)["pin"] == "conntrack" and picked() == 3
     # ...and once idle for a whole epoch, no longer counted
-    wait_for(lambda: state()["vips"][0]["sessions"] == 0, 8, "idle pinned connections to stop counting")
+    wait_for(lambda: vip_state(lab)["sessions"] == 0, 8, "idle pinned connections to stop counting")
 
 
 def test_pin_conntrack_holds_a_udp_flow_to_the_backend_its_first_datagram_was_picked_for(lab, tmp_path):
@@ -605,20 +609,12 @@ def test_pin_conntrack_holds_a_udp_flow_to_the_backend_its_first_datagram_was_pi
     sh(PYTHON, "-m", "lbapp.cli.main", "ct-policy", "--apply", "--seconds", "900")  # after the bridge (see ctzone)
     ctzone.flush()
 
-    def picked() -> int:
-        return json.loads(sh(PYTHON, "-m", "lbapp.cli.main", "status", "--json", "--api",
-                             lab.api_url))["vips"][0]["connections"]
-
     def send() -> dict[int, str]:
-        cap = lab.sniff(gw, 3, 0x0800)
-        lab.send(gw, *[udp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 45000 + i, 5353) for i in range(3)])
-        seen = [s for s in collect(cap) if s.ip_src == CLIENT]
-        for s in seen:
-            assert (s.eth_src, s.eth_dst, s.ttl, s.dport) == (BALANCER_MAC, NEXT_HOP_MAC, 63, 5353)
-            assert s.l4_checksum_ok
-        return {s.sport: s.ip_dst for s in seen}
+        return routed(lab, gw, [udp_frame(NEXT_HOP_MAC, BALANCER_MAC, CLIENT, VIP, 45000 + i, 5353)
+                                for i in range(3)], 5353)
 
     first = send()
     assert sorted(first.values()) == ["10.11.12.11", "10.11.12.12", "10.11.12.13"]
-    assert send() == first and picked() == 3  # the next datagrams follow their pins: not picked again
+    # the next datagrams follow their pins: not picked again
+    assert send() == first and vip_state(lab)["connections"] == 3
     assert "priority=100" not in lab.dump(br, "table=20")
