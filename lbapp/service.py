@@ -353,7 +353,7 @@ class Balancer:
         if decoded.vip == cookies.LINGER_VIP:
             pair = _pin_of(decoded.obj, match or {})
             return self.lingering.pin_idle(dpid, pair, self._has_sessions) if pair else []
-        if decoded.generation and decoded.obj:  # a pin: conntrack VIP's epoch copy, gone with its epoch
+        if decoded.generation and session_flows.is_epoch_copy(decoded.obj):  # gone with its epoch
             backend = self.running.ctx.backend_by_id.get(session_flows.pinned_backend_id(decoded.obj))
             if backend is not None:
                 self.traffic.session_ended(_seen_id(decoded.vip, backend, match or {}), (decoded.vip, backend),
@@ -405,13 +405,12 @@ class Balancer:
                 if decoded is not None and decoded.obj == 0 and stat.priority == pick:
                     self.switch_rates.reading(decoded.vip, dpid, stat.packet_count, now)
         elif purpose == "epoch":
-            pinned = session_flows.TABLE.priority("pinned")
             counters: dict[int, dict[IPv4, int]] = {}
-            for stat in stats:
-                decoded = cookies.decode(stat.cookie)
-                backend = self.running.ctx.backend_by_id.get(decoded.obj) if decoded and decoded.generation else None
-                if backend is not None and stat.priority == pinned:
-                    counters.setdefault(decoded.vip, {})[backend] = stat.packet_count
+            for stat in stats:  # the counting flows (an epoch copy counts as a session of its epoch)
+                carrier = self._carrier(stat)
+                if carrier is not None and carrier[0] == "pin":
+                    vip_id, backend = carrier[1]
+                    counters.setdefault(vip_id, {})[backend] = stat.packet_count
             for vip_id, by_backend in counters.items():
                 if vip_id in self.running.epochs:
                     self.pinned.reading(dpid, vip_id, by_backend)
@@ -465,7 +464,7 @@ class Balancer:
         backend = self.running.ctx.backend_by_id.get(session_flows.pinned_backend_id(decoded.obj))  # a pin flow
         if backend is None or decoded.vip not in self.running.vips.by_id:
             return None
-        if stat.priority == session_flows.TABLE.priority("pinned_seen"):  # counted apart: it goes with its epoch
+        if session_flows.is_epoch_copy(decoded.obj):  # counted apart: it goes with its epoch
             return ("session", _seen_id(decoded.vip, backend, dict(stat.match)), (decoded.vip, backend))
         return ("pin", (decoded.vip, backend))
 

@@ -134,6 +134,11 @@ def pinned_backend_id(obj: int) -> int:
     return obj & ~EPOCH_COPY
 
 
+def is_epoch_copy(obj: int) -> bool:
+    """Whether a pinned flow's cookie object is an epoch copy's (not a counting flow's)."""
+    return bool(obj & EPOCH_COPY)
+
+
 def _pinned_cookie(ctx: Context, vip_id: int, backend: IPv4) -> int:
     return cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id, obj=ctx.backend_ids[backend])
 

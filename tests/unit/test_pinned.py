@@ -72,7 +72,8 @@ def _reading(lb, xid, counts, now):
     stats = [FlowStat(cookies.make(cookies.STAGE_SESSION, generation=lb.running.generation, vip=1,
                                    obj=lb.running.ctx.backend_ids[ip]), 0, packet_count=n,
                       priority=SESSION.priority("pinned")) for ip, n in counts.items()]
-    stats.append(FlowStat(stats[0].cookie, 0, packet_count=999, priority=SESSION.priority("pinned_seen")))
+    stats.append(FlowStat(stats[0].cookie | session.EPOCH_COPY, 0, packet_count=999,
+                          priority=SESSION.priority("pinned_seen")))
     return lb.session_stats(1, xid, stats, now)
 
 
