@@ -23,7 +23,7 @@ from lbapp import api, oskenfix
 from lbapp.config import ConfigError, load_config
 from lbapp.config.load import read_config_text
 from lbapp.configedit import change_backend, write_atomically
-from lbapp.pipeline import bundles, cookies
+from lbapp.pipeline import bundles, cookies, fastpath
 from lbapp.predict import predict
 from lbapp.sender import Sender
 from lbapp.service import Balancer, FlowStat
@@ -65,6 +65,7 @@ class LbApp(app_manager.OSKenApp):
                              setup_latency=self.balancer.setup_latency.observe)
         self.edit_lock = threading.Lock()  # API changes to the config file, one at a time
         self.api = None
+        oskenfix.take_raw(ofproto_v1_3.OFP_VERSION, ofproto_v1_3.OFPT_PACKET_IN, self._raw_packet_in)
 
     def start(self):
         thread = super().start()
@@ -74,6 +75,7 @@ class LbApp(app_manager.OSKenApp):
         return thread
 
     def stop(self) -> None:
+        oskenfix.take_raw(ofproto_v1_3.OFP_VERSION, ofproto_v1_3.OFPT_PACKET_IN, None)
         if self.api is not None:
             self.api.shutdown()
             self.api.server_close()
@@ -87,11 +89,25 @@ class LbApp(app_manager.OSKenApp):
                 LOG.exception("a tick failed; ticking on")
             hub.sleep(TICK_SECONDS)
 
+    def _raw_packet_in(self, dp, buf: bytearray) -> bool:
+        """Each packet-in's bytes, on the switch connection's receive thread, before os-ken
+        parses them (see :mod:`lbapp.oskenfix`): handled right here, read with
+        :func:`fastpath.parse_packet_in`. Queueing it for the app's event thread and waking that
+        thread, or parsing it into os-ken's objects, each cost more than lbapp's whole pick
+        (issue 15). Anything else, or before the handshake ended, is left to os-ken."""
+        received = time.perf_counter()
+        if dp.state != MAIN_DISPATCHER or dp.id is None:
+            return False
+        parsed = fastpath.parse_packet_in(buf)
+        if parsed is None:
+            return False
+        self._punted(dp, *parsed, received)
+        return True
+
     def _send_event(self, ev, state) -> None:
         """os-ken hands each event to the app here, on the switch connection's receive thread.
-        A packet-in is handled right here: queueing it for the app's event thread and waking
-        that thread cost more than lbapp's whole pick (issue 15). Other events queue as usual,
-        after any replies held back for a burst of packet-ins are sent."""
+        A packet-in :meth:`_raw_packet_in` left to os-ken is handled right here too. Other events
+        queue as usual, after any replies held back for a burst of packet-ins are sent."""
         if ev.__class__ is ofp_event.EventOFPPacketIn and state == MAIN_DISPATCHER:
             self._packet_in(ev, received=time.perf_counter())
             return
@@ -197,13 +213,17 @@ class LbApp(app_manager.OSKenApp):
         """Registered so os-ken routes packet-ins to this app; called by :meth:`_send_event` on
         the receive thread, with the packet-in's arrival time."""
         msg = ev.msg
-        started = received if cookies.is_new_connection(msg.cookie) else None
+        self._punted(msg.datapath, msg.cookie, msg.match.get("in_port", 0), msg.data, received)
+
+    def _punted(self, dp, cookie: int, in_port: int, data: bytes, received: float | None) -> None:
+        """One packet-in to the logic; ``received``: its arrival (a new connection's setup time
+        starts there)."""
+        started = received if cookies.is_new_connection(cookie) else None
         try:
-            self._call(self.balancer.packet_in, msg.datapath.id, msg.match["in_port"], msg.cookie, msg.data,
-                       time.time(), more_waiting=_more_to_read(msg.datapath), started=started)
+            self._call(self.balancer.packet_in, dp.id, in_port, cookie, data, time.time(),
+                       more_waiting=_more_to_read(dp), started=started)
         except Exception:  # the controller never dies on a packet, nor does the switch's connection
-            LOG.exception("switch %016x: packet-in (cookie %#x, %d bytes) failed", msg.datapath.id, msg.cookie,
-                          len(msg.data))
+            LOG.exception("switch %016x: packet-in (cookie %#x, %d bytes) failed", dp.id, cookie, len(data))
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def _flow_removed(self, ev) -> None:

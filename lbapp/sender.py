@@ -74,8 +74,8 @@ class Sender:
 
     def _send(self, out: list[Out]) -> None:
         """Attach the datapath and send, in order. Consecutive pre-serialised messages to one
-        switch go out as one write (the hot path's flow-mods and packet-outs): os-ken's send
-        queue and send thread then handle one item instead of many; a burst with enough
+        switch go out as one write (the hot path's flow-mods and packet-outs: one system call
+        instead of many, written from this thread, see lbapp.oskenfix); a burst with enough
         flow-mods goes as one bundle (one flow-table change in the switch). A message for a
         switch that is not connected is dropped."""
         datapath = self._datapath

@@ -1,7 +1,10 @@
-"""An OpenFlow connection that ends ends its os-ken threads (lbapp.oskenfix): os-ken's own
-connection handler on a loopback TCP pair, no controller process."""
+"""What lbapp changes in os-ken (lbapp.oskenfix): an OpenFlow connection that ends ends its
+threads; writes go out from the caller's thread, whole and in order; messages taken raw skip
+os-ken's parser. os-ken's own connection handler on a loopback TCP pair, no controller process."""
 import socket
+import struct
 import threading
+import time
 
 from os_ken.base import app_manager  # noqa: F401 - first: os-ken's controller module imports it back
 from os_ken.controller import controller
@@ -40,3 +43,102 @@ def test_apply_is_idempotent():
     patched = controller.Datapath._recv_loop
     oskenfix.apply()
     assert controller.Datapath._recv_loop is patched
+
+
+class _Brick:
+    """os-ken's event brick, as a Datapath uses it: the events it would hand to the apps."""
+
+    def __init__(self) -> None:
+        self.events = []
+
+    def send_event_to_observers(self, ev, state=None) -> None:
+        self.events.append(ev)
+
+    def get_handlers(self, ev, state=None) -> list:
+        return []
+
+
+def _served(read_timeout: float = 3):
+    """An os-ken Datapath serving one end of a loopback TCP pair on its own thread (events to a
+    recording brick); the other end, the switch's, with its hello read. Returns (datapath,
+    switch socket, serving thread)."""
+    oskenfix.apply()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        switch = socket.create_connection(listener.getsockname(), timeout=read_timeout)
+        ours, address = listener.accept()
+    dp = controller.Datapath(ours, address)
+    brick = dp.ofp_brick = _Brick()
+    thread = threading.Thread(target=dp.serve, daemon=True)
+    thread.start()
+    assert switch.recv(8)[1] == 0  # the hello
+    return dp, switch, thread, brick
+
+
+def _read(sock: socket.socket, size: int) -> bytes:
+    buf = b""
+    while len(buf) < size:
+        chunk = sock.recv(size - len(buf))
+        assert chunk, "the connection ended early"
+        buf += chunk
+    return buf
+
+
+def test_writes_from_many_threads_arrive_whole_and_each_threads_in_order():
+    dp, switch, thread, _ = _served()
+    per_thread, writers = 300, 4
+
+    def write(n):  # echo requests: 8-byte header, the xid says who and which, a body of 1000 bytes
+        for i in range(per_thread):
+            body = bytes([n]) * 1000
+            assert dp.send(struct.pack("!BBHI", 4, 2, 8 + len(body), n << 16 | i) + body)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for t in threads:
+        t.start()
+    seen = {n: [] for n in range(writers)}
+    for _ in range(per_thread * writers):
+        version, kind, length, xid = struct.unpack("!BBHI", _read(switch, 8))
+        body = _read(switch, length - 8)
+        assert body == bytes([xid >> 16]) * 1000  # never interleaved with another thread's bytes
+        seen[xid >> 16].append(xid & 0xFFFF)
+    for t in threads:
+        t.join()
+    assert all(order == list(range(per_thread)) for order in seen.values())
+    switch.close()
+    thread.join(timeout=3)
+    assert not thread.is_alive()
+
+
+def test_a_switch_that_stops_reading_costs_one_socket_timeout_and_its_connection():
+    dp, switch, thread, _ = _served()
+    dp.socket.settimeout(0.3)  # os-ken's socket_timeout, shortened
+    big = struct.pack("!BBHI", 4, 2, 65535, 1) + bytes(65535 - 8)
+    started = time.monotonic()
+    results = [dp.send(big) for _ in range(200)]  # far more than the socket buffers hold
+    assert results[0] and results[-1] is False
+    assert time.monotonic() - started < 3
+    thread.join(timeout=3)  # the connection ended: os-ken's teardown ran
+    assert not thread.is_alive()
+    switch.close()
+
+
+def test_a_message_taken_raw_skips_os_kens_parser_and_one_declined_reaches_it():
+    taken = []
+    oskenfix.take_raw(4, 2, lambda dp, buf: taken.append(bytes(buf)) or buf[4:8] == b"\0\0\0\1")
+    try:
+        dp, switch, thread, brick = _served()
+        switch.sendall(HELLO_13)
+        for xid in (1, 2):  # echo requests: the first taken, the second declined
+            switch.sendall(struct.pack("!BBHI", 4, 2, 12, xid) + b"ping")
+        deadline = time.monotonic() + 3
+        while len(taken) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert taken == [struct.pack("!BBHI", 4, 2, 12, xid) + b"ping" for xid in (1, 2)]
+        while not any(type(ev).__name__ == "EventOFPEchoRequest" for ev in brick.events) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        echoes = [ev.msg.xid for ev in brick.events if type(ev).__name__ == "EventOFPEchoRequest"]
+        assert echoes == [2]
+    finally:
+        oskenfix.take_raw(4, 2, None)
+    switch.close()
+    thread.join(timeout=3)
