@@ -148,7 +148,7 @@ class MininetLab:
         self.net.addController("c0", controller=RemoteController, ip="127.0.0.1", port=port)
         self.net.build()
         self.net.start()
-        if any(v.selection == "switch" for v in self.cfg.vips):
+        if any(v.selection == "switch" or v.pin == "conntrack" for v in self.cfg.vips):
             # only now: OVS puts a zone policy in force on a datapath that exists (lbapp.ctzone)
             from lbapp import ctzone
             ctzone.apply()  # pins outlive OVS's 30 s SYN_SENT timeout (see lbapp ct-policy)
