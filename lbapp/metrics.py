@@ -58,7 +58,7 @@ class SnapshotCollector:
         latency = s["setup_latency"]
         setup = HistogramMetricFamily(
             "lbapp_setup_latency_seconds", "From a new connection's packet-in reaching the controller to its "
-            "flow-mod and packet-out handed to the switch's send queue",
+            "replies written to the switch's connection",
             buckets=[(repr(bound), n) for bound, n in latency["buckets"]] + [("+Inf", latency["count"])],
             sum_value=latency["sum"])
         yield setup

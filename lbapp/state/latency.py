@@ -1,5 +1,5 @@
 """How long the controller took to set up new connections: from a packet-in's arrival at the
-controller to its flow-mod and packet-out handed to the switch's send queue. A fixed-bucket
+controller to its replies written to the switch's connection. A fixed-bucket
 histogram (Prometheus' shape: upper bounds, cumulative counts, sum), cheap enough for the
 per-connection path: one bisect and two additions per connection."""
 from __future__ import annotations
