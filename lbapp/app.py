@@ -213,7 +213,11 @@ class LbApp(app_manager.OSKenApp):
         """Registered so os-ken routes packet-ins to this app; called by :meth:`_send_event` on
         the receive thread, with the packet-in's arrival time."""
         msg = ev.msg
-        self._punted(msg.datapath, msg.cookie, msg.match.get("in_port", 0), msg.data, received)
+        in_port = msg.match.get("in_port")
+        if in_port is None:
+            LOG.warning("switch %016x: ignored a packet-in without in_port (cookie %#x)", msg.datapath.id, msg.cookie)
+            return
+        self._punted(msg.datapath, msg.cookie, in_port, msg.data, received)
 
     def _punted(self, dp, cookie: int, in_port: int, data: bytes, received: float | None) -> None:
         """One packet-in to the logic; ``received``: its arrival (a new connection's setup time

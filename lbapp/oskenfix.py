@@ -76,19 +76,22 @@ def _write(self, buf, close_socket: bool = False) -> bool:
     """``Datapath.send`` without the send thread: written at once, under the connection's
     write lock. False when the connection is ending or the write failed (then it ends)."""
     with self._lbapp_write_lock:
-        if self.send_q is None or self._lbapp_write_failed:  # the connection is going
+        if self.send_q is None or self._lbapp_writes_ended or self.socket.fileno() < 0:  # it is going
             return False
         try:
             self.socket.sendall(buf)
         except OSError as exc:  # socket.timeout and ssl.SSLError included
-            self._lbapp_write_failed = True
+            self._lbapp_writes_ended = True
+            if self.socket.fileno() < 0:  # closed meanwhile by os-ken's teardown: nothing to report
+                return False
             LOG.warning("switch at %s: write failed (%s); closing its connection", self.address, exc)
             try:  # a partial write leaves the stream unusable: end it; the receive loop then ends
                 self.socket.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
             return False
-        if close_socket:
+        if close_socket:  # os-ken's last word (a failed hello): nothing more goes out
+            self._lbapp_writes_ended = True
             self._close_write()
     return True
 
@@ -106,7 +109,7 @@ def apply() -> None:
     @functools.wraps(init)
     def __init__(self, *args, **kwargs):
         self._lbapp_write_lock = threading.Lock()  # first: __init__ may send
-        self._lbapp_write_failed = False
+        self._lbapp_writes_ended = False
         init(self, *args, **kwargs)
 
     controller.Datapath.__init__ = __init__
@@ -116,8 +119,12 @@ def apply() -> None:
     @functools.wraps(parse)
     def msg(datapath, version, msg_type, msg_len, xid, buf):
         handler = _RAW.get((version, msg_type))
-        if handler is not None and handler(datapath, buf):
-            return None  # taken: os-ken's receive loop skips a message that parsed to None
+        if handler is not None:
+            try:
+                if handler(datapath, buf):
+                    return None  # taken: os-ken's receive loop skips a message that parsed to None
+            except Exception:  # a bug, not the switch's: never end its connection for it
+                LOG.exception("the raw handler of message type %d failed; os-ken parses it", msg_type)
         return parse(datapath, version, msg_type, msg_len, xid, buf)
 
     ofproto_parser.msg = msg

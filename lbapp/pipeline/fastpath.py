@@ -126,7 +126,7 @@ def parse_packet_in(buf: bytes | bytearray) -> tuple[int, int, bytes] | None:
     ``in_port`` in its match: os-ken's parser then takes it as before."""
     if len(buf) < _PACKET_IN.size:
         return None
-    version, msg_type, length, _, _, _, _, _, cookie, match_type, match_len = _PACKET_IN.unpack_from(buf)
+    version, msg_type, length, _, _, total_len, _, _, cookie, match_type, match_len = _PACKET_IN.unpack_from(buf)
     match_end = _PACKET_IN.size - 4 + match_len  # the match's length counts its own header, not its padding
     data_at = _PACKET_IN.size - 4 + (match_len + 7) // 8 * 8 + 2  # the match padded to 8 bytes, then 2 pad bytes
     if (version != ofp.OFP_VERSION or msg_type != ofp.OFPT_PACKET_IN or length != len(buf)
@@ -136,8 +136,11 @@ def parse_packet_in(buf: bytes | bytearray) -> tuple[int, int, bytes] | None:
     while at + 4 <= match_end:
         header = _U32.unpack_from(buf, at)[0]
         if header == ofp.OXM_OF_IN_PORT and at + 8 <= match_end:
+            if in_port is not None:  # twice: odd
+                return None
             in_port = _U32.unpack_from(buf, at + 4)[0]
         at += 4 + (header & 0xFF)  # the header's last byte: the value's length
     if in_port is None or at != match_end:
         return None
-    return cookie, in_port, bytes(buf[data_at:])
+    # as os-ken's parser: the packet is total_len long when a switch pads the message further
+    return cookie, in_port, bytes(buf[data_at:data_at + total_len])

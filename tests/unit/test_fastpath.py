@@ -44,14 +44,15 @@ def test_fast_frame_reader_agrees_with_the_packet_library():
         packets.connection_key(b"\x00" * 20)
 
 
-def _packet_in(match: parser.OFPMatch, data: bytes, cookie: int = 0x1234_5678_9ABC_DEF0) -> bytearray:
+def _packet_in(match: parser.OFPMatch, data: bytes, cookie: int = 0x1234_5678_9ABC_DEF0,
+               total_len: int | None = None) -> bytearray:
     """A packet-in as OVS writes it: header, buffer_id, total_len, reason, table_id, cookie,
     the match padded to 8 bytes, 2 pad bytes, the packet."""
     buf = bytearray(24)
     match.serialize(buf, 24)
     buf += bytes(2) + data
     struct.pack_into("!BBHIIHBBQ", buf, 0, ofp.OFP_VERSION, ofp.OFPT_PACKET_IN, len(buf), 7,
-                     ofp.OFP_NO_BUFFER, len(data), ofp.OFPR_ACTION, 20, cookie)
+                     ofp.OFP_NO_BUFFER, len(data) if total_len is None else total_len, ofp.OFPR_ACTION, 20, cookie)
     return buf
 
 
@@ -73,6 +74,11 @@ def test_packet_in_reader_agrees_with_os_ken(match):
         data = bytes(rng.randrange(256) for _ in range(size))
         buf = _packet_in(match, data, cookie=rng.randrange(1 << 64))
         assert parse_packet_in(buf) == _os_ken_reads(buf)
+        # total_len: shorter when a switch pads the message (the packet is cut to it), longer
+        # when the switch sent only the packet's head (the packet is what came)
+        for total_len in (max(size - 6, 0), size + 100):
+            buf = _packet_in(match, data, total_len=total_len)
+            assert parse_packet_in(buf) == _os_ken_reads(buf)
 
 
 def test_packet_in_reader_leaves_anything_odd_to_os_ken():
@@ -81,6 +87,12 @@ def test_packet_in_reader_leaves_anything_odd_to_os_ken():
     assert parse_packet_in(good) is not None
     no_in_port = _packet_in(parser.OFPMatch(reg1=9), frame)
     assert parse_packet_in(no_in_port) is None
+    twice = bytearray(24)  # in_port twice (os-ken's match keeps one of them)
+    twice += struct.pack("!HHIIII", ofp.OFPMT_OXM, 20, ofp.OXM_OF_IN_PORT, 1, ofp.OXM_OF_IN_PORT, 2) + bytes(4 + 2)
+    twice += frame
+    struct.pack_into("!BBHIIHBBQ", twice, 0, ofp.OFP_VERSION, ofp.OFPT_PACKET_IN, len(twice), 7,
+                     ofp.OFP_NO_BUFFER, len(frame), ofp.OFPR_ACTION, 20, 1)
+    assert parse_packet_in(twice) is None
     for cut in (0, 8, 27, 30, 40, len(good) - 1):  # truncated anywhere
         assert parse_packet_in(good[:cut]) is None
     for at, value in ((0, 1),  # OpenFlow 1.0

@@ -74,6 +74,11 @@ def _served(read_timeout: float = 3):
     return dp, switch, thread, brick
 
 
+def _echoes(brick: _Brick) -> list[int]:
+    """The xids of the echo requests os-ken parsed into events."""
+    return [ev.msg.xid for ev in brick.events if type(ev).__name__ == "EventOFPEchoRequest"]
+
+
 def _read(sock: socket.socket, size: int) -> bytes:
     buf = b""
     while len(buf) < size:
@@ -87,10 +92,13 @@ def test_writes_from_many_threads_arrive_whole_and_each_threads_in_order():
     dp, switch, thread, _ = _served()
     per_thread, writers = 300, 4
 
+    refused = []
+
     def write(n):  # echo requests: 8-byte header, the xid says who and which, a body of 1000 bytes
         for i in range(per_thread):
             body = bytes([n]) * 1000
-            assert dp.send(struct.pack("!BBHI", 4, 2, 8 + len(body), n << 16 | i) + body)
+            if not dp.send(struct.pack("!BBHI", 4, 2, 8 + len(body), n << 16 | i) + body):
+                refused.append((n, i))
 
     threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
     for t in threads:
@@ -103,6 +111,7 @@ def test_writes_from_many_threads_arrive_whole_and_each_threads_in_order():
         seen[xid >> 16].append(xid & 0xFFFF)
     for t in threads:
         t.join()
+    assert not refused
     assert all(order == list(range(per_thread)) for order in seen.values())
     switch.close()
     thread.join(timeout=3)
@@ -134,11 +143,31 @@ def test_a_message_taken_raw_skips_os_kens_parser_and_one_declined_reaches_it():
         while len(taken) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert taken == [struct.pack("!BBHI", 4, 2, 12, xid) + b"ping" for xid in (1, 2)]
-        while not any(type(ev).__name__ == "EventOFPEchoRequest" for ev in brick.events) and time.monotonic() < deadline:
+        while not _echoes(brick) and time.monotonic() < deadline:
             time.sleep(0.01)
-        echoes = [ev.msg.xid for ev in brick.events if type(ev).__name__ == "EventOFPEchoRequest"]
-        assert echoes == [2]
+        assert _echoes(brick) == [2]
     finally:
         oskenfix.take_raw(4, 2, None)
-    switch.close()
+        switch.close()
     thread.join(timeout=3)
+    assert not thread.is_alive()
+
+
+def test_a_raw_handler_that_fails_leaves_the_message_to_os_ken_and_the_connection_up():
+    def broken(dp, buf):
+        raise RuntimeError("a bug")
+
+    oskenfix.take_raw(4, 2, broken)
+    try:
+        dp, switch, thread, brick = _served()
+        switch.sendall(HELLO_13 + struct.pack("!BBHI", 4, 2, 12, 5) + b"ping")
+        deadline = time.monotonic() + 3
+        while not _echoes(brick) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _echoes(brick) == [5]
+        assert thread.is_alive()
+    finally:
+        oskenfix.take_raw(4, 2, None)
+        switch.close()
+    thread.join(timeout=3)
+    assert not thread.is_alive()
