@@ -94,19 +94,22 @@ class LbApp(app_manager.OSKenApp):
         parses them (see :mod:`lbapp.oskenfix`): handled right here, read with
         :func:`fastpath.parse_packet_in`. Queueing it for the app's event thread and waking that
         thread, or parsing it into os-ken's objects, each cost more than lbapp's whole pick
-        (issue 15). Anything else, or before the handshake ended, is left to os-ken."""
+        (issue 15). One it cannot read is ignored with one line; before the handshake ended,
+        packet-ins are left to os-ken (which drops them)."""
         received = time.perf_counter()
         if dp.state != MAIN_DISPATCHER or dp.id is None:
             return False
         parsed = fastpath.parse_packet_in(buf)
         if parsed is None:
-            return False
-        self._punted(dp, *parsed, received)
+            LOG.warning("switch %016x: ignored a malformed packet-in (%d bytes)", dp.id, len(buf))
+        else:
+            self._punted(dp, *parsed, received)
         return True
 
     def _send_event(self, ev, state) -> None:
         """os-ken hands each event to the app here, on the switch connection's receive thread.
-        A packet-in :meth:`_raw_packet_in` left to os-ken is handled right here too. Other events
+        A packet-in that still comes as an event (os-ken without the raw hand-over of
+        :mod:`lbapp.oskenfix`, which needs its native hub) is handled right here too. Other events
         queue as usual, after any replies held back for a burst of packet-ins are sent."""
         if ev.__class__ is ofp_event.EventOFPPacketIn and state == MAIN_DISPATCHER:
             self._packet_in(ev, received=time.perf_counter())
