@@ -1,4 +1,4 @@
-"""What lbapp changes in os-ken 4's native-thread hub: one fix, and two shortcuts of the
+"""What lbapp changes in os-ken 4's native-thread hub: two fixes, and two shortcuts of the
 controller path that issue 15 measured.
 
 **Ended connections end their threads.** Every ended OpenFlow connection left its two threads
@@ -25,6 +25,10 @@ connection, as the send thread's failure did.
 **Messages taken raw.** :func:`take_raw` gives messages of one type to a handler before
 os-ken parses them (parsing a packet-in into its objects cost about 70 us); a handler that
 declines leaves the message to os-ken as before.
+
+**Malformed messages in one line.** os-ken logs a message from a switch that it cannot parse
+with a traceback and the whole message in hex (a hostile switch's bytes, up to 64 KiB on a
+line); that record becomes one line naming the message and what was wrong with it.
 
 Idempotent, and harmless on an os-ken that ends its send thread itself.
 """
@@ -70,6 +74,19 @@ def take_raw(version: int, msg_type: int, handler: Callable[[Any, bytearray], bo
         _RAW.pop((version, msg_type), None)
     else:
         _RAW[(version, msg_type)] = handler
+
+
+class _OneLineParseErrors(logging.Filter):
+    """os-ken's record of a message it could not parse, as one line (see the module's doc)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith("Encountered an error while parsing"):
+            version, msg_type, msg_len = record.args[:3]
+            error = record.exc_info[1]
+            record.msg = "ignored a malformed OpenFlow message from a switch (version %#04x, type %d, %d bytes): %s: %s"
+            record.args = (version, msg_type, msg_len, type(error).__name__, error)
+            record.exc_info, record.exc_text = None, None
+        return True
 
 
 def _write(self, buf, close_socket: bool = False) -> bool:
@@ -128,6 +145,7 @@ def apply() -> None:
         return parse(datapath, version, msg_type, msg_len, xid, buf)
 
     ofproto_parser.msg = msg
+    logging.getLogger(ofproto_parser.__name__).addFilter(_OneLineParseErrors())
     recv_loop = controller.Datapath._recv_loop
 
     @functools.wraps(recv_loop)
@@ -139,4 +157,5 @@ def apply() -> None:
 
     _recv_loop._lbapp_wakes_send_loop = True
     controller.Datapath._recv_loop = _recv_loop
-    LOG.debug("os-ken: writes from the caller's thread; raw messages taken; ended connections' threads end")
+    LOG.debug("os-ken: writes from the caller's thread; raw messages taken; malformed ones in one line; "
+              "ended connections' threads end")

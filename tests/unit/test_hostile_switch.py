@@ -1,5 +1,5 @@
-"""A switch that sends malformed packet-ins: each is ignored with one line, no traceback, and the
-connection goes on: the next good packet-in is answered. A real controller process, the switch's
+"""A switch that sends malformed packet-ins and other malformed messages: each is ignored with one
+line, no traceback, and the connection goes on: the next good packet-in is answered. A real controller process, the switch's
 side spoken over a TCP socket."""
 import socket
 import struct
@@ -90,6 +90,8 @@ def test_malformed_packet_ins_cost_one_line_each_and_the_connection_goes_on(tmp_
                    _packet_in_body(_match(in_port=3), b"\x00" * 30)]  # a packet that is no frame
         for i, body in enumerate(hostile):
             _send(switch.sock, PACKET_IN, 100 + i, body)
+        _send(switch.sock, ofp.OFPT_FLOW_REMOVED, 110, b"abcd")  # 12 bytes of a 56-byte message
+        _send(switch.sock, 99, 111, b"x" * 5000)  # a type OpenFlow 1.3 has not
         _send(switch.sock, PACKET_IN, 200, good)
 
         def answers_the_good_one(t, body):  # the packet-out re-injecting the SYN, from port 3
@@ -105,3 +107,5 @@ def test_malformed_packet_ins_cost_one_line_each_and_the_connection_goes_on(tmp_
     assert "Traceback" not in text
     assert text.count("ignored a malformed packet-in") == 3
     assert text.count("ignored packet-in") == 1  # the one whose packet is no frame: the logic's own line
+    assert text.count("ignored a malformed OpenFlow message") == 2  # os-ken's parser's, in one line each
+    assert max(map(len, text.splitlines())) < 500  # no message dumped in hex
