@@ -18,9 +18,13 @@ so the join returns and os-ken's normal teardown runs.
 
 **Writes from the caller's thread.** ``Datapath.send`` queued each write for the connection's
 send thread; waking that thread cost about 80 us per reply, as much as lbapp's whole pick. It
-now writes at once, under a lock per connection, so writers from any thread keep their order
-and never interleave. A write that fails or times out (os-ken's ``socket_timeout``) ends the
-connection, as the send thread's failure did.
+now writes at once, without blocking, under a lock per connection, so writers from any thread
+keep their order and never interleave. What the socket does not take waits, in order, for the
+connection's send thread, and later writes wait behind it: a switch that stops reading never
+holds up the caller (the app's lock, and with it every other switch). Its connection ends when
+more than :data:`WAITING_LIMIT` bytes wait for it or when it takes nothing for os-ken's
+``socket_timeout``, as a failed write ends it. (A TLS connection is written whole, blocking up
+to ``socket_timeout``, as os-ken's send thread did.)
 
 **Messages taken raw.** :func:`take_raw` gives messages of one type to a handler before
 os-ken parses them (parsing a packet-in into its objects cost about 70 us); a handler that
@@ -34,10 +38,13 @@ Idempotent, and harmless on an os-ken that ends its send thread itself.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import logging
+import os
 import queue
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -45,18 +52,21 @@ from typing import Any
 LOG = logging.getLogger("lbapp")
 
 _STOP = (b"", True)  # (buf, close_socket) as Datapath.send queues it: the send loop's last item
+_WAKE = (b"", False)  # lbapp's send loop: writes wait for you
+WAITING_LIMIT = 32 << 20  # bytes that may wait for a switch to read them; past it, it is not reading
 
 
-def wake_send_loop(datapath) -> None:
-    """Queue the send loop's last item without ever blocking: a permit of the queue's
-    semaphore is taken first, as ``Datapath.send`` does, so the put cannot find it full and
-    the send loop's release stays balanced. No permit means a full queue: the send loop is
-    not waiting then, and its next write, on the closed socket, fails and ends it."""
+def wake_send_loop(datapath, item: tuple[bytes, bool] = _STOP) -> None:
+    """Queue the send loop's last item (or ``item``) without ever blocking: a permit of the
+    queue's semaphore is taken first, as ``Datapath.send`` does, so the put cannot find it full
+    and the send loop's release stays balanced. No permit means a full queue: the send loop is
+    not waiting then, and its next write, on the closed socket, fails and ends it (or, for a
+    wake-up, it finds what waits anyway)."""
     q, permits = getattr(datapath, "send_q", None), getattr(datapath, "_send_q_sem", None)
     if q is None or permits is None or not permits.acquire(blocking=False):
         return
     try:
-        q.put_nowait(_STOP)
+        q.put_nowait(item)
     except queue.Full:  # cannot happen while every put holds a permit; never block the caller
         permits.release()
 
@@ -89,28 +99,89 @@ class _OneLineParseErrors(logging.Filter):
         return True
 
 
+def _write_now(sock, buf) -> int:
+    """Write what the socket takes now; how much. TLS, or a socket os-ken made blocking (no
+    ``socket_timeout``): all of it, blocking, as os-ken's send thread wrote."""
+    if isinstance(sock, ssl.SSLSocket) or os.get_blocking(sock.fileno()):
+        sock.sendall(buf)
+        return len(buf)
+    try:
+        return os.write(sock.fileno(), buf)
+    except BlockingIOError:
+        return 0
+
+
+def _end(self, why) -> None:
+    """A write failed, or the switch does not read: no more writes, and the connection ends
+    (a partial write leaves the stream unusable; the receive loop ends on the shutdown). Under
+    the write lock."""
+    self._lbapp_writes_ended = True
+    if self.socket.fileno() < 0:  # closed meanwhile by os-ken's teardown: nothing to report
+        return
+    LOG.warning("switch at %s: %s; closing its connection", self.address, why)
+    try:
+        self.socket.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 def _write(self, buf, close_socket: bool = False) -> bool:
-    """``Datapath.send`` without the send thread: written at once, under the connection's
-    write lock. False when the connection is ending or the write failed (then it ends)."""
+    """``Datapath.send``: written at once from the caller's thread, without blocking, unless
+    earlier writes wait; what waits goes to :func:`_send_loop`. False when the connection is
+    ending, or ends now (a failed write, or over :data:`WAITING_LIMIT` bytes waiting)."""
     with self._lbapp_write_lock:
         if self.send_q is None or self._lbapp_writes_ended or self.socket.fileno() < 0:  # it is going
             return False
-        try:
-            self.socket.sendall(buf)
-        except OSError as exc:  # socket.timeout and ssl.SSLError included
-            self._lbapp_writes_ended = True
-            if self.socket.fileno() < 0:  # closed meanwhile by os-ken's teardown: nothing to report
+        waiting = self._lbapp_waiting
+        if not waiting:
+            try:
+                sent = _write_now(self.socket, buf)
+            except OSError as exc:  # socket.timeout and ssl.SSLError included
+                _end(self, f"write failed ({exc})")
                 return False
-            LOG.warning("switch at %s: write failed (%s); closing its connection", self.address, exc)
-            try:  # a partial write leaves the stream unusable: end it; the receive loop then ends
-                self.socket.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            if sent == len(buf):
+                if close_socket:  # os-ken's last word (a failed hello): nothing more goes out
+                    self._lbapp_writes_ended = True
+                    self._close_write()
+                return True
+            buf = bytes(buf[sent:])
+        if self._lbapp_waiting_bytes + len(buf) > WAITING_LIMIT:
+            _end(self, f"not reading ({self._lbapp_waiting_bytes + len(buf)} bytes would wait for it)")
             return False
-        if close_socket:  # os-ken's last word (a failed hello): nothing more goes out
-            self._lbapp_writes_ended = True
-            self._close_write()
+        waiting.append((buf, close_socket))
+        self._lbapp_waiting_bytes += len(buf)
+        if len(waiting) == 1:
+            wake_send_loop(self, _WAKE)
     return True
+
+
+def _send_loop(self) -> None:
+    """The connection's send thread: writes what waits, in order, blocking up to os-ken's
+    ``socket_timeout`` per write; ends with the receive loop (its last item) or a failed write."""
+    lock, waiting = self._lbapp_write_lock, self._lbapp_waiting
+    try:
+        while not self.send_q.get()[1]:
+            self._send_q_sem.release()
+            while True:
+                with lock:
+                    if not waiting or self._lbapp_writes_ended:
+                        break
+                    buf, close_socket = waiting[0]  # stays first: writers queue behind it meanwhile
+                try:
+                    self.socket.sendall(buf)
+                except OSError as exc:
+                    with lock:
+                        _end(self, f"write failed ({exc or type(exc).__name__})")
+                    return
+                with lock:
+                    waiting.popleft()
+                    self._lbapp_waiting_bytes -= len(buf)
+                    if close_socket:
+                        self._lbapp_writes_ended = True
+                        self._close_write()
+    finally:
+        self.send_q = None  # as os-ken's send loop: the echo loop and later writes stop
+        self._close_write()
 
 
 def apply() -> None:
@@ -127,10 +198,13 @@ def apply() -> None:
     def __init__(self, *args, **kwargs):
         self._lbapp_write_lock = threading.Lock()  # first: __init__ may send
         self._lbapp_writes_ended = False
+        self._lbapp_waiting: collections.deque = collections.deque()  # (bytes, close_socket), in order
+        self._lbapp_waiting_bytes = 0
         init(self, *args, **kwargs)
 
     controller.Datapath.__init__ = __init__
     controller.Datapath.send = _write
+    controller.Datapath._send_loop = _send_loop
     parse = ofproto_parser.msg
 
     @functools.wraps(parse)

@@ -12,6 +12,7 @@ from os_ken.controller import controller
 from lbapp import oskenfix
 
 HELLO_13 = b"\x04\x00\x00\x08\x00\x00\x00\x01"
+HEADER_13 = struct.Struct("!BBHI")
 
 
 def _connection(then) -> threading.Thread:
@@ -118,17 +119,65 @@ def test_writes_from_many_threads_arrive_whole_and_each_threads_in_order():
     assert not thread.is_alive()
 
 
-def test_a_switch_that_stops_reading_costs_one_socket_timeout_and_its_connection():
+BIG = struct.pack("!BBHI", 4, 2, 65535, 1) + bytes(65535 - 8)  # an echo request of 64 KiB
+
+
+def _timed_sends(dp, count: int) -> tuple[list[bool], float]:
+    """``count`` big writes: what each returned, and the longest one took (s)."""
+    results, longest = [], 0.0
+    for _ in range(count):
+        started = time.monotonic()
+        results.append(dp.send(BIG))
+        longest = max(longest, time.monotonic() - started)
+    return results, longest
+
+
+def test_a_switch_that_stops_reading_never_blocks_the_writer_and_loses_its_connection(monkeypatch):
+    monkeypatch.setattr(oskenfix, "WAITING_LIMIT", 4 << 20)
     dp, switch, thread, _ = _served()
-    dp.socket.settimeout(0.3)  # os-ken's socket_timeout, shortened
-    big = struct.pack("!BBHI", 4, 2, 65535, 1) + bytes(65535 - 8)
-    started = time.monotonic()
-    results = [dp.send(big) for _ in range(200)]  # far more than the socket buffers hold
-    assert results[0] and results[-1] is False
-    assert time.monotonic() - started < 3
+    results, longest = _timed_sends(dp, 200)  # 12.5 MiB: far more than the socket buffers and the limit
+    assert results[0] and results[-1] is False  # it ended once 4 MiB waited
+    assert longest < 0.5  # no write waited for the switch
     thread.join(timeout=3)  # the connection ended: os-ken's teardown ran
     assert not thread.is_alive()
     switch.close()
+
+
+def test_a_switch_that_takes_nothing_for_the_socket_timeout_loses_its_connection():
+    dp, switch, thread, _ = _served()
+    dp.socket.settimeout(0.3)  # os-ken's socket_timeout, shortened
+    results, longest = _timed_sends(dp, 80)  # 5 MiB: more than the socket buffers, under the limit
+    assert all(results) and longest < 0.5
+    thread.join(timeout=3)  # the send thread's write timed out: the connection ended
+    assert not thread.is_alive()
+    assert dp.send(BIG) is False
+    switch.close()
+
+
+def test_a_switch_that_stops_reading_does_not_hold_up_writes_to_another():
+    stalled, stalled_switch, stalled_thread, _ = _served()
+    healthy, healthy_switch, healthy_thread, _ = _served()
+    got = []
+
+    def read_all():
+        while len(got) < 200:
+            got.append(HEADER_13.unpack(_read(healthy_switch, 8))[3])
+            _read(healthy_switch, 65535 - 8)
+
+    reader = threading.Thread(target=read_all, daemon=True)
+    reader.start()
+    started = time.monotonic()
+    for i in range(200):  # 12.5 MiB each, more than loopback's socket buffers hold; one writer, as the
+        # app's lock makes it, turns between the two switches
+        stalled.send(BIG)
+        healthy.send(struct.pack("!BBHI", 4, 2, 65535, i) + bytes(65535 - 8))
+    reader.join(timeout=10)
+    assert got == list(range(200))
+    assert time.monotonic() - started < 3  # a write waiting for the stalled switch would cost 5 s
+    for sock, thread in ((stalled_switch, stalled_thread), (healthy_switch, healthy_thread)):
+        sock.close()
+        thread.join(timeout=3)
+        assert not thread.is_alive()
 
 
 def test_a_message_taken_raw_skips_os_kens_parser_and_one_declined_reaches_it():
