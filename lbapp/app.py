@@ -94,11 +94,16 @@ class LbApp(app_manager.OSKenApp):
         parses them (see :mod:`lbapp.oskenfix`): handled right here, read with
         :func:`fastpath.parse_packet_in`. Queueing it for the app's event thread and waking that
         thread, or parsing it into os-ken's objects, each cost more than lbapp's whole pick
-        (issue 15). One it cannot read is ignored with one line; before the handshake ended,
-        packet-ins are left to os-ken (which drops them)."""
+        (issue 15). One it cannot read is ignored with one line. Left to os-ken: packet-ins
+        before the handshake ended (it drops them), and all of them when another app in the
+        manager watches packet-ins too (its events then reach every app, lbapp by
+        :meth:`_send_event`)."""
         received = time.perf_counter()
         if dp.state != MAIN_DISPATCHER or dp.id is None:
             return False
+        brick = dp.ofp_brick
+        if brick is not None and len(brick.observers.get(ofp_event.EventOFPPacketIn, ())) > 1:
+            return False  # another app in this manager watches packet-ins: they go as events, to all
         parsed = fastpath.parse_packet_in(buf)
         if parsed is None:
             LOG.warning("switch %016x: ignored a malformed packet-in (%d bytes)", dp.id, len(buf))

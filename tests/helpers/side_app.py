@@ -1,5 +1,6 @@
 """An os-ken app to run beside lbapp (``lbapp run --app tests.helpers.side_app``): it sees the
-same switches connect and asks each for its port statistics, as a monitoring app would."""
+same switches connect and asks each for its port statistics, and watches packet-ins, as a
+monitoring app would."""
 import logging
 
 from os_ken.base import app_manager
@@ -18,6 +19,10 @@ class SideApp(app_manager.OSKenApp):
         dp = ev.msg.datapath
         LOG.warning("side app: switch %016x connected", ev.msg.datapath_id)
         dp.send_msg(dp.ofproto_parser.OFPPortStatsRequest(dp, 0, dp.ofproto.OFPP_ANY))
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _packet_in(self, ev):
+        LOG.warning("side app: packet-in from switch %016x port %d", ev.msg.datapath.id, ev.msg.match["in_port"])
 
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
     def _port_stats(self, ev):

@@ -79,6 +79,9 @@ def test_lbapp_runs_beside_another_os_ken_app_with_its_settings_from_an_os_ken_c
     # the other app saw the same switch and got its answer through the same connection
     wait_for(lambda: "side app: switch 0000000000000001 has" in lab.controller_log.read_text(), 10,
              "the side app's port statistics")
+    # and the packet-ins lbapp answered reached the other app too
+    wait_for(lambda: lab.controller_log.read_text().count("side app: packet-in from switch 0000000000000001") >= 3,
+             10, "the side app to see the packet-ins")
     state = json.loads(sh(PYTHON, "-m", "lbapp.cli.main", "status", "--json", "--api", lab.api_url))
     assert state["switches_connected"] == ["0000000000000001"] and state["vips"][0]["connections"] == 3
 
