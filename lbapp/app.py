@@ -113,8 +113,8 @@ class LbApp(app_manager.OSKenApp):
 
     def _send_event(self, ev, state) -> None:
         """os-ken hands each event to the app here, on the switch connection's receive thread.
-        A packet-in that still comes as an event (os-ken without the raw hand-over of
-        :mod:`lbapp.oskenfix`, which needs its native hub) is handled right here too. Other events
+        A packet-in that comes as an event (beside another app that watches packet-ins, or on an
+        os-ken hub without the raw hand-over of :mod:`lbapp.oskenfix`) is handled right here too. Other events
         queue as usual, after any replies held back for a burst of packet-ins are sent."""
         if ev.__class__ is ofp_event.EventOFPPacketIn and state == MAIN_DISPATCHER:
             self._packet_in(ev, received=time.perf_counter())

@@ -59,9 +59,9 @@ WAITING_LIMIT = 32 << 20  # bytes that may wait for a switch to read them; past 
 def wake_send_loop(datapath, item: tuple[bytes, bool] = _STOP) -> None:
     """Queue the send loop's last item (or ``item``) without ever blocking: a permit of the
     queue's semaphore is taken first, as ``Datapath.send`` does, so the put cannot find it full
-    and the send loop's release stays balanced. No permit means a full queue: the send loop is
-    not waiting then, and its next write, on the closed socket, fails and ends it (or, for a
-    wake-up, it finds what waits anyway)."""
+    and the send loop's release stays balanced. (lbapp's send loop has at most one wake-up
+    queued, so its last item always finds a permit; os-ken's, with no permit left, is not
+    waiting, and its next write, on the closed socket, fails and ends it.)"""
     q, permits = getattr(datapath, "send_q", None), getattr(datapath, "_send_q_sem", None)
     if q is None or permits is None or not permits.acquire(blocking=False):
         return
@@ -99,14 +99,26 @@ class _OneLineParseErrors(logging.Filter):
         return True
 
 
-def _write_now(sock, buf) -> int:
-    """Write what the socket takes now; how much. TLS, or a socket os-ken made blocking (no
-    ``socket_timeout``): all of it, blocking, as os-ken's send thread wrote."""
-    if isinstance(sock, ssl.SSLSocket) or os.get_blocking(sock.fileno()):
-        sock.sendall(buf)
+def _writer_socket(sock) -> socket.socket | None:
+    """The socket lbapp writes through: a duplicate of the connection's, closed only by the
+    connection's send loop, so no write lands on a descriptor number that os-ken's teardown
+    closed and a new connection reused. None for TLS, or a socket os-ken made blocking (no
+    ``socket_timeout``): written whole, blocking, as os-ken's send thread wrote."""
+    if isinstance(sock, ssl.SSLSocket) or sock.gettimeout() is None:
+        return None
+    out = socket.socket(fileno=os.dup(sock.fileno()))
+    out.settimeout(sock.gettimeout())
+    return out
+
+
+def _write_now(self, buf) -> int:
+    """Write what the socket takes now; how much."""
+    out = self._lbapp_out
+    if out is None:
+        self.socket.sendall(buf)
         return len(buf)
     try:
-        return os.write(sock.fileno(), buf)
+        return os.write(out.fileno(), buf)  # its descriptor is non-blocking (a socket timeout)
     except BlockingIOError:
         return 0
 
@@ -115,8 +127,12 @@ def _end(self, why) -> None:
     """A write failed, or the switch does not read: no more writes, and the connection ends
     (a partial write leaves the stream unusable; the receive loop ends on the shutdown). Under
     the write lock."""
+    from os_ken.controller.handler import DEAD_DISPATCHER
+
+    if self._lbapp_writes_ended:
+        return
     self._lbapp_writes_ended = True
-    if self.socket.fileno() < 0:  # closed meanwhile by os-ken's teardown: nothing to report
+    if self.socket.fileno() < 0 or self.state == DEAD_DISPATCHER:  # os-ken closed it: nothing to report
         return
     LOG.warning("switch at %s: %s; closing its connection", self.address, why)
     try:
@@ -130,12 +146,12 @@ def _write(self, buf, close_socket: bool = False) -> bool:
     earlier writes wait; what waits goes to :func:`_send_loop`. False when the connection is
     ending, or ends now (a failed write, or over :data:`WAITING_LIMIT` bytes waiting)."""
     with self._lbapp_write_lock:
-        if self.send_q is None or self._lbapp_writes_ended or self.socket.fileno() < 0:  # it is going
-            return False
+        if self._lbapp_writes_ended or self._lbapp_closing or self.send_q is None or self.socket.fileno() < 0:
+            return False  # it is going
         waiting = self._lbapp_waiting
         if not waiting:
             try:
-                sent = _write_now(self.socket, buf)
+                sent = _write_now(self, buf)
             except OSError as exc:  # socket.timeout and ssl.SSLError included
                 _end(self, f"write failed ({exc})")
                 return False
@@ -150,7 +166,9 @@ def _write(self, buf, close_socket: bool = False) -> bool:
             return False
         waiting.append((buf, close_socket))
         self._lbapp_waiting_bytes += len(buf)
-        if len(waiting) == 1:
+        self._lbapp_closing = close_socket
+        if not self._lbapp_woken:  # one wake-up at a time: the last item always finds room
+            self._lbapp_woken = True
             wake_send_loop(self, _WAKE)
     return True
 
@@ -160,15 +178,17 @@ def _send_loop(self) -> None:
     ``socket_timeout`` per write; ends with the receive loop (its last item) or a failed write."""
     lock, waiting = self._lbapp_write_lock, self._lbapp_waiting
     try:
-        while not self.send_q.get()[1]:
+        while not self.send_q.get()[1] and self.socket.fileno() >= 0:
             self._send_q_sem.release()
+            with lock:
+                self._lbapp_woken = False  # what is queued from now on needs a new wake-up
             while True:
                 with lock:
                     if not waiting or self._lbapp_writes_ended:
                         break
                     buf, close_socket = waiting[0]  # stays first: writers queue behind it meanwhile
                 try:
-                    self.socket.sendall(buf)
+                    self._lbapp_out.sendall(buf)  # only what _write_now left waits: never TLS
                 except OSError as exc:
                     with lock:
                         _end(self, f"write failed ({exc or type(exc).__name__})")
@@ -180,7 +200,12 @@ def _send_loop(self) -> None:
                         self._lbapp_writes_ended = True
                         self._close_write()
     finally:
-        self.send_q = None  # as os-ken's send loop: the echo loop and later writes stop
+        with lock:
+            self.send_q = None  # as os-ken's send loop: the echo loop and later writes stop
+            self._lbapp_writes_ended = True
+            if self._lbapp_out is not None:
+                self._lbapp_out.close()
+                self._lbapp_out = None
         self._close_write()
 
 
@@ -200,7 +225,11 @@ def apply() -> None:
         self._lbapp_writes_ended = False
         self._lbapp_waiting: collections.deque = collections.deque()  # (bytes, close_socket), in order
         self._lbapp_waiting_bytes = 0
+        self._lbapp_woken = False  # a wake-up for the send loop is queued
+        self._lbapp_closing = False  # os-ken's last word waits: nothing more is taken
+        self._lbapp_out = None  # until __init__ set the socket's timeout
         init(self, *args, **kwargs)
+        self._lbapp_out = _writer_socket(self.socket)
 
     controller.Datapath.__init__ = __init__
     controller.Datapath.send = _write

@@ -144,8 +144,11 @@ def test_a_switch_that_stops_reading_never_blocks_the_writer_and_loses_its_conne
 
 
 def test_a_switch_that_takes_nothing_for_the_socket_timeout_loses_its_connection():
-    dp, switch, thread, _ = _served()
-    dp.socket.settimeout(0.3)  # os-ken's socket_timeout, shortened
+    controller.CONF.set_override("socket_timeout", 0.3)  # os-ken's, shortened
+    try:
+        dp, switch, thread, _ = _served()
+    finally:
+        controller.CONF.clear_override("socket_timeout")
     results, longest = _timed_sends(dp, 80)  # 5 MiB: more than the socket buffers, under the limit
     assert all(results) and longest < 0.5
     thread.join(timeout=3)  # the send thread's write timed out: the connection ended
