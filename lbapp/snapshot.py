@@ -22,8 +22,7 @@ def snapshot(balancer, now: float) -> dict[str, Any]:
             "id": vip.id, "name": vip.model.name, "vip": str(vip.key), "scheduler": vip.model.scheduler,
             "selection": "director" if vip.model.external_director else vip.model.selection,
             # where its connections are held to their backend
-            "pin": None if vip.model.external_director else "conntrack" if vip.switch_picks or vip.pins_in_conntrack
-            else "flow",
+            "pin": None if vip.model.external_director else "conntrack" if vip.held_in_conntrack else "flow",
             "sessions": sum(counts.values()),
             "connections": sum(sessions.total[(vip.id, s.ip)] for s in backends.of_vip(vip.id)),
             "connections_per_second": round(rate(vip.id), 2),
@@ -84,7 +83,7 @@ def sessions_of(balancer, vip: str, now: float, limit: int = 1000) -> list[dict[
     found = balancer.running.vips.find(vip)
     if found is None:
         return None
-    if found.pins_in_conntrack or found.switch_picks:
+    if found.held_in_conntrack:
         raise NotListed(f"VIP {found.model.name} pins its connections in conntrack: they are not listed one by one "
                         "(its counts per backend are in /v1/state; on the switch: ovs-appctl dpctl/dump-conntrack "
                         "zone=27, the mark is the backend's address)")

@@ -41,6 +41,12 @@ class Vip:
     def switch_picks(self) -> bool:
         return not self.model.external_director and self.model.selection == "switch"
 
+    @property
+    def held_in_conntrack(self) -> bool:
+        """Its connections are held to their backend by the switch's conntrack, not by a flow
+        each (``selection: switch`` or ``pin: conntrack``): they are not listed one by one."""
+        return self.switch_picks or self.pins_in_conntrack
+
     def __str__(self) -> str:
         return f"VIP {self.model.name} {self.key}"
 
