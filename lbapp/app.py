@@ -65,9 +65,16 @@ class LbApp(app_manager.OSKenApp):
                              setup_latency=self.balancer.setup_latency.observe)
         self.edit_lock = threading.Lock()  # API changes to the config file, one at a time
         self.api = None
-        oskenfix.take_raw(ofproto_v1_3.OFP_VERSION, ofproto_v1_3.OFPT_PACKET_IN, self._raw_packet_in)
 
     def start(self):
+        # every app of the manager registered what it watches by now: packet-ins are read raw
+        # unless another app watches them too (then os-ken's events bring them to every app)
+        brick = app_manager.lookup_service_brick("ofp_event")
+        watchers = set(brick.observers.get(ofp_event.EventOFPPacketIn, ())) if brick is not None else set()
+        if watchers <= {self.name}:
+            oskenfix.take_raw(ofproto_v1_3.OFP_VERSION, ofproto_v1_3.OFPT_PACKET_IN, self._raw_packet_in)
+        else:
+            LOG.info("packet-ins come as os-ken's events: %s watch them too", ", ".join(sorted(watchers - {self.name})))
         thread = super().start()
         self.threads.append(hub.spawn(self._ticker))
         if cfg.CONF.lbapp.api_port:
@@ -94,16 +101,12 @@ class LbApp(app_manager.OSKenApp):
         parses them (see :mod:`lbapp.oskenfix`): handled right here, read with
         :func:`fastpath.parse_packet_in`. Queueing it for the app's event thread and waking that
         thread, or parsing it into os-ken's objects, each cost more than lbapp's whole pick
-        (issue 15). One it cannot read is ignored with one line. Left to os-ken: packet-ins
-        before the handshake ended (it drops them), and all of them when another app in the
-        manager watches packet-ins too (its events then reach every app, lbapp by
-        :meth:`_send_event`)."""
+        (issue 15). One it cannot read is ignored with one line. Packet-ins before the
+        handshake ended are left to os-ken (it drops them). Taken only while no other app of the
+        manager watches packet-ins (:meth:`start`)."""
         received = time.perf_counter()
         if dp.state != MAIN_DISPATCHER or dp.id is None:
             return False
-        brick = dp.ofp_brick
-        if brick is not None and len(brick.observers.get(ofp_event.EventOFPPacketIn, ())) > 1:
-            return False  # another app in this manager watches packet-ins: they go as events, to all
         parsed = fastpath.parse_packet_in(buf)
         if parsed is None:
             LOG.warning("switch %016x: ignored a malformed packet-in (%d bytes)", dp.id, len(buf))
