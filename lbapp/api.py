@@ -68,6 +68,10 @@ def serve(controller: Controller, host: str, port: int) -> ThreadingHTTPServer:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """Answers one HTTP request; ``serve`` gives its subclass the ``controller`` and the ``metrics``
+    registry. It keeps no state: reads and changes go through the controller's ``api_*`` methods,
+    which take its locks."""
+
     controller: Controller
     timeout = REQUEST_TIMEOUT_S  # a client that stalls holds its thread this long at most
     server_version = "lbapp"

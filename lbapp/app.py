@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import select
 import threading
 import time
 from pathlib import Path
@@ -23,10 +22,11 @@ from lbapp import api, oskenfix
 from lbapp.config import ConfigError, load_config
 from lbapp.config.load import read_config_text
 from lbapp.configedit import change_backend, write_atomically
+from lbapp.handlers.readings import FlowStat
 from lbapp.pipeline import bundles, cookies, fastpath
 from lbapp.predict import predict
 from lbapp.sender import Sender
-from lbapp.service import Balancer, FlowStat
+from lbapp.service import Balancer
 from lbapp.snapshot import sessions_of
 
 LOG = logging.getLogger("lbapp")
@@ -46,11 +46,18 @@ TICK_SECONDS = 0.1  # health probes and their timeouts are due at this grain
 
 
 class LbApp(app_manager.OSKenApp):
+    """The os-ken app. It owns the switch connections (``datapaths``: the one in use per
+    datapath id; ``connections``: every live one claiming each id), the ``lock`` every call
+    into the Balancer holds, and the ``sender``; os-ken's event handlers, the ticker thread and
+    the HTTP API's threads change them, each under ``lock`` (``edit_lock`` orders changes to
+    the config file). The Balancer owns all the rest."""
+
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         oskenfix.apply()  # before any switch connects: ended connections must not keep their threads
+        oskenfix.intercept_events(self, self._first_look)
         self.config_path = cfg.CONF.lbapp.config or os.environ.get("LBAPP_CONFIG")
         if not self.config_path:
             raise RuntimeError("lbapp needs a config file: [lbapp] config = FILE, or LBAPP_CONFIG=FILE")
@@ -69,8 +76,7 @@ class LbApp(app_manager.OSKenApp):
     def start(self):
         # every app of the manager registered what it watches by now: packet-ins are read raw
         # unless another app watches them too (then os-ken's events bring them to every app)
-        brick = app_manager.lookup_service_brick("ofp_event")
-        watchers = set(brick.observers.get(ofp_event.EventOFPPacketIn, ())) if brick is not None else set()
+        watchers = oskenfix.watchers(ofp_event.EventOFPPacketIn)
         if watchers <= {self.name}:
             oskenfix.take_raw(ofproto_v1_3.OFP_VERSION, ofproto_v1_3.OFPT_PACKET_IN, self._raw_packet_in)
         else:
@@ -114,21 +120,21 @@ class LbApp(app_manager.OSKenApp):
             self._punted(dp, *parsed, received)
         return True
 
-    def _send_event(self, ev, state) -> None:
-        """os-ken hands each event to the app here, on the switch connection's receive thread.
-        A packet-in that comes as an event (beside another app that watches packet-ins, or on an
-        os-ken hub without the raw hand-over of :mod:`lbapp.oskenfix`) is handled right here too. Other events
-        queue as usual, after any replies held back for a burst of packet-ins are sent."""
+    def _first_look(self, ev, state) -> bool:
+        """Each event os-ken hands the app, on the switch connection's receive thread
+        (:func:`lbapp.oskenfix.intercept_events`). A packet-in that comes as an event (beside
+        another app that watches packet-ins) is handled right here: True. Other events queue as
+        usual, after any replies held back for a burst of packet-ins are sent."""
         if ev.__class__ is ofp_event.EventOFPPacketIn and state == MAIN_DISPATCHER:
             self._packet_in(ev, received=time.perf_counter())
-            return
+            return True
         if self.sender.pending:
             try:
                 with self.lock:
                     self.sender.flush()
             except Exception:  # on the switch's receive thread: never end its connection
                 LOG.exception("sending held replies failed")
-        super()._send_event(ev, state)
+        return False
 
     def _call(self, method, *args, more_waiting: bool = False, started: float | None = None) -> None:
         """Run one entry point of the logic under the lock and hand what it returns to the
@@ -157,7 +163,7 @@ class LbApp(app_manager.OSKenApp):
     def api_state(self) -> dict:
         with self.lock:
             now = time.time()
-            self.balancer.traffic.watched(now)  # someone looks: keep the bytes and packets current
+            self.balancer.readings.watched(now)  # someone looks: keep the bytes and packets current
             return self.balancer.snapshot(now)
 
     def api_sessions(self, vip: str) -> list | None:
@@ -193,7 +199,8 @@ class LbApp(app_manager.OSKenApp):
         live = self.connections.setdefault(dpid, [])
         if live:
             LOG.warning("switch %016x: a connection from %s claims this datapath id while one from %s is live; "
-                        "the newest is used, the other takes over if it goes", dpid, _peer(dp), _peer(live[-1]))
+                        "the newest is used, the other takes over if it goes", dpid, oskenfix.peer(dp),
+                        oskenfix.peer(live[-1]))
         live.append(dp)
         self.datapaths[dpid] = dp
         # a second claim while one is live is no reconnect of the switch: its ports stay as learned
@@ -211,7 +218,7 @@ class LbApp(app_manager.OSKenApp):
             return  # not the connection in use: nothing changes for the switch
         if live:  # another connection claiming the id is still there: it keeps the switch served
             LOG.warning("switch %016x: the connection from %s went; the one from %s, still live, is used",
-                        dp.id, _peer(dp), _peer(live[-1]))
+                        dp.id, oskenfix.peer(dp), oskenfix.peer(live[-1]))
             self.datapaths[dp.id] = live[-1]
             self._call(self.balancer.switch_connected, dp.id, time.time(), False)  # its pipeline, as we know it
             return
@@ -221,7 +228,7 @@ class LbApp(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev, received: float | None = None) -> None:
-        """Registered so os-ken routes packet-ins to this app; called by :meth:`_send_event` on
+        """Registered so os-ken routes packet-ins to this app; called by :meth:`_first_look` on
         the receive thread, with the packet-in's arrival time."""
         msg = ev.msg
         in_port = msg.match.get("in_port")
@@ -236,7 +243,7 @@ class LbApp(app_manager.OSKenApp):
         started = received if cookies.is_new_connection(cookie) else None
         try:
             self._call(self.balancer.packet_in, dp.id, in_port, cookie, data, time.time(),
-                       more_waiting=_more_to_read(dp), started=started)
+                       more_waiting=oskenfix.more_to_read(dp), started=started)
         except Exception:  # the controller never dies on a packet, nor does the switch's connection
             LOG.exception("switch %016x: packet-in (cookie %#x, %d bytes) failed", dp.id, cookie, len(data))
 
@@ -260,27 +267,6 @@ class LbApp(app_manager.OSKenApp):
         LOG.error("switch %016x: OpenFlow error type=%d code=%d on %s", dpid, msg.type, msg.code, msg.data[:64].hex())
         with self.lock:  # a statistics request it refused stops waiting
             self.balancer.request_failed(dpid, msg.xid)
-
-
-def _more_to_read(dp) -> bool:
-    """Whether more of the switch's bytes wait on its socket (a burst of packet-ins is
-    arriving): the replies may then be held and sent as one write. Never blocks."""
-    sock = getattr(dp, "socket", None)
-    try:
-        if getattr(sock, "pending", None) and sock.pending():  # TLS: already decrypted, not yet read
-            return True
-        poller = getattr(dp, "_lbapp_poller", None)
-        if poller is None:  # one per connection, registered once
-            poller = dp._lbapp_poller = select.poll()
-            poller.register(sock, select.POLLIN)
-        return bool(poller.poll(0))
-    except (OSError, ValueError, TypeError, AttributeError):  # a closed or odd socket: send at once
-        return False
-
-
-def _peer(dp) -> str:
-    address = getattr(dp, "address", None)
-    return f"{address[0]}:{address[1]}" if address else "?"
 
 
 def _flow_stat(stat) -> FlowStat:

@@ -13,6 +13,10 @@ LOG = logging.getLogger("lbapp")
 
 @dataclass
 class Feedback:
+    """Owns the dynamic feedback factors per backend and the last load reading. Held by
+    lbapp.state.backends.Backends, and kept over a reload while its settings stay; changed only by
+    the Balancer: ``due`` on its tick, ``observe`` when a feedback round's readings are in."""
+
     interval: float
     max_step: float = 0.25  # a factor moves by at most this fraction per interval
     min_factor: float = 0.25

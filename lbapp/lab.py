@@ -94,6 +94,10 @@ def run(*args: str, check: bool = True) -> str:
 
 
 class MininetLab:
+    """Owns one lab: the controller process (and its log), the Mininet network and the backends'
+    services (``services``: host -> process), each as the object that started it. Changed only
+    through its methods; ``stop`` ends what it started, by object and pid, never by name."""
+
     def __init__(self, topology: str, workdir: Path, config: Path | None = None, debug: bool = True) -> None:
         """``debug``: the controller logs every connection (``lbapp run -v``: the demo and the
         tests read those lines); benchmarks turn it off, as a log line per connection costs the

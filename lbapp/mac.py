@@ -34,6 +34,8 @@ class Segment:
 
 @dataclass(frozen=True)
 class Layout:
+    """One computed-MAC layout: where the IP's bits and the tag's bits go in the MAC."""
+
     name: str
     doc: str
     ip_segments: tuple[Segment, ...]

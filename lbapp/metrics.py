@@ -13,6 +13,9 @@ __all__ = ["CONTENT_TYPE_LATEST", "registry_for", "generate_latest"]
 
 
 class SnapshotCollector:
+    """A Prometheus collector that reads the state snapshot (``state``) at each scrape; it keeps no
+    state of its own."""
+
     def __init__(self, state: Callable[[], dict[str, Any]]) -> None:
         self.state = state
 

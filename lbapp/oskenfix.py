@@ -1,53 +1,42 @@
-"""What lbapp changes in os-ken 4's native-thread hub: two fixes, and two shortcuts of the
-controller path that issue 15 measured.
+"""Everything lbapp does to, or reads from, os-ken's private internals: nothing else in lbapp
+touches them. :func:`check` verifies at start-up that each internal relied on is there (an
+os-ken without one stops lbapp with one line naming it, never a silent fallback); setup.cfg pins
+the os-ken versions this was tested with. What :func:`apply` changes (idempotent):
 
-**Ended connections end their threads.** Every ended OpenFlow connection left its two threads
-(and its Datapath) behind for good.
+- **Ended connections end their threads.** ``Datapath.serve`` runs the receive loop, then
+  "kills" the send thread and joins it; the native hub's ``kill`` does nothing, and the send
+  thread sits in ``send_q.get()``, so the join never returned: each ended connection kept its
+  threads and Datapath, and apps never saw its DEAD_DISPATCHER. The end of the receive loop now
+  queues os-ken's own "send this, then stop" item, so the join returns and the teardown runs.
+- **Writes from the caller's thread** (waking os-ken's send thread cost ~80 us per reply, as much
+  as lbapp's whole pick): written at once, without blocking, under a lock per connection, so
+  writers keep their order. What the socket does not take waits, in order, for the send thread;
+  a switch that stops reading never holds up the caller, and loses its connection past
+  :data:`WAITING_LIMIT` bytes waiting or ``socket_timeout`` without progress. (TLS is written
+  whole, blocking, as os-ken did.)
+- **Messages taken raw** (:func:`take_raw`) before os-ken parses them (~70 us a packet-in); a
+  handler that declines leaves the message to os-ken.
+- **Malformed messages in one line**, instead of a traceback and up to 64 KiB of hex.
 
-os-ken serves a connection on the thread the listener spawned for it:
-``Datapath.serve`` starts a send thread, runs the receive loop, and when that loop ends
-(switch gone, reset, unparsable bytes) "kills" the send thread and joins it. With the eventlet
-hub the kill ends the green thread; the native hub's ``kill`` does nothing, and the send thread
-sits in ``send_q.get()`` until something is queued, so the join never returns: the connection's
-thread and its send thread stay, ``Datapath.close`` is never reached, and the apps never see
-the connection's DEAD_DISPATCHER state change.
-
-:func:`apply` makes the end of the receive loop wake the send loop with os-ken's own "send this,
-then stop" item (``close_socket=True``; the socket is already closed, so nothing is written),
-so the join returns and os-ken's normal teardown runs.
-
-**Writes from the caller's thread.** ``Datapath.send`` queued each write for the connection's
-send thread; waking that thread cost about 80 us per reply, as much as lbapp's whole pick. It
-now writes at once, without blocking, under a lock per connection, so writers from any thread
-keep their order and never interleave. What the socket does not take waits, in order, for the
-connection's send thread, and later writes wait behind it: a switch that stops reading never
-holds up the caller (the app's lock, and with it every other switch). Its connection ends when
-more than :data:`WAITING_LIMIT` bytes wait for it or when it takes nothing for os-ken's
-``socket_timeout``, as a failed write ends it. (A TLS connection is written whole, blocking up
-to ``socket_timeout``, as os-ken's send thread did.)
-
-**Messages taken raw.** :func:`take_raw` gives messages of one type to a handler before
-os-ken parses them (parsing a packet-in into its objects cost about 70 us); a handler that
-declines leaves the message to os-ken as before.
-
-**Malformed messages in one line.** os-ken logs a message from a switch that it cannot parse
-with a traceback and the whole message in hex (a hostile switch's bytes, up to 64 KiB on a
-line); that record becomes one line naming the message and what was wrong with it.
-
-Idempotent, and harmless on an os-ken that ends its send thread itself.
+And the hooks the app uses: :func:`intercept_events` (events on the receive thread, before they
+queue), :func:`watchers`, :func:`more_to_read`, :func:`peer`.
 """
 from __future__ import annotations
 
 import collections
 import functools
+import inspect
 import logging
 import os
 import queue
+import select
 import socket
 import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from lbapp.environment import EnvironmentProblem
 
 LOG = logging.getLogger("lbapp")
 
@@ -57,13 +46,11 @@ WAITING_LIMIT = 32 << 20  # bytes that may wait for a switch to read them; past 
 
 
 def wake_send_loop(datapath, item: tuple[bytes, bool] = _STOP) -> None:
-    """Queue the send loop's last item (or ``item``) without ever blocking: a permit of the
-    queue's semaphore is taken first, as ``Datapath.send`` does, so the put cannot find it full
-    and the send loop's release stays balanced. (lbapp's send loop has at most one wake-up
-    queued, so its last item always finds a permit; os-ken's, with no permit left, is not
-    waiting, and its next write, on the closed socket, fails and ends it.)"""
-    q, permits = getattr(datapath, "send_q", None), getattr(datapath, "_send_q_sem", None)
-    if q is None or permits is None or not permits.acquire(blocking=False):
+    """Queue the send loop's last item (or ``item``) without blocking: a permit of the queue's
+    semaphore first, as ``Datapath.send`` takes, so the put never finds it full. (lbapp's send
+    loop has at most one wake-up queued, so its last item always finds a permit.)"""
+    q, permits = datapath.send_q, datapath._send_q_sem
+    if q is None or not permits.acquire(blocking=False):  # None: the send loop has ended
         return
     try:
         q.put_nowait(item)
@@ -76,10 +63,9 @@ _RAW: dict[tuple[int, int], Callable[[Any, bytearray], bool]] = {}
 
 
 def take_raw(version: int, msg_type: int, handler: Callable[[Any, bytearray], bool] | None) -> None:
-    """Give the messages of ``msg_type`` in OpenFlow ``version`` to ``handler(datapath, buf)``
-    on the connection's receive thread, before os-ken parses them: it returns True when it took
-    the message (os-ken then drops it), False to leave it to os-ken's parser and events. It
-    must not raise. ``None`` stops taking them. Needs :func:`apply`."""
+    """Give messages of ``msg_type`` in OpenFlow ``version`` to ``handler(datapath, buf)`` on the
+    receive thread before os-ken parses them: True when it took one, False to leave it to os-ken.
+    ``None`` stops it. Needs :func:`apply`."""
     if handler is None:
         _RAW.pop((version, msg_type), None)
     else:
@@ -100,10 +86,9 @@ class _OneLineParseErrors(logging.Filter):
 
 
 def _writer_socket(sock) -> socket.socket | None:
-    """The socket lbapp writes through: a duplicate of the connection's, closed only by the
-    connection's send loop, so no write lands on a descriptor number that os-ken's teardown
-    closed and a new connection reused. None for TLS, or a socket os-ken made blocking (no
-    ``socket_timeout``): written whole, blocking, as os-ken's send thread wrote."""
+    """The socket lbapp writes through: a duplicate of the connection's that only its send loop
+    closes (no write lands on a number os-ken's teardown closed and a new connection reused).
+    None for TLS or a blocking socket: written whole, blocking, as os-ken's send thread wrote."""
     if isinstance(sock, ssl.SSLSocket) or sock.gettimeout() is None:
         return None
     out = socket.socket(fileno=os.dup(sock.fileno()))
@@ -209,13 +194,70 @@ def _send_loop(self) -> None:
         self._close_write()
 
 
-def apply() -> None:
-    from os_ken.base import app_manager  # noqa: F401 - first: it imports the controller module, which imports it back
+class OsKenMismatch(EnvironmentProblem):
+    """The installed os-ken lacks an internal lbapp relies on."""
+
+
+def _code_names(function, depth: int = 3) -> set[str]:
+    """The names a function's code uses, looking through wrappers: ours (``__wrapped__``) and
+    decorators without it (functions in its closure, as os-ken's ``_deactivate``)."""
+    function = inspect.unwrap(function) if function is not None else None
+    if getattr(function, "__code__", None) is None:
+        return set()
+    inner = [v for v in inspect.getclosurevars(function).nonlocals.values() if inspect.isfunction(v)] if depth else []
+    return set(function.__code__.co_names).union(*(_code_names(f, depth - 1) for f in inner))
+
+
+def _params(function) -> list[str]:
+    return list(inspect.signature(inspect.unwrap(function)).parameters) if callable(function) else []
+
+
+def _internals() -> list[tuple[str, bool]]:
+    """Each internal of os-ken lbapp relies on, and whether this os-ken has it."""
+    from os_ken.base import app_manager
     from os_ken.controller import controller
     from os_ken.lib import hub
     from os_ken.ofproto import ofproto_parser
 
-    if hub.HUB_TYPE != "native" or getattr(controller.Datapath._recv_loop, "_lbapp_wakes_send_loop", False):
+    dp, app, parse = controller.Datapath, app_manager.OSKenApp, getattr(ofproto_parser, "msg", None)
+    consts = getattr(inspect.unwrap(parse), "__code__", None)
+    return [
+        ("the native hub (OSKEN_HUB_TYPE=native)", getattr(hub, "HUB_TYPE", None) == "native"),
+        ("Datapath.__init__ setting socket, address, send_q and _send_q_sem",
+         {"socket", "address", "send_q", "_send_q_sem"} <= _code_names(dp.__init__)),
+        ("Datapath.serve running _recv_loop and spawning _send_loop",
+         {"_recv_loop", "_send_loop"} <= _code_names(getattr(dp, "serve", None))),
+        ("Datapath._recv_loop parsing with ofproto_parser.msg",
+         {"ofproto_parser", "msg"} <= _code_names(getattr(dp, "_recv_loop", None))),
+        ("Datapath._send_loop", callable(getattr(dp, "_send_loop", None))),
+        ("Datapath._close_write", callable(getattr(dp, "_close_write", None))),
+        ("Datapath.send(buf, close_socket)", _params(getattr(dp, "send", None))[:3] == ["self", "buf", "close_socket"]),
+        ("ofproto_parser.msg(datapath, version, msg_type, msg_len, xid, buf)",
+         _params(parse) == ["datapath", "version", "msg_type", "msg_len", "xid", "buf"]),
+        ("ofproto_parser.msg's record 'Encountered an error while parsing'",
+         any(str(c).startswith("Encountered an error while parsing") for c in (consts.co_consts if consts else ()))),
+        ("OSKenApp._send_event(ev, state)", _params(getattr(app, "_send_event", None)) == ["self", "ev", "state"]),
+        ("OSKenApp.observers (set in OSKenApp.__init__)", "observers" in _code_names(app.__init__)),
+        ("app_manager.lookup_service_brick", callable(getattr(app_manager, "lookup_service_brick", None))),
+    ]
+
+
+def check() -> None:
+    """Raise :class:`OsKenMismatch` naming the first internal this os-ken lacks."""
+    from importlib.metadata import version
+
+    for name in [name for name, present in _internals() if not present][:1]:
+        raise OsKenMismatch(f"os-ken {version('os-ken')} lacks {name}, which lbapp relies on (lbapp/oskenfix.py; "
+                            "tested with the versions setup.cfg allows)")
+
+
+def apply() -> None:
+    """Check os-ken (:func:`check`), then change it as the module's doc says. Idempotent."""
+    check()
+    from os_ken.controller import controller
+    from os_ken.ofproto import ofproto_parser
+
+    if getattr(controller.Datapath._recv_loop, "_lbapp_wakes_send_loop", False):
         return
     init = controller.Datapath.__init__
 
@@ -262,3 +304,47 @@ def apply() -> None:
     controller.Datapath._recv_loop = _recv_loop
     LOG.debug("os-ken: writes from the caller's thread; raw messages taken; malformed ones in one line; "
               "ended connections' threads end")
+
+
+# --- hooks for the app ---
+
+def intercept_events(app, first: Callable[[Any, Any], bool]) -> None:
+    """Show each event os-ken hands ``app`` to ``first(ev, state)`` on the thread that raised it
+    (a switch connection's receive thread), before it queues for the app's event thread; True
+    from ``first`` means it was handled there and does not queue."""
+    queue_it = app._send_event
+
+    def _send_event(ev, state):
+        if not first(ev, state):
+            queue_it(ev, state)
+    app._send_event = _send_event
+
+
+def watchers(ev_cls: type) -> set[str]:
+    """The names of the apps that watch events of ``ev_cls`` raised by os-ken's OpenFlow handler."""
+    from os_ken.base import app_manager
+
+    brick = app_manager.lookup_service_brick("ofp_event")
+    return set(brick.observers.get(ev_cls, ())) if brick is not None else set()
+
+
+def more_to_read(dp) -> bool:
+    """Whether more of the switch's bytes wait on its socket (a burst of packet-ins is
+    arriving). Never blocks."""
+    sock = dp.socket
+    try:
+        if getattr(sock, "pending", None) and sock.pending():  # TLS: already decrypted, not yet read
+            return True
+        poller = getattr(dp, "_lbapp_poller", None)
+        if poller is None:  # one per connection, registered once
+            poller = dp._lbapp_poller = select.poll()
+            poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError, TypeError):  # a closed socket: send at once
+        return False
+
+
+def peer(dp) -> str:
+    """``host:port`` of a connection's far end."""
+    address = dp.address
+    return f"{address[0]}:{address[1]}" if address else "?"

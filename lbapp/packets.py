@@ -19,6 +19,8 @@ class PacketError(ValueError):
 
 @dataclass(frozen=True)
 class ArpInfo:
+    """The fields of an ARP packet-in the controller uses."""
+
     op: int
     src_mac: int
     src_ip: ipaddress.IPv4Address

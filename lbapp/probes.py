@@ -40,6 +40,8 @@ def probe_of_port(port: int) -> int | None:
 
 @dataclass(frozen=True)
 class Verdict:
+    """What an answer says of probe ``probe``: passed or failed, and why."""
+
     probe: int
     passed: bool
     reason: str
@@ -65,6 +67,9 @@ class _Open:
 
 @dataclass
 class Answered:
+    """What ``Prober.answer`` made of an answer: a verdict if there is one, and the frames to send
+    next."""
+
     dpid: int  # where the follow-up frames go
     verdict: Verdict | None = None  # None: no verdict yet (http: the GET went out)
     frames: list[bytes] = field(default_factory=list)  # to send: the GET, or the reset
@@ -72,7 +77,9 @@ class Answered:
 
 class Prober:
     """Builds probe frames and reads answers; knows each probe in flight (an answer must fit
-    the probe's type) and each TCP probe's sequence numbers."""
+    the probe's type) and each TCP probe's sequence numbers. Changed only by
+    lbapp.healthcheck.Checker, its owner: ``start`` and ``forget`` as checks come due, time out
+    or go, ``answer`` for the probe stage's packet-ins."""
 
     def __init__(self, seed: int | None = None) -> None:
         self.open: dict[int, _Open] = {}

@@ -29,6 +29,9 @@ LOG = logging.getLogger("lbapp")
 
 @dataclass
 class ReloadPlan:
+    """What a reload leads to: the next running state, lingering and select groups, which the
+    Balancer takes whole, and the messages that take the switches there."""
+
     running: Running
     lingering: Lingering
     groups: SelectGroups

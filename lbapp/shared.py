@@ -72,10 +72,16 @@ class VipKey(NamedTuple):
 
 
 class VipBackend(NamedTuple):
-    """One backend of one VIP: what a session, a pin or a source NAT flow belongs to."""
+    """One backend of one VIP, the VIP named by its key (which outlives reloads): what a
+    session, a pin or a source NAT flow belongs to."""
 
     vip: VipKey
     backend: IPv4
 
     def __str__(self) -> str:
         return f"backend {self.backend} of {self.vip}"
+
+
+# One backend of one VIP, the VIP named by its id in the running config: what connection counts,
+# rates and traffic are kept by. (VipBackend names the VIP by its key instead.)
+VipIdBackend = tuple[int, IPv4]

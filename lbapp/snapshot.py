@@ -13,7 +13,7 @@ def snapshot(balancer, now: float) -> dict[str, Any]:
     running = balancer.running
     backends = running.backends
     sessions = balancer.sessions
-    traffic = balancer.traffic.totals()
+    traffic = balancer.readings.traffic.totals()
     rate = balancer.rates.per_second
     vips = []
     for vip in running.vips:

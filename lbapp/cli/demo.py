@@ -28,6 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 @dataclass
 class Check:
+    """One line of the demo's report: what was checked, whether it held, and what was seen."""
+
     name: str
     ok: bool
     detail: str
@@ -35,6 +37,9 @@ class Check:
 
 @dataclass
 class VipResult:
+    """What the demo saw of one VIP: answers per backend, the clients each backend saw, failures.
+    Filled in by the demo as it drives requests."""
+
     name: str
     target: str
     expected: dict[str, float]

@@ -83,6 +83,9 @@ class Settings:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lbapp import oskenfix
+
+    oskenfix.check()  # an os-ken without an internal lbapp relies on: one line, before anything starts
     for module in args.app:
         if not _importable(module):
             raise EnvironmentProblem(f"--app {module[:100]!r}: no such Python module")

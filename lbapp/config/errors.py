@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class FieldError:
+    """One problem in a config: the field path it is at, and what is wrong."""
+
     path: str
     message: str
 

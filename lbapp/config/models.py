@@ -16,6 +16,9 @@ from lbapp.shared import AdminState, IPv4, admin_weight
 
 
 class _Model(BaseModel):
+    """The base of every config model: unknown fields are refused, and a model is frozen, immutable
+    once validated (a reload reads a new ``Config``)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -45,6 +48,8 @@ def _check_mac(value: Any) -> str:
 
 
 class BalancerModel(_Model):
+    """One balancer switch: its dpid, address and MAC, ARP and probe settings, and flood limits."""
+
     name: str = Field("lb", min_length=1)
     dpid: int
     address: ipaddress.IPv4Interface = Field(description="the balancer's own IP/prefix in its VLAN")
@@ -71,6 +76,8 @@ class BalancerModel(_Model):
 
 
 class GatewayModel(_Model):
+    """One gateway (next hop) by name and IP, and the ports it may answer ARP on."""
+
     name: str = Field(min_length=1)
     ip: IPv4
     # the switch ports (on each balancer) where this gateway, or a VRRP peer standing in for it,
@@ -87,11 +94,15 @@ class GatewayModel(_Model):
 
 
 class RouteModel(_Model):
+    """A route: the destinations reached through a named gateway."""
+
     dst: ipaddress.IPv4Network
     via: str = Field(min_length=1, description="a gateway name")
 
 
 class FabricatedMacModel(_Model):
+    """How backend addresses map to fabricated MACs: a computed layout and tag, or a table."""
+
     scheme: Literal["computed", "table"] = "computed"
     layout: Literal["prefix", "suffix", "split"] = "prefix"
     tag: str = "aa:bb"
@@ -155,6 +166,9 @@ class HealthModel(_Model):
 
 
 class BackendModel(_Model):
+    """One backend of a VIP: its address, weight, admin state, health check, and whether it is a
+    sorry server."""
+
     ip: IPv4
     weight: int = Field(1, ge=0, le=10000, description="0 drains: no new connections")
     down: bool = Field(False, description="marked down: no new connections, established ones run on")
@@ -176,6 +190,9 @@ class BackendModel(_Model):
 
 
 class VipModel(_Model):
+    """One VIP: its key, scheduler, who picks and where its connections are pinned, its backends and
+    health check."""
+
     name: str = Field(min_length=1)
     ip: IPv4
     port: int = Field(ge=1, le=65535)
@@ -209,6 +226,8 @@ class VipModel(_Model):
 
 
 class FeedbackModel(_Model):
+    """Dynamic feedback's settings (lbapp.feedback.Feedback)."""
+
     interval: float = Field(5.0, gt=0, description="seconds between load readings")
     max_step: float = Field(0.25, gt=0, lt=1, description="largest change of a factor per reading")
     min_factor: float = Field(0.25, gt=0, le=1)
@@ -216,6 +235,8 @@ class FeedbackModel(_Model):
 
 
 class EdgeModel(_Model):
+    """One edge switch and the backends behind it, whose replies it source-NATs."""
+
     name: str = Field(min_length=1)
     dpid: int
     backends: list[IPv4] = Field(min_length=1)
@@ -227,6 +248,9 @@ class EdgeModel(_Model):
 
 
 class Config(_Model):
+    """The whole config file, validated, and the views the rest of lbapp reads it by. Immutable;
+    only ``mac_scheme``'s result is cached on it."""
+
     balancer: BalancerModel | None = Field(None, description="one balancer switch")
     balancers: list[BalancerModel] = Field(default_factory=list, description="several (ECMP) balancer switches")
     gateways: list[GatewayModel] = Field(min_length=1)

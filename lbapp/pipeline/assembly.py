@@ -16,6 +16,8 @@ from lbapp.pipeline.tables import PIPELINE, Table, tables_on
 
 @dataclass
 class StaticFlows:
+    """One switch's static flows, the tables they cover, and the roles that gave them."""
+
     flows: list[Any]  # everything but sessions, in pipeline order, each table's miss flow first
     tables: list[Table]  # every table the switch's roles give it (what a sweep covers)
     roles: list[str]  # what the switch is, for the log ("balancer lb1", "edge", "edge (lingering)")

@@ -39,6 +39,8 @@ MAX_OBJECT = OBJECT_MASK
 
 @dataclass(frozen=True)
 class Cookie:
+    """A cookie's fields, decoded (the layout above)."""
+
     stage: int
     generation: int
     vip: int

@@ -119,6 +119,12 @@ def packet_out_to_table(data: bytes, in_port: int) -> RawMessage:
     return RawMessage(head + _OUTPUT_TABLE + data, "packet_out", {"in_port": in_port, "port": ofp.OFPP_TABLE})
 
 
+def packet_out(data: bytes, in_port: int, actions: list) -> parser.OFPPacketOut:
+    """A packet-out of ``data`` with ``actions`` (off the hot path: built with os-ken's parser)."""
+    return parser.OFPPacketOut(datapath=None, buffer_id=ofp.OFP_NO_BUFFER, in_port=in_port, actions=actions,
+                               data=data)
+
+
 def parse_packet_in(buf: bytes | bytearray) -> tuple[int, int, bytes] | None:
     """An OpenFlow 1.3 packet-in's cookie, input port and packet, read with a few ``struct``
     calls instead of os-ken's parser (which builds its match object: about 70 us per packet-in,

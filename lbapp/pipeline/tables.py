@@ -60,6 +60,9 @@ CT_EPOCH_BITS = 32
 
 @dataclass(frozen=True)
 class Table:
+    """One stage of the pipeline as declared: its id and cookie stage, the match fields, priorities
+    and next tables it allows, its miss, and the roles that have it."""
+
     name: str
     table_id: int
     stage: int  # the cookie's stage code

@@ -17,12 +17,16 @@ HashFields = Literal["src_ip", "five_tuple"]
 
 @dataclass(frozen=True)
 class BackendWeight:
+    """A backend and the weight new connections are shared by (its effective weight)."""
+
     ip: IPv4
     weight: int
 
 
 @dataclass(frozen=True)
 class SchedulerOptions:
+    """A VIP's scheduler settings; a reload keeps the VIP's scheduler only while they are unchanged."""
+
     hash_fields: HashFields = "src_ip"  # what sh and mh hash (dh always hashes the destination)
     table_size: int = 65537  # Maglev lookup table size M (a prime)
 

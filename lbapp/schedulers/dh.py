@@ -9,6 +9,9 @@ from lbapp.schedulers.registry import register
 
 @register
 class DestinationHashing(TableHashing):
+    """IPVS ``dh``: a weighted bucket table at the hash of the destination IP; no state between
+    picks."""
+
     name = "dh"
     policy = "destination hashing"
 

@@ -17,6 +17,8 @@ def overloaded(b: BackendWeight, eligible: list[BackendWeight], active: Mapping[
 
 @register
 class LocalityLeastConnection(Scheduler):
+    """IPVS ``lblc``; keeps each destination IP's backend (``assigned``) between picks."""
+
     name = "lblc"
 
     def explain(self, key: ConnKey, active: Mapping[IPv4, int]) -> str:

@@ -16,12 +16,16 @@ SHRINK_AFTER = 360.0  # IPVS's default: 6 minutes
 
 @dataclass
 class ReplicaSet:
+    """One destination's backend set, and when it last changed; owned by its lblcr scheduler."""
+
     members: list[IPv4] = field(default_factory=list)
     modified: float = 0.0
 
 
 @register
 class LocalityLeastConnectionReplicated(Scheduler):
+    """IPVS ``lblcr``; keeps each destination IP's replica set (``sets``) between picks."""
+
     name = "lblcr"
 
     def explain(self, key: ConnKey, active: Mapping[IPv4, int]) -> str:

@@ -9,6 +9,9 @@ from lbapp.schedulers.registry import register
 
 @register
 class LeastConnection(Scheduler):
+    """IPVS ``lc``: fewest live sessions; between picks only a heap of the counts (no decision
+    state)."""
+
     name = "lc"
     pick_moves_state = False
 

@@ -65,6 +65,9 @@ def build_table(backends: list[BackendWeight], size: int) -> list[IPv4]:
 
 @register
 class Maglev(TableHashing):
+    """IPVS ``mh``: a Maglev lookup table at the hash of the source IP or five-tuple; no state
+    between picks."""
+
     name = "mh"
     policy = "Maglev hashing"
     entry = "entry"

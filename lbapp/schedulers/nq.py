@@ -10,6 +10,9 @@ from lbapp.schedulers.registry import register
 
 @register
 class NeverQueue(Scheduler):
+    """IPVS ``nq``: an idle backend, else shortest expected delay; between picks only a heap of the
+    counts."""
+
     name = "nq"
     pick_moves_state = False
 

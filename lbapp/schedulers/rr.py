@@ -9,6 +9,8 @@ from lbapp.schedulers.registry import register
 
 @register
 class RoundRobin(Scheduler):
+    """IPVS ``rr``; keeps whose turn is next (``_next``) between picks."""
+
     name = "rr"
 
     def explain(self, key: ConnKey, active: Mapping[IPv4, int]) -> str:

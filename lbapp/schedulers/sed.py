@@ -9,6 +9,8 @@ from lbapp.schedulers.registry import register
 
 @register
 class ShortestExpectedDelay(Scheduler):
+    """IPVS ``sed``: smallest (sessions + 1)/weight; between picks only a heap of the counts."""
+
     name = "sed"
     pick_moves_state = False
 

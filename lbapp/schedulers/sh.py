@@ -8,6 +8,9 @@ from lbapp.schedulers.registry import register
 
 @register
 class SourceHashing(TableHashing):
+    """IPVS ``sh``: a weighted bucket table at the hash of the source IP or five-tuple; no state
+    between picks."""
+
     name = "sh"
     policy = "source hashing"
 

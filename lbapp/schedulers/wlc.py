@@ -9,6 +9,8 @@ from lbapp.schedulers.registry import register
 
 @register
 class WeightedLeastConnection(Scheduler):
+    """IPVS ``wlc``: smallest sessions/weight; between picks only a heap of the counts."""
+
     name = "wlc"
     pick_moves_state = False
 

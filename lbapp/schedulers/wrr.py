@@ -13,6 +13,8 @@ from lbapp.schedulers.registry import register
 
 @register
 class WeightedRoundRobin(Scheduler):
+    """IPVS ``wrr``, smooth; keeps each backend's running credit (``_current``) between picks."""
+
     name = "wrr"
 
     def explain(self, key: ConnKey, active: Mapping[IPv4, int]) -> str:

@@ -17,6 +17,9 @@ from lbapp.state.health import Health, Target, target_for
 
 @dataclass
 class BackendState:
+    """One (VIP, backend): what the config says of it, and what its health check found. Only
+    ``health`` changes, set by lbapp.handlers.verdicts; the rest comes from the config."""
+
     vip_id: int
     vip: VipKey
     ip: IPv4
@@ -29,7 +32,9 @@ class BackendState:
 
 
 class Backends:
-    """Owns every (VIP, backend) state and the dynamic feedback factors."""
+    """Owns every (VIP, backend) state and the dynamic feedback factors. Part of the running
+    state, so a reload builds a new one; in place, lbapp.handlers.verdicts sets backends' health
+    and the Balancer gives ``feedback`` each round's readings."""
 
     def __init__(self, vips: Iterable[tuple[int, VipModel]] = (), feedback: Feedback | None = None,
                  health_of: Callable[[Target], Health] | None = None) -> None:

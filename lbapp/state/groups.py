@@ -28,7 +28,9 @@ def derive_slots(vips, weights: Callable[[int], list[BackendWeight]], previous: 
 
 
 class SelectGroups:
-    """Which balancer holds which VIP's group (the slot tables come with the running config)."""
+    """Which balancer holds which VIP's group (the slot tables come with the running config).
+    Changed by the Balancer (``install`` on connect, ``disconnected``); a reload changes a copy
+    (lbapp.reload.plan_reload), which the Balancer then takes."""
 
     def __init__(self, installed: dict[int, set[int]] | None = None) -> None:
         self.installed: dict[int, set[int]] = installed or {}  # balancer dpid -> VIP ids whose group it has

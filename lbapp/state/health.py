@@ -48,6 +48,9 @@ def target_for(vip, backend) -> Target | None:
 
 @dataclass
 class Status:
+    """One target's check: up or down, passes and failures in a row, the probe in flight. Changed
+    only by its ``HealthChecks``."""
+
     state: Health = "unchecked"
     passes: int = 0  # in a row
     failures: int = 0  # in a row
@@ -61,6 +64,9 @@ class Status:
 
 @dataclass(frozen=True)
 class Change:
+    """A target's state changed (``was`` before): the verdict lbapp.healthcheck.Checker hands the
+    Balancer."""
+
     target: Target
     state: Health  # "up" or "down"
     reason: str
@@ -69,6 +75,10 @@ class Change:
 
 @dataclass
 class HealthChecks:
+    """Owns every target's ``Status`` and the probes in flight (id -> target). Changed only by
+    lbapp.healthcheck.Checker, its owner, when the Balancer calls it: ``load``, ``due``, ``report``,
+    ``expired``."""
+
     status: dict[Target, Status] = field(default_factory=dict)
     in_flight: dict[int, Target] = field(default_factory=dict)  # probe id -> its target
     _random: random.Random = field(default_factory=random.SystemRandom, repr=False)

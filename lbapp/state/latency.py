@@ -13,6 +13,10 @@ BOUNDS_S = (25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e
 
 
 class LatencyHistogram:
+    """Owns the bucket counts and sum of connection setup times. The Balancer holds it
+    (``setup_latency``), but only lbapp.sender.Sender changes it, calling ``observe`` under the
+    app's lock; the snapshot reads it."""
+
     def __init__(self, bounds: tuple[float, ...] = BOUNDS_S) -> None:
         self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)  # the last: above every bound

@@ -26,6 +26,11 @@ def served(cfg: Config) -> set[VipBackend]:
 
 
 class Lingering:
+    """Owns the lingering source NATs (``nat``: pair -> edge) and pins (``pins``: pair ->
+    balancers). Changed only by the Balancer (``pin_idle``, ``ended``); a reload leaves it as it is
+    and builds the next one (``after_reload``, from lbapp.reload.plan_reload), which the Balancer
+    takes."""
+
     def __init__(self) -> None:
         self.nat: dict[VipBackend, int] = {}  # lingering (VIP, backend) -> its edge switch
         self.pins: dict[VipBackend, set[int]] = {}  # lingering pin -> balancers whose flow still lives

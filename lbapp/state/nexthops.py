@@ -16,6 +16,9 @@ LAPSE_PROBES = 3  # probe intervals without an answer on the trusted port, after
 
 @dataclass
 class Gateway:
+    """One gateway as learned on one balancer: its MAC and port, when it last answered and is next
+    probed. Changed only by the ``NextHops`` that holds it."""
+
     name: str
     ip: IPv4
     mac: int | None = None
@@ -45,6 +48,11 @@ class Learned:
 
 @dataclass
 class NextHops:
+    """Owns one balancer's gateways (``by_name``, ``by_ip``) and what was learned of them. Changed
+    by lbapp.handlers.arp (``learn``, ``warn_now``) and the Balancer (``forget_port`` and
+    ``probe_soon`` on connect, ``due_probes`` on its tick); a reload builds a new one that keeps
+    what was learned."""
+
     by_name: dict[str, Gateway]
     probe_interval: float
     by_ip: dict[IPv4, Gateway] = field(init=False)

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 @dataclass
 class SwitchRates:
     """First packets per second through each VIP's pick flow, summed over the balancers, from
-    successive readings of its packet counter."""
+    successive readings of its packet counter. Owned by lbapp.handlers.readings.Readings, which
+    adds each ``reading``; lbapp.handlers.picking ``forget``s a VIP handed back."""
 
     readings: dict[tuple[int, int], tuple[float, int]] = field(default_factory=dict)  # (VIP, dpid) -> (t, count)
     rates: dict[tuple[int, int], float] = field(default_factory=dict)
@@ -40,6 +41,8 @@ class SwitchRates:
 
 @dataclass(frozen=True)
 class Verdict:
+    """What one ``decide`` changed: VIPs handed to the switch, and VIPs handed back."""
+
     entered: list[int]  # VIP ids the switch takes over now
     left: list[int]  # VIP ids handed back to the controller now
 

@@ -28,6 +28,11 @@ def following(epoch: int) -> int:
 
 
 class PinnedCounts:
+    """Owns what was counted of ``pin: conntrack`` VIPs' connections: when each epoch ends, the
+    switches' counters as last read, and the picks per epoch. Held by
+    lbapp.handlers.readings.Readings, which adds readings; lbapp.handlers.connections adds
+    ``picked``, and the Balancer calls ``ending`` on its tick and ``keep_only`` after a reload."""
+
     def __init__(self) -> None:
         self.due: dict[int, float] = {}  # vip id -> when its epoch ends
         # per (dpid, vip id): backend -> connections seen in its last full epoch, as read

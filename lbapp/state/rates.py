@@ -11,6 +11,9 @@ PACKET_INS = "packet_ins"  # the key of the packet-in count, beside the (VIP id,
 
 
 class Rates:
+    """Owns the last two samples of the controller's counters. Changed only by the Balancer, which
+    samples on its tick; lbapp.handlers.picking and the snapshot read ``per_second``."""
+
     def __init__(self) -> None:
         self._previous: tuple[float, Counter] | None = None
         self._current: tuple[float, Counter] | None = None
@@ -31,3 +34,13 @@ class Rates:
         if t1 <= t0:
             return 0.0
         return max(after[key] - before[key], 0) / (t1 - t0)
+
+
+def followed(total: Counter, packet_ins: int) -> Counter:
+    """What the rates follow: connections per (VIP id, backend) (``total``: ever made) and per
+    VIP id, and packet-ins."""
+    counts = Counter(total)
+    for (vip_id, _), n in total.items():
+        counts[vip_id] += n
+    counts[PACKET_INS] = packet_ins
+    return counts

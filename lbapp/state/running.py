@@ -26,6 +26,12 @@ class Site:
 
 @dataclass
 class Running:
+    """The running config and what it implies. The Balancer holds one; a reload replaces it whole
+    (lbapp.reload.plan_reload derives the next, leaving this one). In place it is changed only by
+    the Balancer and the rooms it hands it to: lbapp.handlers.verdicts (backends' health,
+    ``slots``), lbapp.handlers.picking (``overloaded``), lbapp.handlers.epochs (``epochs``),
+    lbapp.handlers.arp (next hops)."""
+
     cfg: Config
     generation: int  # of the static flows it installs (1..255)
     ctx: Context  # the switch-independent view (edges, VIPs)

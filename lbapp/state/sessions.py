@@ -10,6 +10,9 @@ from lbapp.shared import MAX_SESSION_ID, ConnKey, IPv4
 
 @dataclass
 class Session:
+    """One live connection: its key, backend and switch, and the VIP id in its flow's cookie.
+    Changed only by its ``Sessions`` (``vip_id`` goes to 0 when its VIP leaves the config)."""
+
     session_id: int
     key: ConnKey
     vip_id: int  # the VIP's id; 0 once its VIP left the config
@@ -23,6 +26,12 @@ class Session:
 
 
 class Sessions:
+    """Owns the live sessions (by key and by id), the live counts per VIP and backend the schedulers
+    read, and the sessions ever made. Changed by the Balancer and the rooms it hands it to:
+    lbapp.handlers.connections adds (``add``, ``counted``), lbapp.handlers.adoption takes back
+    (``adopt``); the Balancer removes, writes ``pin: conntrack`` live counts and forgets VIPs after
+    a reload."""
+
     def __init__(self, first_id: int = 1) -> None:
         self.by_key: dict[ConnKey, Session] = {}
         self.by_id: dict[int, Session] = {}

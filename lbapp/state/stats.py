@@ -1,9 +1,12 @@
 """Session-table statistics requests in flight, each matched to its reply by xid.
 
-Three reasons to read a balancer's session table: after it (re)connects, to take back the
-sessions an earlier run left there (adoption); once per dynamic feedback round, to measure each
-backend's load; and, while someone watches (the API's state or metrics), to count each
-backend's bytes and packets. A reply says which request it answers by its xid, so they never mix.
+Five reasons (``Purpose``) to read a balancer's session table: after it (re)connects and every
+minute, to take back the sessions an earlier run left there and forget those gone (``adopt``);
+once per dynamic feedback round, to measure each backend's load (``feedback``); while someone
+watches (the API's state or metrics), to count each backend's bytes and packets (``traffic``);
+while the switch picks for an overloaded VIP, to count its new connections (``overload``); and
+at the end of a ``pin: conntrack`` VIP's epoch, to count its live connections (``epoch``). A
+reply says which request it answers by its xid, so they never mix.
 """
 from __future__ import annotations
 
@@ -33,6 +36,10 @@ class Round:
 
 
 class StatsRequests:
+    """Owns the statistics requests in flight (by xid) and the rounds they belong to. Changed
+    only by lbapp.handlers.readings.Readings, its owner, and the Balancer's adoption of what a
+    reply shows."""
+
     def __init__(self) -> None:
         self._next_xid = FIRST_XID
         self.pending: dict[int, tuple[Purpose, int, float]] = {}  # xid -> (why, dpid, sent at)

@@ -7,24 +7,27 @@ statistics for this. Pure, time passed in."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from lbapp.shared import IPv4
+from lbapp.shared import VipIdBackend
 
 READ_EVERY_S = 5.0  # a reading of every balancer's session table at most this often
 WATCHED_FOR_S = 30.0  # after a look at the state, readings go on this long
 
-Pair = tuple[int, IPv4]  # (VIP id, backend)
-
 
 @dataclass
 class Traffic:
-    ended_bytes: Counter[Pair] = field(default_factory=Counter)
-    ended_packets: Counter[Pair] = field(default_factory=Counter)
-    sessions: dict[int, tuple[Pair, int, int]] = field(default_factory=dict)  # last reading: id -> (pair, B, P)
-    live_bytes: Counter[Pair] = field(default_factory=Counter)  # the last reading, summed per pair (kept
-    live_packets: Counter[Pair] = field(default_factory=Counter)  # up to date, so a look costs O(pairs))
-    ended_ids: set[int] = field(default_factory=set)  # sessions ended since the last reading
+    """Owns the byte and packet totals per (VIP id, backend) and the last reading of the live
+    flows. Changed only by lbapp.handlers.readings.Readings (readings, ended sessions)."""
+
+    ended_bytes: Counter[VipIdBackend] = field(default_factory=Counter)
+    ended_packets: Counter[VipIdBackend] = field(default_factory=Counter)
+    # the last reading: a session's key (its id, or lbapp.handlers.readings.EpochCopy) -> (pair, B, P)
+    sessions: dict[Hashable, tuple[VipIdBackend, int, int]] = field(default_factory=dict)
+    live_bytes: Counter[VipIdBackend] = field(default_factory=Counter)  # the last reading, summed per pair (kept
+    live_packets: Counter[VipIdBackend] = field(default_factory=Counter)  # up to date, so a look costs O(pairs))
+    ended_ids: set[Hashable] = field(default_factory=set)  # sessions ended since the last reading
     next_reading: float = 0.0
     watched_until: float = 0.0
 
@@ -37,7 +40,7 @@ class Traffic:
         self.next_reading = now + READ_EVERY_S
         return True
 
-    def session_ended(self, session_id: int, pair: Pair, byte_count: int, packet_count: int) -> None:
+    def session_ended(self, session_id: Hashable, pair: VipIdBackend, byte_count: int, packet_count: int) -> None:
         """Its flow's final count replaces what the last reading said of it."""
         last = self.sessions.pop(session_id, None)
         if last is not None:
@@ -47,13 +50,14 @@ class Traffic:
         self.ended_packets[pair] += packet_count
         self.ended_ids.add(session_id)
 
-    def session_gone(self, session_id: int, pair: Pair) -> None:
+    def session_gone(self, session_id: Hashable, pair: VipIdBackend) -> None:
         """A session the controller dropped (its flow deleted, or found gone): what the last
         reading said of it is all that will be known, and it stays counted."""
         _, byte_count, packet_count = self.sessions.get(session_id, (pair, 0, 0))
         self.session_ended(session_id, pair, byte_count, packet_count)
 
-    def reading(self, sessions: dict[int, tuple[Pair, int, int]], pins: dict[Pair, tuple[int, int]]) -> None:
+    def reading(self, sessions: dict[Hashable, tuple[VipIdBackend, int, int]],
+                pins: dict[VipIdBackend, tuple[int, int]]) -> None:
         """A complete reading of the live flows replaces the previous one; a session that ended
         while it was taken (its final count already in) is left out of it."""
         self.sessions = {sid: v for sid, v in sessions.items() if sid not in self.ended_ids}
@@ -66,7 +70,7 @@ class Traffic:
             self.live_bytes[pair] += byte_count
             self.live_packets[pair] += packet_count
 
-    def totals(self) -> dict[Pair, tuple[int, int]]:
+    def totals(self) -> dict[VipIdBackend, tuple[int, int]]:
         """(bytes, packets) of every (VIP, backend) so far."""
         pairs = set(self.ended_bytes) | set(self.live_bytes)
         return {pair: (self.ended_bytes[pair] + self.live_bytes[pair], self.ended_packets[pair]

@@ -19,6 +19,10 @@ from lbapp.shared import MAX_VIP_ID, VipKey
 
 @dataclass
 class Vip:
+    """One VIP of the running config: its id, key, model, scheduler and session template. Only the
+    scheduler changes: each pick moves it (lbapp.handlers.connections), and ``reweigh`` gives it new
+    weights (the Balancer, lbapp.handlers.verdicts); a reload may hand it on to the next table."""
+
     id: int
     key: VipKey
     model: VipModel
@@ -68,6 +72,9 @@ def assign_ids(models: list[VipModel], previous: dict[VipKey, int] | None = None
 
 
 class VipTable:
+    """The running config's VIPs by id and by key. Not changed once built: a reload derives the next
+    table (``derive``)."""
+
     def __init__(self, vips: Iterable[Vip] = ()) -> None:
         self.by_id: dict[int, Vip] = {v.id: v for v in vips}  # in config order
         self.by_key: dict[VipKey, Vip] = {v.key: v for v in self.by_id.values()}  # the hot path's lookup

@@ -223,3 +223,36 @@ def test_a_raw_handler_that_fails_leaves_the_message_to_os_ken_and_the_connectio
         switch.close()
     thread.join(timeout=3)
     assert not thread.is_alive()
+
+
+# --- the start-up check of os-ken's internals ---
+
+def test_the_check_passes_on_the_os_ken_setup_cfg_allows_and_after_apply():
+    oskenfix.check()
+    oskenfix.apply()
+    oskenfix.check()  # lbapp's own wrappers are seen through
+
+
+def test_an_os_ken_lacking_an_internal_is_named(monkeypatch):
+    import pytest
+
+    monkeypatch.delattr(controller.Datapath, "_close_write")
+    with pytest.raises(oskenfix.OsKenMismatch, match=r"lacks Datapath\._close_write, which lbapp relies on"):
+        oskenfix.check()
+
+
+def test_lbapp_run_on_an_os_ken_lacking_an_internal_stops_with_one_line():
+    """The whole command: one line naming the internal and exit 1, never a silent fallback."""
+    import subprocess
+    import sys
+
+    program = ("import sys; from os_ken.base import app_manager; from os_ken.controller import controller; "
+               "controller.Datapath._send_loop = None; "
+               "from lbapp.cli.main import main; sys.exit(main(sys.argv[1:]))")
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # free once closed
+    done = subprocess.run([sys.executable, "-c", program, "run", "-c", "topologies/worked_example.yaml",
+                           "--listen", "127.0.0.1", "--port", str(port)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "lacks Datapath._send_loop" in lines[0], done.stderr

@@ -12,7 +12,8 @@ from lbapp.config import parse_config
 from lbapp.pipeline import cookies, session
 from lbapp.pipeline.fastpath import serialize
 from lbapp.pipeline.tables import TABLES
-from lbapp.service import Balancer, FlowStat
+from lbapp.handlers.readings import FlowStat
+from lbapp.service import Balancer
 from lbapp.snapshot import NotListed, sessions_of
 from lbapp.state.pinned import EPOCH_LIMIT, PinnedCounts, following
 from tests.unit.test_service import NEW_CONN, ROOT, _cfg_with, syn
@@ -135,17 +136,17 @@ def test_traffic_totals_never_drop_when_an_epoch_copy_goes():
                           obj=lb.running.ctx.backend_ids[B1])
 
     def read(counts, now):
-        (_, request), = lb.stats.start_round([1], "traffic", now)
+        (_, request), = lb.readings.requests.start_round([1], "traffic", now)
         label = [(("ct_label", (epoch, 0xFFFFFFFF)),) if epoch else () for _, epoch, _ in counts]
         lb.session_stats(1, request.xid, [FlowStat(cookie | (session.EPOCH_COPY if prio == seen else 0), n,
                                                    match=match, packet_count=1, priority=prio)
                                           for (prio, _, n), match in zip(counts, label)], now)
-        return lb.traffic.totals()[(1, B1)][0]
+        return lb.readings.traffic.totals()[(1, B1)][0]
 
     assert read([(pinned, 0, 100), (seen, 1, 50)], 1.0) == 150
     lb.tick(10.5)  # epoch 1 ends: its copy is deleted, and its flow-removed has the final count
     lb.flow_removed(1, cookie | session.EPOCH_COPY, ofp.OFPRR_DELETE, 10.6, 60, {"ct_label": (1, 0xFFFFFFFF)}, 2)
-    assert lb.traffic.totals()[(1, B1)][0] == 160
+    assert lb.readings.traffic.totals()[(1, B1)][0] == 160
     assert read([(pinned, 0, 120), (seen, 2, 10)], 11.0) == 190
 
 

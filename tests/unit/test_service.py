@@ -11,7 +11,8 @@ from lbapp.pipeline import session
 from lbapp.pipeline.fastpath import serialize
 from lbapp.pipeline import cookies
 from lbapp.pipeline.tables import TABLES
-from lbapp.service import Balancer, FlowStat
+from lbapp.handlers.readings import FlowStat
+from lbapp.service import Balancer
 from tests.helpers.frames import arp_request, tcp_frame
 
 ROOT = Path(__file__).resolve().parents[2]

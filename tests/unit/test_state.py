@@ -151,7 +151,7 @@ def test_traffic_is_read_only_while_watched_and_counts_an_ended_session_once():
 
 def test_bytes_and_packets_per_backend_from_session_and_pin_flows():
     from lbapp.pipeline import cookies
-    from lbapp.service import FlowStat
+    from lbapp.handlers.readings import FlowStat
     doc = yaml.safe_load((ROOT / "topologies" / "cross_vlan.yaml").read_text())
     lb = Balancer(parse_config(doc))
     lb.switch_connected(1, 0.0)
@@ -159,7 +159,7 @@ def test_bytes_and_packets_per_backend_from_session_and_pin_flows():
     fast = next(v["id"] for v in lb.snapshot(0.0)["vips"] if v["name"] == "stream-fast")
     flow = lb.packet_in(1, 1, cookies.make(cookies.STAGE_SESSION, vip=web), _syn(40000), 1.0)[0][1]
     assert not [m for _, m in lb.tick(2.0) if getattr(m, "xid", None) and m.table_id == 20]  # unwatched
-    lb.traffic.watched(2.0)
+    lb.readings.watched(2.0)
     (request,) = [m for _, m in lb.tick(2.1) if type(m).__name__ == "OFPFlowStatsRequest"]
     pin = cookies.make(cookies.STAGE_SESSION, generation=lb.running.generation, vip=fast,
                        obj=lb.running.ctx.backend_ids[IP("10.11.13.13")])
@@ -268,7 +268,7 @@ def test_a_config_with_several_balancers_ticks_and_weighs_overload():
 def test_while_the_switch_picks_its_pick_flows_counter_keeps_a_going_flood_with_it():
     from lbapp.pipeline import cookies
     from lbapp.pipeline import session as session_flows
-    from lbapp.service import FlowStat
+    from lbapp.handlers.readings import FlowStat
 
     doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
     doc["balancer"].update(overload_above=50, overload_hold=3)

@@ -1,0 +1,78 @@
+"""A new connection's first packet, punted by a VIP's pick flow: the per-connection hot path.
+The VIP's scheduler picks a backend; with ``pin: flow`` one session flow-mod and one packet-out
+follow, with ``pin: conntrack`` one packet-out that pins the connection in conntrack, both
+patched from pre-serialised templates (lbapp.pipeline.fastpath). No backend: refused at once.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+
+from lbapp import packets
+from lbapp.pipeline.actions import output
+from lbapp.pipeline.fastpath import PickTemplate, packet_out, packet_out_to_table
+from lbapp.shared import ConnKey
+from lbapp.state.pinned import PinnedCounts
+from lbapp.state.running import Running
+from lbapp.state.sessions import Sessions
+from lbapp.state.vips import Vip
+
+LOG = logging.getLogger("lbapp")
+Out = tuple[int, Any]
+
+
+def new_connection(running: Running, sessions: Sessions, pinned: PinnedCounts, refusals: Counter[str],
+                   dpid: int, in_port: int, data: bytes, now: float) -> list[Out]:
+    """What answers the first packet ``data`` of a connection to a VIP the controller picks
+    for. A pick goes into ``sessions`` (and ``pinned``, for ``pin: conntrack``); a refusal is
+    counted in ``refusals``. Raises PacketError for a packet that is no such connection's."""
+    key = packets.connection_key(data)
+    vip = running.vips.by_key.get((key.dst_ip, key.protocol, key.dst_port))
+    if vip is None or vip.model.external_director:
+        raise packets.PacketError(f"{key.src_ip}:{key.src_port} -> {key.dst_ip}:{key.dst_port} is no VIP "
+                                  "the balancer picks for")
+    if vip.template is None:  # the switch picks for it, and sends here when it has no backend
+        slots = running.slots.get(vip.id)
+        if slots is not None and None in slots[1]:
+            return refuse(vip, refusals, dpid, in_port, data, key)
+        return []  # a reload's race (an older flow punted it): its retransmission finds the group
+    if isinstance(vip.template, PickTemplate):
+        return _pin_in_conntrack(running, vip, sessions, pinned, refusals, dpid, in_port, data, key, now)
+    sess = sessions.get(key)
+    if sess is None:  # else: a retransmission raced the session flow; re-send the same rule
+        backend = vip.scheduler.pick(key, sessions.counts(vip.id), now)
+        if backend is None:
+            return refuse(vip, refusals, dpid, in_port, data, key)
+        sess = sessions.add(key, vip.id, backend, now, dpid)
+        LOG.debug("session %d: %s:%d -> %s %s:%d -> %s", sess.session_id, key.src_ip, key.src_port,
+                  vip.model.name, vip.key.ip, vip.key.port, backend)
+    fab = running.ctx.scheme.encode(sess.backend)
+    return [(dpid, vip.template.render(key, sess.session_id, fab)),
+            # Re-enter the pipeline at table 0: the new session flow now carries it on.
+            (dpid, packet_out_to_table(data, in_port))]
+
+
+def _pin_in_conntrack(running: Running, vip: Vip, sessions: Sessions, pinned: PinnedCounts,
+                      refusals: Counter[str], dpid: int, in_port: int, data: bytes, key: ConnKey,
+                      now: float) -> list[Out]:
+    """A ``pin: conntrack`` VIP's new connection: one packet-out forwards its first packet to
+    the backend picked and commits it to conntrack with that backend as its mark; no flow.
+    (A copy that raced the commit is picked again: the later commit's backend holds.)"""
+    backend = vip.scheduler.pick(key, sessions.counts(vip.id), now)
+    if backend is None:
+        return refuse(vip, refusals, dpid, in_port, data, key)
+    sessions.counted(vip.id, backend)
+    pinned.picked(dpid, vip.id, backend)
+    return [(dpid, vip.template.render(backend, running.ctx.scheme.encode(backend), in_port, data))]
+
+
+def refuse(vip: Vip, refusals: Counter[str], dpid: int, in_port: int, data: bytes, key: ConnKey) -> list[Out]:
+    """No backend can take a new connection: answer at once, as a closed port would (TCP
+    reset, ICMP port unreachable), rather than let the client time out. Counted."""
+    refusals["refused_no_backend"] += 1
+    LOG.debug("VIP %s: no backend can take %s:%d: refused", vip.model.name, key.src_ip, key.src_port)
+    frame = packets.refusal(data)
+    return [(dpid, packet_out(frame, ofp.OFPP_CONTROLLER, [output(in_port)]))] if frame else []

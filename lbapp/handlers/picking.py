@@ -1,0 +1,51 @@
+"""Who picks a controller-picked VIP's new connections: the controller, or, while it is flooded
+with them, the switch's own path (its select group, pinned in conntrack: lbapp.state.overload),
+or nobody (no backend left: refused). The VIP's pick flows say which."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lbapp.config import BalancerModel
+from lbapp.pipeline import session as session_flows
+from lbapp.state import overload
+from lbapp.state.rates import Rates
+from lbapp.state.running import Running
+from lbapp.state.stats import StatsRequests
+
+LOG = logging.getLogger("lbapp")
+Out = tuple[int, Any]
+
+
+def pick_flows(running: Running, balancers: list[int], vip_ids: list[int]) -> list[Out]:
+    """Each VIP's pick flows, as the running state has them, on every balancer in ``balancers``."""
+    out: list[Out] = []
+    for dpid in balancers:
+        ctx = running.sites[dpid].ctx
+        for vip_id in vip_ids:
+            slots = running.slots.get(vip_id, (None, [None]))[1]
+            out += [(dpid, m) for m in session_flows.pick_flows(ctx, vip_id, running.vips.by_id[vip_id].model,
+                                                                None in slots, vip_id in running.overloaded)]
+    return out
+
+
+def weigh_overload(running: Running, rates: Rates, switch_rates: overload.SwitchRates, requests: StatsRequests,
+                   limits: BalancerModel, balancers: list[int], now: float) -> list[Out]:
+    """Hand a controller-picked VIP flooded with new connections to the switch's own path, and
+    back once the flood is over; while the switch picks, read its pick flows' counters (the
+    new connections the controller no longer sees). Changes ``running.overloaded``."""
+    mine = [vip.id for vip in running.vips if vip.controller_picks]
+    per_second = {v: rates.per_second(v) + switch_rates.of_vip(v) for v in mine}
+    verdict = overload.decide(running.overloaded, per_second, mine, limits.overload_above, limits.overload_hold, now)
+    for vip_id in verdict.entered:
+        LOG.warning("%s: %.0f new connections/s, over %d: the switch picks for it (its select group, pinned in "
+                    "conntrack) for %g s at least", running.vips.by_id[vip_id], rates.per_second(vip_id),
+                    limits.overload_above, limits.overload_hold)
+    for vip_id in verdict.left:
+        switch_rates.forget(vip_id)
+        if vip_id in running.vips.by_id:
+            LOG.warning("%s: the controller picks for it again", running.vips.by_id[vip_id])
+    reads = [(dpid, requests.request(dpid, "overload", now, vip_id)) for vip_id in sorted(running.overloaded)
+             if vip_id in running.vips.by_id for dpid in balancers]
+    moved = [v for v in verdict.entered + verdict.left if v in running.vips.by_id]
+    return pick_flows(running, balancers, moved) + reads

@@ -1,0 +1,95 @@
+"""Health verdicts applied: a check's up/down change (lbapp.healthcheck reports it) becomes the
+health of every (VIP, backend) it speaks for in the backend-state model, and the messages that
+follow from it:
+
+- the VIPs' schedulers take the new effective weights (a down backend takes no new connection);
+- ``selection: switch`` VIPs' slots move (as few as possible) and their groups are modified;
+- unless ``on_failure: keep``, a down backend's sessions end (their flows deleted, so a client's
+  next packet is scheduled afresh, as IPVS's expire_nodest_conn does) and its pin flows are
+  withheld (its pinned connections go back through the select group).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+
+from lbapp.handlers.picking import pick_flows
+from lbapp.pipeline import session as session_flows
+from lbapp.state.backends import BackendState
+from lbapp.state.groups import derive_slots
+from lbapp.state.health import Change
+from lbapp.state.running import Running
+from lbapp.state.sessions import Session, Sessions
+
+Out = tuple[int, Any]
+
+
+@dataclass
+class Applied:
+    """What applying verdicts gave: messages to send, and the failed backends' sessions the Balancer
+    ends."""
+
+    messages: list[Out] = field(default_factory=list)
+    ended: dict[int, Session] = field(default_factory=dict)  # sessions of failed backends, by id: to end
+
+
+def apply(changes: list[Change], running: Running, sessions: Sessions, groups: dict[int, set[int]],
+          balancers: list[int]) -> Applied:
+    """Apply ``changes`` to ``running`` (backends' health, schedulers' weights, slots); the
+    messages for ``balancers`` (``groups``: the select groups each has) and the sessions that
+    end, which the caller removes."""
+    applied = Applied()
+    for change in changes:
+        states = running.backends.checked_by(change.target)
+        for state in states:
+            state.health = change.state
+        for vip_id in {s.vip_id for s in states}:
+            running.vips.by_id[vip_id].reweigh(running.backends.weights)
+        failing = [s for s in states if not s.keep_on_failure]
+        if change.state == "down":
+            gone = {(s.vip_id, s.ip) for s in failing}
+            for sess in sessions.by_id.values():
+                if (sess.vip_id, sess.backend) in gone and sess.session_id not in applied.ended:
+                    applied.ended[sess.session_id] = sess
+                    applied.messages += [(dpid, session_flows.remove(sess.key, sess.flow_vip, sess.session_id))
+                                         for dpid in balancers]
+        if change.state == "down" or change.was == "down":
+            applied.messages += _pins(running, failing, change.state, balancers)
+    if changes:
+        applied.messages += _move_slots(running, groups, balancers)
+    return applied
+
+
+def _pins(running: Running, states: list[BackendState], health: str, balancers: list[int]) -> list[Out]:
+    """A failed backend's pin flow goes, and comes back with it."""
+    out = []
+    for state in states:
+        vip = running.vips.by_id[state.vip_id]
+        if vip.model.external_director:
+            continue
+        for dpid in balancers:
+            ctx = running.sites[dpid].ctx
+            msgs = ([session_flows.remove_pinned(ctx, vip.id, vip.model, state.ip)] if health == "down"
+                    else session_flows.pinned_flows(ctx, vip.id, vip.model, state.ip, running.epochs.get(vip.id)))
+            out += [(dpid, m) for m in msgs]
+    return out
+
+
+def _move_slots(running: Running, groups: dict[int, set[int]], balancers: list[int]) -> list[Out]:
+    """Select groups whose slots the new weights move, modified on every balancer that has them;
+    changes ``running.slots``."""
+    slots = derive_slots(running.vips, running.backends.weights, running.slots)
+    before = running.slots
+    moved = [vip_id for vip_id in slots if slots[vip_id][1] != before.get(vip_id, (None, None))[1]]
+    running.slots = slots
+    out = []
+    for dpid in balancers:
+        ctx = running.sites[dpid].ctx
+        out += [(dpid, session_flows.selection_group(ctx, vip_id, slots[vip_id][1], ofp.OFPGC_MODIFY))
+                for vip_id in moved if vip_id in groups.get(dpid, set())]
+    # no backend left, or one again: new connections go to be refused, or back to be picked
+    flipped = [vip_id for vip_id in moved
+               if (None in slots[vip_id][1]) != (None in before.get(vip_id, (None, [None]))[1])]
+    return out + pick_flows(running, balancers, flipped)
