@@ -70,6 +70,12 @@ class Checker:
         for probe in [p for p in self.prober.open if p not in self.checks.in_flight]:
             self.prober.forget(probe)  # its check is gone: its answer is no one's
 
+    def recheck_behind(self, running: Running, dpid: int, now: float) -> None:
+        """Switch ``dpid`` (re)connected: the checks whose probes pass through it (all of them
+        for a balancer, its backends' for an edge) are probed at once (lbapp.state.health.recheck)."""
+        behind = None if dpid in running.sites else {ip for edge in running.ctx.edges_of(dpid) for ip in edge.backends}
+        self.checks.recheck([t for t in self.checks.status if behind is None or t.backend in behind], now)
+
     def tick(self, now: float, origin: Origin | None) -> Findings:
         """Fail the probes that timed out; send the ones due from ``origin`` (None: no balancer
         is connected, nothing is sent)."""

@@ -114,6 +114,7 @@ class MininetLab:
         self.controller_log = workdir / "controller.log"
         self.debug = debug
         self.api_url = ""  # the controller's HTTP API, once it runs
+        self.openflow = ""  # the controller's OpenFlow target (tcp:IP:PORT), once it runs
 
     # --- lifecycle ---
 
@@ -138,7 +139,7 @@ class MininetLab:
         topo = self.module.topos[next(iter(self.module.topos))]()
         self._remove_leftovers(topo)
         port, api_port = free_port(), free_port()
-        self.api_url = f"http://127.0.0.1:{api_port}"
+        self.api_url, self.openflow = f"http://127.0.0.1:{api_port}", f"tcp:127.0.0.1:{port}"
         self.controller = subprocess.Popen(
             [sys.executable, "-m", "lbapp.cli.main", "run", "-c", str(self.config), "--listen", "127.0.0.1",
              "--port", str(port), "--api-port", str(api_port), *(["-v"] if self.debug else [])],
@@ -251,10 +252,12 @@ class MininetLab:
             return out.strip() if out.startswith("backend=") else None
         return self.http_get(client, f"http://{vip.ip}:{vip.port}/")
 
-    def stream(self, client: str, ip: str, port: int, count: int, interval: float) -> subprocess.Popen:
-        """A long-lived TCP connection from ``client``, in the background; read its stdout."""
-        return self.net.get(client).popen([SYSTEM_PYTHON, str(STREAM_CLIENT), ip, str(port), str(count), str(interval)],
-                                          stdout=subprocess.PIPE, text=True)
+    def stream(self, client: str, ip: str, port: int, count: int, interval: float, timeout: float = 10
+               ) -> subprocess.Popen:
+        """A long-lived TCP connection from ``client``, in the background; read its stdout
+        (``timeout``: the longest wait for one answer)."""
+        return self.net.get(client).popen([SYSTEM_PYTHON, str(STREAM_CLIENT), ip, str(port), str(count), str(interval),
+                                           str(timeout)], stdout=subprocess.PIPE, text=True)
 
     def save_state(self) -> None:
         for switch in self.module.LAB.switches:

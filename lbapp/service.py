@@ -91,17 +91,24 @@ class Balancer:
         # A fresh connection: we do not know what an earlier run left, so every static stage is
         # swept (sessions stay: they carry live connections) before the pipeline goes in.
         sweep = assembly.sweep(static.tables)
-        flows, groups, adopt = static.flows, [], []
+        groups, adopt = [], []
         if site is not None:
             groups = [meters.remove_punt_meter(), meters.punt_meter(site.ctx)]  # an earlier run's, replaced
             sweep += session_flows.sweep_epoch_copies(site.ctx, self.running.epochs)
             groups += self.groups.install(site.ctx, dpid, self.running.slots)
-            flows = flows + self.lingering.pin_flows(site.ctx, dpid)  # the switch may have lost them
             # sessions an earlier run (or this one, before a reconnect) left in the switch: read
-            # them back, so counts and flow-removed messages know them
-            adopt.append(self.readings.requests.request(dpid, "adopt", now))
+            # them back, so counts and flow-removed messages know them (or restored, if it lost them)
+            adopt.append(self.readings.requests.request(dpid, "adopt", now, after_install=True))
+        flows = self._static_flows(dpid, static)
+        self.checker.recheck_behind(self.running, dpid, now)  # the path through it may have been down
         LOG.info("switch %016x connected as %s: installing %d flows", dpid, "+".join(static.roles), len(flows))
         return [(dpid, m) for m in sweep + groups + flows + adopt] + self.tick(now)
+
+    def _static_flows(self, dpid: int, static: assembly.StaticFlows | None = None) -> list[Any]:
+        """Every static flow of switch ``dpid``, its lingering pins too (the switch may have lost them)."""
+        static = static or assembly.static_flows(self.running, self.lingering, dpid)
+        site = self.running.sites.get(dpid)
+        return static.flows + (self.lingering.pin_flows(site.ctx, dpid) if site is not None else [])
 
     def reconfigure(self, cfg: Config, now: float) -> list[Out]:
         """Apply a new config without losing a connection (see lbapp.reload): the plan is made
@@ -213,6 +220,11 @@ class Balancer:
         known = self.sessions.by_id.get(decoded.obj)
         if known is None or known.flow_vip != decoded.vip:
             return []  # a flow from an earlier controller run, not this run's session
+        if reason == ofp.OFPRR_DELETE:  # not by us (a session goes before its flow): its flow comes back
+            restored = adoption.give_back(self.running, self.sessions, self.readings.requests, dpid, known, now)
+            if restored:
+                self.counters["sessions_restored"] += 1
+                return restored
         sess = self.sessions.remove(decoded.obj)
         self.readings.session_ended(sess.session_id, (sess.vip_id, sess.backend), byte_count, packet_count)
         LOG.debug("session %d ended (%s) after %.1fs: %s:%d -> %s; %d live", sess.session_id,
@@ -260,18 +272,19 @@ class Balancer:
 
     def _adopt(self, dpid: int, xid: int, stats: list[FlowStat], now: float, more: bool) -> list[Out]:
         """A session table read whole (lbapp.handlers.adoption): its connections taken back, and
-        once the last part is in, this switch's sessions it no longer shows forgotten."""
-        sent_at, seen = self.readings.requests.adopting[xid]
-        adopted = adoption.take_back(self.sessions, self.running, dpid, stats, now, seen)
-        if adopted:
-            LOG.info("switch %016x: took back %d sessions already in its session table", dpid, adopted)
+        once the last part is in, the sessions it did not show forgotten or restored."""
+        reading = self.readings.requests.adopting[xid]
+        adoption.take_back(self.sessions, self.running, dpid, stats, now, reading)
         self.readings.requests.answered(xid, more)
         if more:
             return []
-        lost = adoption.lost(self.sessions, dpid, sent_at, seen)
-        if lost:
-            LOG.warning("switch %016x: %d sessions are no longer in its session table: forgotten", dpid, len(lost))
-        return self._end_sessions(lost)
+        out, ended = adoption.settle(self.running, self.sessions, dpid, reading)
+        if out:
+            self.counters["sessions_restored"] += len(out)
+        if not reading.kept:  # it lost its tables; flushed while connected, its static flows may be gone too
+            out += [] if reading.after_install else [(dpid, m) for m in self._static_flows(dpid)]
+            out.append((dpid, session_flows.kept_mark()))
+        return out + self._end_sessions(ended)
 
     def snapshot(self, now: float) -> dict[str, Any]:
         """The whole state as plain data (see lbapp.snapshot)."""

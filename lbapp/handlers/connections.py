@@ -42,7 +42,10 @@ def new_connection(running: Running, sessions: Sessions, pinned: PinnedCounts, r
     if isinstance(vip.template, PickTemplate):
         return _pin_in_conntrack(running, vip, sessions, pinned, refusals, dpid, in_port, data, key, now)
     sess = sessions.get(key)
-    if sess is None:  # else: a retransmission raced the session flow; re-send the same rule
+    if sess is not None:  # a retransmission raced the session flow, or the switch lost it: the same rule
+        if sess.flow_vip != vip.id:  # taken back from an earlier run: its cookie now names this run's VIP id
+            sessions.flow_under(sess, vip.id)
+    else:
         backend = vip.scheduler.pick(key, sessions.counts(vip.id), now)
         if backend is None:
             return refuse(vip, refusals, dpid, in_port, data, key)

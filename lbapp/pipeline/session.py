@@ -28,6 +28,20 @@ def session_cookie(vip_id: int, session_id: int) -> int:
     return cookies.make(TABLE.stage, vip=vip_id, obj=session_id)
 
 
+# The "table kept" mark: generation, VIP and object 0 (no static flow, session or pin has all three)
+KEPT_COOKIE = cookies.make(TABLE.stage)
+_KEPT_MATCH = {"eth_type": 0x88B5}  # IEEE 802 local experimental: never a VIP's traffic
+
+
+def kept_mark():
+    """The flow that says the session table is as the controller left it (see the table's doc)."""
+    return TABLE.flow("kept", _KEPT_MATCH, cookie=KEPT_COOKIE)
+
+
+def is_kept_mark(cookie: int) -> bool:
+    return cookie == KEPT_COOKIE
+
+
 def connection_match(key: ConnKey) -> dict:
     _, src_field, dst_field = L4[PROTO_NAMES[key.protocol]]
     return {"eth_type": ETH_TYPE_IP, "ip_proto": key.protocol, "ipv4_src": str(key.src_ip),

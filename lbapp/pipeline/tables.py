@@ -201,10 +201,10 @@ PIPELINE: tuple[Table, ...] = (
           "Per-connection translation rules: pin each connection to the backend its scheduler chose.",
           frozenset(_ETH | _L4 | _CT | {"tcp_flags"}),
           {"connection": 100, "pinned_seen": 31, "pinned": 30, "pick": 20, "no_session": 15, "new_connection": 10,
-           "miss": 0},
+           "kept": 1, "miss": 0},
           next_tables=("translate",), session_owned=True,
           owners={"connection": "session", "pinned_seen": "vip", "pinned": "vip", "pick": "vip", "no_session": "vip",
-                  "new_connection": "vip"},
+                  "new_connection": "vip", "kept": "=table kept"},
           flows_doc=(
               "for each live connection, a priority-100 flow matching its 5-tuple sets eth_dst to "
               "the backend's fabricated MAC and goes to translate; idle timeout from the VIP, "
@@ -226,6 +226,10 @@ PIPELINE: tuple[Table, ...] = (
               "hashes the five-tuple (dp_hash) into one of 256 buckets, each loading its slot's backend "
               "IP into reg1, setting eth_dst to its fabricated MAC and resubmitting to pin; the "
               "controller keeps the slots",
+              "a priority-1 flow matching `eth_type=0x88b5` (no VIP traffic) marks the table as kept: the "
+              "controller adds it after reading the table back; a reading that does not find it means the "
+              "switch lost its tables (a restart, a wipe, a flush), and the controller restores every "
+              "connection it remembers",
               "priority 0: drop")),
     Table("pin", 25, cookies.STAGE_PIN,
           "Pin a new connection to the backend picked for it (by the switch's select group, or by the "

@@ -60,6 +60,7 @@ class Status:
     deadline: float = 0.0
     reason: str = ""  # what the last probe found
     probes: int = 0  # sent, in all
+    quick: bool = False  # rechecked: each pass brings the next probe at once, until up or a failure
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,15 @@ class HealthChecks:
             out.append((probe, target))
         return out
 
+    def recheck(self, targets: Iterable[Target], now: float) -> None:
+        """Probe ``targets`` at once (their path came back: a switch reconnected), and while one
+        is not up, each pass brings its next probe at once: ``rise`` passes take round trips,
+        not intervals."""
+        for target in targets:
+            status = self.status.get(target)
+            if status is not None and status.next_probe is not None:  # (never probed: keeps its spread start)
+                status.next_probe, status.quick = now, status.state != "up"
+
     def target_of(self, probe: int) -> Target | None:
         return self.in_flight.get(probe)
 
@@ -126,8 +136,12 @@ class HealthChecks:
         if passed:
             status.passes, status.failures = status.passes + 1, 0
             if status.state != "up" and status.passes >= target.rise:
+                status.quick = False
                 return self._change(target, status, "up", f"{reason}, {status.passes} passes")
+            if status.quick:
+                status.next_probe = status.deadline - target.timeout  # when this one left: due at once
         else:
+            status.quick = False
             status.failures, status.passes = status.failures + 1, 0
             if status.state != "down" and status.failures >= target.fall:
                 return self._change(target, status, "down", f"{reason}, {status.failures} failures")

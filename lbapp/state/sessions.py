@@ -89,6 +89,10 @@ class Sessions:
         self.counts(vip_id)[backend] += 1
         return session
 
+    def flow_under(self, session: Session, vip_id: int) -> None:
+        """``session``'s flow is (re)installed with VIP id ``vip_id`` in its cookie."""
+        session.flow_vip = vip_id
+
     def remove(self, session_id: int) -> Session | None:
         session = self.by_id.pop(session_id, None)
         if session is None:

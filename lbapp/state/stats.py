@@ -35,6 +35,16 @@ class Round:
     packets: Counter = field(default_factory=Counter)
 
 
+@dataclass
+class Adoption:
+    """One reading of a balancer's session table whole (``adopt``): what its reply has shown so far."""
+
+    sent_at: float
+    after_install: bool  # sent right after the switch's pipeline was installed (it connected)
+    seen: set[int] = field(default_factory=set)  # the session ids of the connections' flows
+    kept: bool = False  # the table's "kept" mark (lbapp.pipeline.session.kept_mark)
+
+
 class StatsRequests:
     """Owns the statistics requests in flight (by xid) and the rounds they belong to. Changed
     only by lbapp.handlers.readings.Readings, its owner, and the Balancer's adoption of what a
@@ -44,14 +54,14 @@ class StatsRequests:
         self._next_xid = FIRST_XID
         self.pending: dict[int, tuple[Purpose, int, float]] = {}  # xid -> (why, dpid, sent at)
         self.rounds: dict[Purpose, Round] = {}
-        # adoption requests: when each was sent, and the session ids its reply has shown so far
-        self.adopting: dict[int, tuple[float, set[int]]] = {}
+        self.adopting: dict[int, Adoption] = {}  # adoption requests, by xid
 
     def request(self, dpid: int, purpose: Purpose, now: float = 0.0, vip_id: int | None = None,
-                pins: bool = False) -> parser.OFPFlowStatsRequest:
+                pins: bool = False, after_install: bool = False) -> parser.OFPFlowStatsRequest:
         """A request for every session-table flow of ours (with ``vip_id``: only that VIP's own
         flows, its per-connection and pin ones left out; with ``pins`` too, also its pin
-        ones), under a fresh xid (sent at ``now``)."""
+        ones), under a fresh xid (sent at ``now``; ``after_install``: an adoption request sent
+        right after the switch's pipeline)."""
         stage = TABLES["session"]
         if vip_id is None:
             cookie, mask = cookies.make(stage.stage), cookies.stage_mask()
@@ -67,7 +77,7 @@ class StatsRequests:
         msg.set_xid(xid)
         self.pending[xid] = (purpose, dpid, now)
         if purpose == "adopt":
-            self.adopting[xid] = (now, set())
+            self.adopting[xid] = Adoption(now, after_install)
         return msg
 
     def start_round(self, dpids: list[int], purpose: Purpose = "feedback", now: float = 0.0
@@ -82,6 +92,10 @@ class StatsRequests:
 
     def round(self, purpose: Purpose) -> Round:
         return self.rounds[purpose]
+
+    def waiting(self, dpid: int, purpose: Purpose) -> bool:
+        """Whether a request for ``purpose`` to ``dpid`` waits for its reply."""
+        return any(p == purpose and owner == dpid for p, owner, _ in self.pending.values())
 
     def purpose(self, dpid: int, xid: int) -> Purpose | None:
         """Why the request ``xid`` to ``dpid`` was sent; None for a reply nobody waits for."""

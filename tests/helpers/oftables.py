@@ -325,6 +325,26 @@ class Switch:
                 raise ModelError(f"the model does not know the message {type(msg).__name__}")
         return packet_outs
 
+    def flow_stats(self, request: parser.OFPFlowStatsRequest) -> list[dict[str, Any]]:
+        """What the switch answers a flow statistics request with (counters are not modelled):
+        per flow of the requested table and cookie (under its mask), its cookie, priority, match
+        (fields as os-ken names them, addresses as text, unmasked fields only) and the eth_dst its
+        set_field writes."""
+        if request.match.items() or request.out_port != ofp.OFPP_ANY or request.out_group != ofp.OFPG_ANY:
+            raise ModelError("flow statistics filtered by match, out_port or out_group are not modelled")
+        out = []
+        for table_id, table in sorted(self.tables.items()):
+            if request.table_id not in (ofp.OFPTT_ALL, table_id):
+                continue
+            for f in table:
+                if f.cookie & request.cookie_mask != request.cookie & request.cookie_mask:
+                    continue
+                eth_dst = next((a.value for a in f.actions if isinstance(a, parser.OFPActionSetField)
+                                and a.key == "eth_dst"), None)
+                match = tuple((n, text_of(n, v)) for n, (v, m) in f.match.fields.items() if m == (1 << bits(n)) - 1)
+                out.append({"cookie": f.cookie, "priority": f.priority, "match": match, "eth_dst": eth_dst})
+        return out
+
     def _meter_mod(self, mod: parser.OFPMeterMod) -> None:
         """As OpenFlow has it: adding a meter that exists, or modifying one that does not, is an
         error; deleting one deletes the flows that use it."""

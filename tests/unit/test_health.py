@@ -413,3 +413,29 @@ def test_a_vip_added_by_a_reload_that_shares_a_failed_check_starts_with_its_find
     lb.reconfigure(parse_config(doc), now)
     alt = next(v for v in lb.snapshot(now)["vips"] if v["name"] == "alt")
     assert [(b["health"], b["effective_weight"]) for b in alt["backends"]] == [("down", 0), ("down", 0)]
+
+
+def test_an_edge_switch_back_has_its_backends_rechecked_at_once_and_up_in_rise_round_trips():
+    """Issue 22: while the edge was away its backends' probes failed (down); when it is back they
+    are probed at once, and each pass brings the next probe at once: up after ``rise`` round trips
+    (here rise 3 of probes 10 s apart), not ``rise`` intervals."""
+    lb = Balancer(_checked_config(interval=10, rise=3, fall=1))
+    lb.switch_connected(1, 0.0)
+    lb.switch_connected(2, 0.0)
+    _learn_gateway(lb)
+    probe_cookie = cookies.make(cookies.STAGE_PROBE)
+    now = 0.0
+    for _ in range(50):  # the first probes fail: the edge is away (no answers)
+        lb.tick(now)
+        now += 0.5
+    assert {b["health"] for b in lb.snapshot(now)["vips"][0]["backends"]} == {"down"}
+    lb.switch_disconnected(2)
+    out = lb.switch_connected(2, now)  # the edge is back: its backends' probes go out with its pipeline
+    assert len(_probes(out)) == 3
+    for _ in range(12):  # 1.2 s: at most one regular probe would have gone out meanwhile
+        for backend, (port, seq) in _probes(out).items():
+            lb.packet_in(1, 3, probe_cookie, _answer("117.78.6.19", 80, port, tcp.TCP_SYN | tcp.TCP_ACK, 1, seq + 1),
+                         now)
+        now += 0.1
+        out = lb.tick(now)
+    assert {b["health"] for b in lb.snapshot(now)["vips"][0]["backends"]} == {"up"}

@@ -1,15 +1,16 @@
 """A long-lived TCP client: one connection, one line every INTERVAL seconds, COUNT times; prints
 each answer (``backend=... client=...``) as it comes, ``error: ...`` and exit 1 on failure.
+TIMEOUT (default 10 s) bounds the wait for each answer.
 
-    python3 stream_client.py IP PORT COUNT INTERVAL
+    python3 stream_client.py IP PORT COUNT INTERVAL [TIMEOUT]
 """
 import socket
 import sys
 import time
 
 
-def main(ip, port, count, interval):
-    with socket.create_connection((ip, int(port)), timeout=10) as sock:
+def main(ip, port, count, interval, timeout="10"):
+    with socket.create_connection((ip, int(port)), timeout=float(timeout)) as sock:
         reader = sock.makefile("r")
         for i in range(int(count)):
             sock.sendall(f"line {i}\n".encode())
@@ -24,7 +25,7 @@ def main(ip, port, count, interval):
 
 if __name__ == "__main__":
     try:
-        sys.exit(main(*sys.argv[1:5]))
+        sys.exit(main(*sys.argv[1:6]))
     except OSError as exc:
         print(f"error: {exc}", flush=True)
         sys.exit(1)
