@@ -67,6 +67,7 @@ class FakeSwitch:
         self.dpid, self.cookie, self.vip_port = dpid, cookie, vip_port
         self.buf = bytearray()
         self.flow_mods = 0
+        self.packet_outs = 0
         self.vip_bytes = socket.inet_aton(vip)
         frame = syn_frame("200.1.1.19", vip, vip_port, b"\xaa\xbb\xcc\xdd\xee\xff", b"\x02\x00\x00\x00\x00\x02")
         # OF1.3 packet-in: buffer_id, total_len, reason (action), table 20, cookie, OXM match
@@ -128,6 +129,7 @@ class FakeSwitch:
 
     def _handle(self, msg_type: int, xid: int, msg: memoryview, completions) -> None:
         if msg_type == PACKET_OUT:
+            self.packet_outs += 1
             actions_len = struct.unpack_from("!H", msg, 16)[0]
             data = msg[24 + actions_len:]
             # a setup's packet-out re-injects the connection's frame: IPv4/TCP to the VIP

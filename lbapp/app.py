@@ -14,11 +14,13 @@ from pathlib import Path
 from os_ken import cfg
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
-from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, HANDSHAKE_DISPATCHER, MAIN_DISPATCHER,
+                                       set_ev_cls)
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
 from lbapp import api, oskenfix
+from lbapp.ctkeeper import ZonePolicyKeeper
 from lbapp.config import ConfigError, load_config
 from lbapp.config.load import read_config_text
 from lbapp.configedit import change_backend, write_atomically
@@ -28,6 +30,7 @@ from lbapp.predict import predict
 from lbapp.sender import Sender
 from lbapp.service import Balancer
 from lbapp.snapshot import sessions_of
+from lbapp.switches import SwitchConnections
 
 LOG = logging.getLogger("lbapp")
 
@@ -46,9 +49,8 @@ TICK_SECONDS = 0.1  # health probes and their timeouts are due at this grain
 
 
 class LbApp(app_manager.OSKenApp):
-    """The os-ken app. It owns the switch connections (``datapaths``: the one in use per
-    datapath id; ``connections``: every live one claiming each id), the ``lock`` every call
-    into the Balancer holds, and the ``sender``; os-ken's event handlers, the ticker thread and
+    """The os-ken app. It owns the switch connections (``switches``: which one speaks for each
+    datapath id), the ``lock`` every call into the Balancer holds, and the ``sender``; os-ken's event handlers, the ticker thread and
     the HTTP API's threads change them, each under ``lock`` (``edit_lock`` orders changes to
     the config file). The Balancer owns all the rest."""
 
@@ -64,13 +66,13 @@ class LbApp(app_manager.OSKenApp):
         # generation 0 marks session flows; static flows take 1..255
         self.balancer = Balancer(load_config(self.config_path), generation=random.randrange(1, 256),
                                  first_session_id=random.randrange(1, 1 << 31))
-        self.datapaths: dict[int, object] = {}  # the connection in use, per datapath id
-        self.connections: dict[int, list] = {}  # every live connection claiming each id, oldest first
+        self.switches = SwitchConnections()  # which connection speaks for each datapath id
         # os-ken 4 runs the event loop and our ticker on native threads: one lock around the logic
         self.lock = threading.Lock()
-        self.sender = Sender(self.datapaths, burst=cfg.CONF.lbapp.burst, bundle_min=cfg.CONF.lbapp.bundle_min,
+        self.sender = Sender(self.switches.datapaths, burst=cfg.CONF.lbapp.burst, bundle_min=cfg.CONF.lbapp.bundle_min,
                              setup_latency=self.balancer.setup_latency.observe)
         self.edit_lock = threading.Lock()  # API changes to the config file, one at a time
+        self.zone_policy = ZonePolicyKeeper()
         self.api = None
 
     def start(self):
@@ -97,6 +99,10 @@ class LbApp(app_manager.OSKenApp):
     def _ticker(self) -> None:
         while self.is_active:
             try:
+                with self.lock:
+                    taken = self.switches.expired(time.time())
+                for dpid in taken:  # a newcomer took over from a silent connection
+                    self._switch_in_use(dpid, relearn=True)
                 self._call(self.balancer.tick, time.time())
             except Exception:  # the ticker never dies: probes, health checks and rates depend on it
                 LOG.exception("a tick failed; ticking on")
@@ -113,6 +119,8 @@ class LbApp(app_manager.OSKenApp):
         received = time.perf_counter()
         if dp.state != MAIN_DISPATCHER or dp.id is None:
             return False
+        if not self.switches.in_use(dp):  # a connection claiming an id in use: nothing of it is believed
+            return True
         parsed = fastpath.parse_packet_in(buf)
         if parsed is None:
             LOG.warning("switch %016x: ignored a malformed packet-in (%d bytes)", dp.id, len(buf))
@@ -127,6 +135,10 @@ class LbApp(app_manager.OSKenApp):
         usual, after any replies held back for a burst of packet-ins are sent."""
         if ev.__class__ is ofp_event.EventOFPPacketIn and state == MAIN_DISPATCHER:
             self._packet_in(ev, received=time.perf_counter())
+            return True
+        if ev.__class__ is ofp_event.EventOFPEchoReply:  # at once: a queue of packet-ins must not delay it
+            with self.lock:
+                self.switches.echo_reply(ev.msg.datapath, ev.msg.data)
             return True
         if self.sender.pending:
             try:
@@ -164,7 +176,7 @@ class LbApp(app_manager.OSKenApp):
         with self.lock:
             now = time.time()
             self.balancer.readings.watched(now)  # someone looks: keep the bytes and packets current
-            return self.balancer.snapshot(now)
+            return self.balancer.snapshot(now) | {"ct_policy": self.zone_policy.as_data()}
 
     def api_sessions(self, vip: str) -> list | None:
         with self.lock:
@@ -196,41 +208,39 @@ class LbApp(app_manager.OSKenApp):
         # ev.msg.datapath_id, not dp.id: os-ken's own handler sets dp.id from this same message
         # on another thread, and may not have run yet.
         dp, dpid = ev.msg.datapath, ev.msg.datapath_id
-        live = self.connections.setdefault(dpid, [])
-        if live:
-            LOG.warning("switch %016x: a connection from %s claims this datapath id while one from %s is live; "
-                        "the newest is used, the other takes over if it goes", dpid, oskenfix.peer(dp),
-                        oskenfix.peer(live[-1]))
-        live.append(dp)
-        self.datapaths[dpid] = dp
-        # a second claim while one is live is no reconnect of the switch: its ports stay as learned
-        self._call(self.balancer.switch_connected, dpid, time.time(), len(live) == 1)
+        with self.lock:
+            taken = self.switches.connected(dp, dpid, time.time())
+        if taken:
+            self._switch_in_use(dpid, relearn=True)
+
+    def _switch_in_use(self, dpid: int, relearn: bool) -> None:
+        """A connection now speaks for ``dpid``: the switch gets its pipeline. Without ``relearn``
+        (a connection that took over from another) its ports stay as learned."""
+        self._call(self.balancer.switch_connected, dpid, time.time(), relearn)
+        if dpid in self.balancer.running.sites:  # its datapath may be new: the zone policy again
+            threading.Thread(target=self.zone_policy.ensure, args=(dpid,), name="zone-policy", daemon=True).start()
+
+    @set_ev_cls(ofp_event.EventOFPEchoReply, [HANDSHAKE_DISPATCHER, CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _echo_reply(self, ev) -> None:
+        """Registered so os-ken hands echo replies to this app: :meth:`_first_look` takes them."""
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _dead(self, ev) -> None:
         dp = ev.datapath
-        live = self.connections.get(dp.id, [])
-        if dp in live:
-            live.remove(dp)
-        if not live:
-            self.connections.pop(dp.id, None)  # no key per datapath id ever seen
-        if dp.id is None or self.datapaths.get(dp.id) is not dp:
-            return  # not the connection in use: nothing changes for the switch
-        if live:  # another connection claiming the id is still there: it keeps the switch served
-            LOG.warning("switch %016x: the connection from %s went; the one from %s, still live, is used",
-                        dp.id, oskenfix.peer(dp), oskenfix.peer(live[-1]))
-            self.datapaths[dp.id] = live[-1]
-            self._call(self.balancer.switch_connected, dp.id, time.time(), False)  # its pipeline, as we know it
-            return
-        del self.datapaths[dp.id]
         with self.lock:
-            self.balancer.switch_disconnected(dp.id)
+            what = self.switches.gone(dp)
+            if what == "released":
+                self.balancer.switch_disconnected(dp.id)
+        if what == "handed over":
+            self._switch_in_use(dp.id, relearn=False)  # its pipeline, as we know it
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev, received: float | None = None) -> None:
         """Registered so os-ken routes packet-ins to this app; called by :meth:`_first_look` on
         the receive thread, with the packet-in's arrival time."""
         msg = ev.msg
+        if not self.switches.in_use(msg.datapath):
+            return
         in_port = msg.match.get("in_port")
         if in_port is None:
             LOG.warning("switch %016x: ignored a packet-in without in_port (cookie %#x)", msg.datapath.id, msg.cookie)
@@ -250,12 +260,16 @@ class LbApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def _flow_removed(self, ev) -> None:
         msg = ev.msg
+        if not self.switches.in_use(msg.datapath):
+            return
         self._call(self.balancer.flow_removed, msg.datapath.id, msg.cookie, msg.reason, time.time(), msg.byte_count,
                    dict(msg.match.items()), msg.packet_count)
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev) -> None:
         msg = ev.msg
+        if not self.switches.in_use(msg.datapath):
+            return
         more = bool(msg.flags & ofproto_v1_3.OFPMPF_REPLY_MORE)  # OVS splits large replies
         self._call(self.balancer.session_stats, msg.datapath.id, msg.xid, [_flow_stat(s) for s in msg.body],
                    time.time(), more)
@@ -265,8 +279,9 @@ class LbApp(app_manager.OSKenApp):
         msg = ev.msg
         dpid = msg.datapath.id or 0  # an error before the handshake's features reply
         LOG.error("switch %016x: OpenFlow error type=%d code=%d on %s", dpid, msg.type, msg.code, msg.data[:64].hex())
-        with self.lock:  # a statistics request it refused stops waiting
-            self.balancer.request_failed(dpid, msg.xid)
+        if self.switches.in_use(msg.datapath):  # a statistics request it refused stops waiting
+            with self.lock:
+                self.balancer.request_failed(dpid, msg.xid)
 
 
 def _flow_stat(stat) -> FlowStat:

@@ -65,3 +65,28 @@ def flush() -> None:
     out = ovs("ovs-appctl", "dpctl/flush-conntrack", f"zone={CT_ZONE}", check=False)
     if out.returncode != 0 and "no datapaths exist" not in out.stderr:
         raise EnvironmentProblem(f"ovs-appctl dpctl/flush-conntrack zone={CT_ZONE}: {out.stderr.strip()}")
+
+
+def local_datapath_type(dpid: int) -> str | None:
+    """The datapath type of the bridge with datapath id ``dpid`` on this machine's OVS; None when
+    no local bridge has it (or no OVS answers here): the switch is somewhere else."""
+    try:
+        out = ovs("ovs-vsctl", "--timeout=2", "--format=csv", "--no-headings", "--columns=datapath_id,datapath_type",
+                  "list", "Bridge", check=False)
+    except EnvironmentProblem:
+        return None
+    for line in out.stdout.splitlines():
+        found, _, kind = line.strip().strip('"').partition(",")
+        try:
+            if int(found.strip('"'), 16) == dpid:
+                return kind.strip('"') or "system"
+        except ValueError:
+            continue
+    return None
+
+
+def in_ovsdb(datapath_type: str = "netdev", seconds: int = DEFAULT_PIN_SECONDS) -> bool:
+    """Whether OVSDB holds the zone's policy with ``seconds`` (``ovs-vsctl list-zone-tp``)."""
+    out = ovs("ovs-vsctl", "list-zone-tp", datapath_type, check=False).stdout
+    policy = next((line for line in out.splitlines() if line.startswith(f"Zone:{CT_ZONE},")), "")
+    return all(f"{name}={seconds}" in policy for name in ("tcp_syn_sent", "tcp_syn_recv", "udp_first", "udp_single"))

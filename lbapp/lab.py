@@ -153,14 +153,15 @@ class MininetLab:
         self.net.addController("c0", controller=RemoteController, ip="127.0.0.1", port=port)
         self.net.build()
         self.net.start()
-        if any(v.selection == "switch" or v.pin == "conntrack" for v in self.cfg.vips):
-            # only now: OVS puts a zone policy in force on a datapath that exists (lbapp.ctzone)
-            from lbapp import ctzone
-            ctzone.apply()  # pins outlive OVS's 30 s SYN_SENT timeout (see lbapp ct-policy)
-            ctzone.flush()  # an earlier lab's pins would hold this one's reused client ports
+        from lbapp import ctzone
+        ctzone.flush()  # an earlier lab's pins would hold this one's reused client ports
         for switch in self.net.switches:
             wait_for(lambda: "table=0" in self.dump_flows(switch.name), 30,
                      f"the controller to program {switch.name} (see {self.controller_log})")
+        # the controller applies the zone policy to the local datapath as each balancer connects
+        # (lbapp.ctkeeper): pins outlive OVS's 30 s SYN_SENT timeout
+        wait_for(lambda: "conntrack zone policy applied" in self.controller_log.read_text(), 30,
+                 f"the controller to apply the conntrack zone policy (see {self.controller_log})")
         lab = self.module.LAB
         for name, _ in lab.backends:
             self.start_service(name)

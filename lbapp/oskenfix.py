@@ -24,6 +24,7 @@ queue), :func:`watchers`, :func:`more_to_read`, :func:`peer`.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import inspect
 import logging
@@ -47,8 +48,7 @@ WAITING_LIMIT = 32 << 20  # bytes that may wait for a switch to read them; past 
 
 def wake_send_loop(datapath, item: tuple[bytes, bool] = _STOP) -> None:
     """Queue the send loop's last item (or ``item``) without blocking: a permit of the queue's
-    semaphore first, as ``Datapath.send`` takes, so the put never finds it full. (lbapp's send
-    loop has at most one wake-up queued, so its last item always finds a permit.)"""
+    semaphore first, as ``Datapath.send`` takes (lbapp queues one wake-up at most: it finds one)."""
     q, permits = datapath.send_q, datapath._send_q_sem
     if q is None or not permits.acquire(blocking=False):  # None: the send loop has ended
         return
@@ -63,9 +63,8 @@ _RAW: dict[tuple[int, int], Callable[[Any, bytearray], bool]] = {}
 
 
 def take_raw(version: int, msg_type: int, handler: Callable[[Any, bytearray], bool] | None) -> None:
-    """Give messages of ``msg_type`` in OpenFlow ``version`` to ``handler(datapath, buf)`` on the
-    receive thread before os-ken parses them: True when it took one, False to leave it to os-ken.
-    ``None`` stops it. Needs :func:`apply`."""
+    """Give messages of ``msg_type`` in OpenFlow ``version`` to ``handler(datapath, buf)`` before
+    os-ken parses them: True when it took one, False to leave it to os-ken (``None``: stop)."""
     if handler is None:
         _RAW.pop((version, msg_type), None)
     else:
@@ -109,9 +108,8 @@ def _write_now(self, buf) -> int:
 
 
 def _end(self, why) -> None:
-    """A write failed, or the switch does not read: no more writes, and the connection ends
-    (a partial write leaves the stream unusable; the receive loop ends on the shutdown). Under
-    the write lock."""
+    """A write failed, or the switch does not read: no more writes, and the connection ends (a
+    partial write leaves the stream unusable; the receive loop ends on the shutdown). Locked."""
     from os_ken.controller.handler import DEAD_DISPATCHER
 
     if self._lbapp_writes_ended:
@@ -127,9 +125,8 @@ def _end(self, why) -> None:
 
 
 def _write(self, buf, close_socket: bool = False) -> bool:
-    """``Datapath.send``: written at once from the caller's thread, without blocking, unless
-    earlier writes wait; what waits goes to :func:`_send_loop`. False when the connection is
-    ending, or ends now (a failed write, or over :data:`WAITING_LIMIT` bytes waiting)."""
+    """``Datapath.send``: written at once, without blocking, unless earlier writes wait (then to
+    :func:`_send_loop`). False when the connection is ending, or ends now (failed, or too much waits)."""
     with self._lbapp_write_lock:
         if self._lbapp_writes_ended or self._lbapp_closing or self.send_q is None or self.socket.fileno() < 0:
             return False  # it is going
@@ -310,8 +307,7 @@ def apply() -> None:
 
 def intercept_events(app, first: Callable[[Any, Any], bool]) -> None:
     """Show each event os-ken hands ``app`` to ``first(ev, state)`` on the thread that raised it
-    (a switch connection's receive thread), before it queues for the app's event thread; True
-    from ``first`` means it was handled there and does not queue."""
+    (a switch's receive thread) before it queues; True from ``first``: handled, not queued."""
     queue_it = app._send_event
 
     def _send_event(ev, state):
@@ -321,7 +317,7 @@ def intercept_events(app, first: Callable[[Any, Any], bool]) -> None:
 
 
 def watchers(ev_cls: type) -> set[str]:
-    """The names of the apps that watch events of ``ev_cls`` raised by os-ken's OpenFlow handler."""
+    """The apps that watch ``ev_cls`` events of os-ken's OpenFlow handler."""
     from os_ken.base import app_manager
 
     brick = app_manager.lookup_service_brick("ofp_event")
@@ -329,8 +325,7 @@ def watchers(ev_cls: type) -> set[str]:
 
 
 def more_to_read(dp) -> bool:
-    """Whether more of the switch's bytes wait on its socket (a burst of packet-ins is
-    arriving). Never blocks."""
+    """Whether more of the switch's bytes wait on its socket (a burst of packet-ins); never blocks."""
     sock = dp.socket
     try:
         if getattr(sock, "pending", None) and sock.pending():  # TLS: already decrypted, not yet read
@@ -346,5 +341,10 @@ def more_to_read(dp) -> bool:
 
 def peer(dp) -> str:
     """``host:port`` of a connection's far end."""
-    address = dp.address
-    return f"{address[0]}:{address[1]}" if address else "?"
+    return f"{dp.address[0]}:{dp.address[1]}" if dp.address else "?"
+
+
+def hang_up(dp) -> None:
+    """End a connection: its receive loop ends, and os-ken's teardown runs (DEAD_DISPATCHER)."""
+    with contextlib.suppress(OSError):
+        dp.socket.shutdown(socket.SHUT_RDWR)

@@ -68,6 +68,9 @@ def render(state: dict, rate: bool = False) -> Group:
                          else "-")
     counters = ", ".join(f"{k} {n}" for k, n in sorted(state["counters"].items())) or "none"
     lines = [f"not served: {counters}"]
+    for dpid, policy in sorted(state.get("ct_policy", {}).items()):
+        color = "green" if policy["state"] == "in force" else "yellow"
+        lines.append(f"conntrack zone policy on {dpid}: [{color}]{policy['state']}[/{color}] ({policy['detail']})")
     if rate:
         latency = state["setup_latency"]
         lines.append(f"packet-ins/s {state['packet_ins_per_second']:.1f}; setup latency: {latency['count']} setups, "

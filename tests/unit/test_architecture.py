@@ -23,7 +23,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                "lbapp.predict")),
     ("service", ("lbapp.service",)),
     ("tools", ("lbapp.flows", "lbapp.trace", "lbapp.topograph", "lbapp.configedit", "lbapp.ctzone")),
-    ("runtime", ("lbapp.oskenfix", "lbapp.sender", "lbapp.api", "lbapp.app", "lbapp.lab")),
+    ("runtime", ("lbapp.oskenfix", "lbapp.sender", "lbapp.api", "lbapp.app", "lbapp.lab", "lbapp.ctkeeper",
+                 "lbapp.switches")),
     ("cli", ("lbapp.cli",)),
 ]
 RUNTIME = LAYERS.index(next(layer for layer in LAYERS if layer[0] == "runtime"))
