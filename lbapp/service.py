@@ -30,6 +30,7 @@ from lbapp.state.groups import SelectGroups
 from lbapp.state.health import Change
 from lbapp.state.latency import LatencyHistogram
 from lbapp.state.lingering import Lingering
+from lbapp.state.pinmemory import PinMemory
 from lbapp.state.rates import Rates, followed
 from lbapp.state.running import Running, derive, take
 from lbapp.state.sessions import Session, Sessions
@@ -40,13 +41,11 @@ _REASONS = {ofp.OFPRR_IDLE_TIMEOUT: "idle", ofp.OFPRR_HARD_TIMEOUT: "hard timeou
 
 
 class Balancer:
-    """The controller's whole state, and the one way to change it. It owns: ``running`` (the
-    config and what it implies, replaced whole by a reload), ``sessions`` (live connections and
-    counts), ``connected`` (switches), ``groups`` (select groups installed), ``lingering``
-    (flows of removed backends kept for their connections), ``readings`` (what the switches'
-    counters said), ``checker`` (health checks), ``rates``, ``counters`` (packets not served, by
-    reason) and ``setup_latency`` (which the sender observes). Nothing else changes them: the
-    rooms of lbapp.handlers are given what each needs, and the app calls in under one lock."""
+    """The controller's whole state, and the one way to change it. It owns ``running`` (the
+    config and what it implies, replaced whole by a reload), ``sessions``, ``pin_memory``
+    (``pin: conntrack`` picks), ``connected``, ``groups`` (installed), ``lingering`` (removed
+    backends' flows), ``readings`` (the switches' counters), ``checker``, ``rates``, ``counters``
+    (packets not served) and ``setup_latency``: the rooms of lbapp.handlers get what each needs."""
 
     def __init__(self, cfg: Config, generation: int = 1, first_session_id: int = 1) -> None:
         self.running: Running = derive(cfg, generation)
@@ -56,6 +55,7 @@ class Balancer:
         self.groups = SelectGroups()
         self.lingering = Lingering()
         self.readings = Readings()
+        self.pin_memory = PinMemory()  # pin: conntrack picks, for a switch that loses its conntrack
         self.counters: Counter[str] = Counter()
         self.packet_ins = 0
         self.rates = Rates()  # connections/s per (VIP, backend), packet-ins/s
@@ -148,6 +148,7 @@ class Balancer:
         periods = {vip_id: running.vips.by_id[vip_id].model.idle_timeout for vip_id in running.epochs}
         for vip_id in self.readings.pinned.ending(periods, now):
             out += epochs.next_epoch(running, requests, balancers, vip_id, now)
+        self.pin_memory.expire(now)
         feedback = running.backends.feedback
         out += self.readings.due(balancers, feedback is not None and feedback.due(now), now)
         for dpid in balancers:
@@ -179,8 +180,8 @@ class Balancer:
             return []
         try:
             if stage == cookies.STAGE_SESSION:
-                return connections.new_connection(self.running, self.sessions, self.readings.pinned, self.counters,
-                                                  dpid, in_port, data, now)
+                return connections.new_connection(self.running, self.sessions, self.readings.pinned, self.pin_memory,
+                                                  self.counters, dpid, in_port, data, now)
             if stage == cookies.STAGE_CLASSIFY:
                 out, not_believed = arp.gateway_arp(site, dpid, in_port, data, now)
                 if not_believed:

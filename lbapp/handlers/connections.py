@@ -15,6 +15,7 @@ from lbapp import packets
 from lbapp.pipeline.actions import output
 from lbapp.pipeline.fastpath import PickTemplate, packet_out, packet_out_to_table
 from lbapp.shared import ConnKey
+from lbapp.state.pinmemory import PinMemory
 from lbapp.state.pinned import PinnedCounts
 from lbapp.state.running import Running
 from lbapp.state.sessions import Sessions
@@ -24,11 +25,12 @@ LOG = logging.getLogger("lbapp")
 Out = tuple[int, Any]
 
 
-def new_connection(running: Running, sessions: Sessions, pinned: PinnedCounts, refusals: Counter[str],
-                   dpid: int, in_port: int, data: bytes, now: float) -> list[Out]:
+def new_connection(running: Running, sessions: Sessions, pinned: PinnedCounts, memory: PinMemory,
+                   refusals: Counter[str], dpid: int, in_port: int, data: bytes, now: float) -> list[Out]:
     """What answers the first packet ``data`` of a connection to a VIP the controller picks
-    for. A pick goes into ``sessions`` (and ``pinned``, for ``pin: conntrack``); a refusal is
-    counted in ``refusals``. Raises PacketError for a packet that is no such connection's."""
+    for (or a later one the switch no longer holds). A pick goes into ``sessions`` (and, for
+    ``pin: conntrack``, ``pinned`` and ``memory``); a refusal is counted in ``refusals``.
+    Raises PacketError for a packet that is no such connection's."""
     key = packets.connection_key(data)
     vip = running.vips.by_key.get((key.dst_ip, key.protocol, key.dst_port))
     if vip is None or vip.model.external_director:
@@ -40,7 +42,7 @@ def new_connection(running: Running, sessions: Sessions, pinned: PinnedCounts, r
             return refuse(vip, refusals, dpid, in_port, data, key)
         return []  # a reload's race (an older flow punted it): its retransmission finds the group
     if isinstance(vip.template, PickTemplate):
-        return _pin_in_conntrack(running, vip, sessions, pinned, refusals, dpid, in_port, data, key, now)
+        return _pin_in_conntrack(running, vip, sessions, pinned, memory, refusals, dpid, in_port, data, key, now)
     sess = sessions.get(key)
     if sess is not None:  # a retransmission raced the session flow, or the switch lost it: the same rule
         if sess.flow_vip != vip.id:  # taken back from an earlier run: its cookie now names this run's VIP id
@@ -58,17 +60,21 @@ def new_connection(running: Running, sessions: Sessions, pinned: PinnedCounts, r
             (dpid, packet_out_to_table(data, in_port))]
 
 
-def _pin_in_conntrack(running: Running, vip: Vip, sessions: Sessions, pinned: PinnedCounts,
+def _pin_in_conntrack(running: Running, vip: Vip, sessions: Sessions, pinned: PinnedCounts, memory: PinMemory,
                       refusals: Counter[str], dpid: int, in_port: int, data: bytes, key: ConnKey,
                       now: float) -> list[Out]:
     """A ``pin: conntrack`` VIP's new connection: one packet-out forwards its first packet to
-    the backend picked and commits it to conntrack with that backend as its mark; no flow.
-    (A copy that raced the commit is picked again: the later commit's backend holds.)"""
-    backend = vip.scheduler.pick(key, sessions.counts(vip.id), now)
-    if backend is None:
-        return refuse(vip, refusals, dpid, in_port, data, key)
-    sessions.counted(vip.id, backend)
-    pinned.picked(dpid, vip.id, backend)
+    the backend picked and commits it to conntrack with that backend as its mark; no flow. A
+    connection the controller remembers (the switch lost its pin, or a copy of its first
+    packet raced the commit) is pinned again to the backend it had, unless that one failed."""
+    backend = memory.recall(key, now)
+    if backend is None or (vip.id, backend) in running.backends.withheld_pins():
+        backend = vip.scheduler.pick(key, sessions.counts(vip.id), now)
+        if backend is None:
+            return refuse(vip, refusals, dpid, in_port, data, key)
+        sessions.counted(vip.id, backend)
+        pinned.picked(dpid, vip.id, backend)
+    memory.remember(key, backend, now)
     return [(dpid, vip.template.render(backend, running.ctx.scheme.encode(backend), in_port, data))]
 
 

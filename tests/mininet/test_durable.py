@@ -2,9 +2,11 @@
 controller deleted and set again with its flows wiped, its session table flushed while connected,
 and ovs-vswitchd killed and started again (flows and userspace conntrack gone). Six long-lived
 connections each (more than the three backends) through a controller-picked VIP (`stream`,
-`pin: flow`, round robin) and a switch-picked one (`stream-fast`, Maglev in the select group)."""
+`pin: flow`, round robin), one that pins in conntrack (`stream-ct`, added here: `pin:
+conntrack`, round robin) and a switch-picked one (`stream-fast`, Maglev in the select group)."""
 from __future__ import annotations
 
+import copy
 import subprocess
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from lbapp.lab import parse_answer, run, wait_for
 from tests.helpers.net import ROOT, lab_with_config, require_tier
 
 VIP = "117.78.6.19"
-STREAMS = {"stream": 7000, "stream-fast": 7002}
+STREAMS = {"stream": 7000, "stream-ct": 7001, "stream-fast": 7002}
 PER_VIP = 6
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
 VSWITCHD_PID = Path("/var/run/openvswitch/ovs-vswitchd.pid")
@@ -25,6 +27,8 @@ VSWITCHD_PID = Path("/var/run/openvswitch/ovs-vswitchd.pid")
 def lab(tmp_path_factory):
     require_tier("Mininet", mininet=True)
     doc = yaml.safe_load((ROOT / "topologies" / "cross_vlan.yaml").read_text())
+    stream = next(v for v in doc["vips"] if v["name"] == "stream")
+    doc["vips"].append(copy.deepcopy(stream) | {"name": "stream-ct", "port": STREAMS["stream-ct"], "pin": "conntrack"})
     with lab_with_config("cross_vlan", tmp_path_factory.mktemp("durable"), doc) as running:
         yield running
 
@@ -68,7 +72,7 @@ def _log_since(lab, start: int) -> str:
 
 
 def _survives(lab, event, restored: str) -> None:
-    """Twelve long-lived connections through ``event``; the controller logs ``restored`` once it
+    """Eighteen long-lived connections through ``event``; the controller logs ``restored`` once it
     gave the switch its sessions back. Every connection keeps its backend, and new ones work."""
     streams = _open_streams(lab)
     start = len(lab.controller_log.read_text())

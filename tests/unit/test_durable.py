@@ -129,3 +129,45 @@ def test_a_deleted_session_flow_is_no_end_but_an_idle_timeout_is():
     assert len(rig.lb.sessions) == 1 and any(getattr(m, "info", {}).get("cookie") == cookie for _, m in restored)
     rig.lb.flow_removed(BALANCER, cookie, ofp.OFPRR_IDLE_TIMEOUT, rig.now)
     assert len(rig.lb.sessions) == 0
+
+
+def test_pin_conntrack_connections_keep_their_backends_when_the_switch_loses_its_conntrack():
+    """The switch's conntrack is gone (ovs-vswitchd restarted): each connection's next packet
+    comes up as a new one (the model has no ct_label: the controller's answers are read)."""
+    from lbapp.pipeline import cookies
+    from lbapp.service import Balancer
+
+    lb = Balancer(cross_vlan_with("web", scheduler="lc", pin="conntrack"))
+    lb.switch_connected(BALANCER, 0.0)
+    punted = cookies.make(cookies.STAGE_SESSION, vip=1)
+
+    def pinned_to(sport: int, flags: int, now: float) -> str:
+        (_, pick), = lb.packet_in(BALANCER, GW_PORT, punted, packet(sport, flags), now)
+        return str(pick.info["backend"])
+
+    before = {sport: pinned_to(sport, tcp.TCP_SYN, 1.0) for sport in range(41000, 41006)}
+    assert len(set(before.values())) == 3 and len(lb.pin_memory) == 6
+    counts = Counter(lb.sessions.counts(1))
+    assert {sport: pinned_to(sport, tcp.TCP_ACK, 2.0) for sport in before} == before  # least connection
+    assert Counter(lb.sessions.counts(1)) == counts  # pinned again, not counted again
+    pinned_to(42000, tcp.TCP_SYN, 3.0)  # a new connection is picked, and counted
+    assert sum(lb.sessions.counts(1).values()) == 7
+
+
+def test_the_pin_memory_forgets_in_order_and_within_its_bound():
+    from ipaddress import IPv4Address as IP
+
+    from lbapp.shared import ConnKey
+    from lbapp.state.pinmemory import PinMemory
+
+    memory = PinMemory(remember_s=10, limit=3)
+    keys = [ConnKey(6, IP("200.1.1.19"), 40000 + i, IP("117.78.6.19"), 80) for i in range(4)]
+    for i, key in enumerate(keys[:3]):
+        memory.remember(key, IP("10.11.12.11"), float(i))
+    memory.remember(keys[0], IP("10.11.12.11"), 5.0)  # pinned again: remembered anew
+    assert memory.expire(12.5) == 2 and memory.recall(keys[0], 12.5) == IP("10.11.12.11")
+    memory.remember(keys[3], IP("10.11.12.12"), 12.0)
+    memory.remember(keys[1], IP("10.11.12.12"), 12.0)
+    memory.remember(keys[2], IP("10.11.12.12"), 12.0)  # over the bound: the oldest (keys[0]) goes
+    assert len(memory) == 3 and memory.recall(keys[0], 12.0) is None
+    assert memory.recall(keys[3], 22.5) is None  # remembered 10 s
