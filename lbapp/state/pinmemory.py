@@ -5,31 +5,37 @@ had instead of picking afresh (a fresh pick by a scheduler that does not hash re
 Pure, time passed in."""
 from __future__ import annotations
 
+from collections import deque
+
 from lbapp.shared import ConnKey, IPv4
 
 # as long as the conntrack zone policy keeps an idle pin (lbapp.ctzone.DEFAULT_PIN_SECONDS)
 REMEMBER_S = 600.0
-MAX_REMEMBERED = 1_000_000  # about 250 bytes each: a flood of picks costs at most ~250 MB
+MAX_REMEMBERED = 250_000  # ~425 bytes each (measured): a flood of picks costs at most ~110 MB
 
 
 class PinMemory:
-    """Owns the remembered picks: connection -> (backend, remembered until), oldest first.
-    Changed by lbapp.handlers.connections (a pick, a pin again) and the Balancer's tick (expiry)."""
+    """Owns the remembered picks: connection -> (backend, remembered until), and their expiry
+    order. Changed by lbapp.handlers.connections (a pick, a pin again) and the Balancer's tick
+    (expiry). Every operation is O(1) (amortised): it runs on the per-connection path."""
 
     def __init__(self, remember_s: float = REMEMBER_S, limit: int = MAX_REMEMBERED) -> None:
         self.remember_s, self.limit = remember_s, limit
         self._picks: dict[ConnKey, tuple[IPv4, float]] = {}
+        # (until, key) in the order remembered; an entry whose pick was remembered again since
+        # is stale (its until no longer matches) and is skipped
+        self._order: deque[tuple[float, ConnKey]] = deque()
 
     def __len__(self) -> int:
         return len(self._picks)
 
     def remember(self, key: ConnKey, backend: IPv4, now: float) -> None:
         """``key`` was pinned to ``backend`` at ``now`` (kept ``remember_s`` from now)."""
-        picks = self._picks
-        picks.pop(key, None)  # to the end: the dict stays in expiry order
-        picks[key] = (backend, now + self.remember_s)
-        if len(picks) > self.limit:
-            del picks[next(iter(picks))]  # the oldest goes first
+        until = now + self.remember_s
+        self._picks[key] = (backend, until)
+        self._order.append((until, key))
+        while len(self._picks) > self.limit:  # the oldest goes first
+            self._drop_oldest()
 
     def recall(self, key: ConnKey, now: float) -> IPv4 | None:
         found = self._picks.get(key)
@@ -37,10 +43,15 @@ class PinMemory:
 
     def expire(self, now: float) -> int:
         """Forget the picks remembered long enough; how many."""
-        picks, gone = self._picks, 0
-        for key, (_, until) in list(picks.items()):
-            if until > now:
-                break
-            del picks[key]
-            gone += 1
+        gone = 0
+        while self._order and self._order[0][0] <= now:
+            gone += self._drop_oldest()
         return gone
+
+    def _drop_oldest(self) -> int:
+        until, key = self._order.popleft()
+        found = self._picks.get(key)
+        if found is not None and found[1] == until:
+            del self._picks[key]
+            return 1
+        return 0
