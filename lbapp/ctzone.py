@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from lbapp.environment import EnvironmentProblem, datapaths, ovs, require_ovs
 from lbapp.pipeline.tables import CT_ZONE
+from lbapp.shared import PIN_SECONDS
 
-DEFAULT_PIN_SECONDS = 600
+DEFAULT_PIN_SECONDS = PIN_SECONDS
 
 
 def commands(datapath_type: str = "netdev", seconds: int = DEFAULT_PIN_SECONDS, has_datapath_row: bool = True

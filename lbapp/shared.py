@@ -23,6 +23,11 @@ MAX_SESSION_ID = 0xFFFFFFFF
 PROBE_PORT_BASE, PROBE_PORT_MASK = 0xC000, 0xE000
 MAX_PROBES_IN_FLIGHT = 0x2000
 
+# How long a connection pinned in conntrack stays pinned while idle: the conntrack zone policy
+# lbapp applies (lbapp.ctzone), and how long the controller remembers a pin: conntrack pick
+# (lbapp.state.pinmemory), so the memory lasts as long as the pin it stands in for.
+PIN_SECONDS = 600
+
 # What the operator says of a backend: up, drained (no new connections, established ones
 # finish) or down (the same, and meant as "out of service").
 AdminState = Literal["up", "drain", "down"]

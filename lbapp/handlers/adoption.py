@@ -33,7 +33,7 @@ Out = tuple[int, Any]
 
 
 @dataclass(frozen=True)
-class FlowSession:
+class FoundConnection:
     """A connection's flow found in a session table."""
 
     session_id: int  # the object id of its cookie
@@ -44,13 +44,13 @@ class FlowSession:
     age: float = 0.0
 
 
-def flow_session(stat: FlowStat, running: Running) -> FlowSession | None:
+def found_connection(stat: FlowStat, running: Running) -> FoundConnection | None:
     """The connection a session-table flow carries; None for a flow that is no connection's."""
     decoded = cookies.decode(stat.cookie)
     if (decoded is None or decoded.stage != cookies.STAGE_SESSION or decoded.generation != 0
             or decoded.vip == cookies.LINGER_VIP or not decoded.obj or stat.eth_dst is None):
         return None
-    found = FlowSession(decoded.obj, decoded.vip)
+    found = FoundConnection(decoded.obj, decoded.vip)
     m = dict(stat.match)
     protocol = PROTO_NAMES.get(m.get("ip_proto"))
     if protocol is None:
@@ -64,7 +64,7 @@ def flow_session(stat: FlowStat, running: Running) -> FlowSession | None:
     vip = running.vips.by_key.get(VipKey.of_connection(key))
     if vip is None or not vip.controller_picks:
         return found
-    return FlowSession(decoded.obj, decoded.vip, key, vip.id, backend, stat.duration)
+    return FoundConnection(decoded.obj, decoded.vip, key, vip.id, backend, stat.duration)
 
 
 def take_back(sessions: Sessions, running: Running, dpid: int, stats: list[FlowStat], now: float,
@@ -74,7 +74,7 @@ def take_back(sessions: Sessions, running: Running, dpid: int, stats: list[FlowS
     connection's flow the part shows, and the table's kept mark."""
     adopted = 0
     reading.kept = reading.kept or any(session_flows.is_kept_mark(stat.cookie) for stat in stats)
-    for found in filter(None, (flow_session(stat, running) for stat in stats)):
+    for found in filter(None, (found_connection(stat, running) for stat in stats)):
         reading.seen.add(found.session_id)
         adopted += found.key is not None and sessions.adopt(found.key, found.vip_id, found.backend, found.session_id,
                                                             found.flow_vip, now - found.age, dpid) is not None

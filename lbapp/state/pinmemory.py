@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from collections import deque
 
-from lbapp.shared import ConnKey, IPv4
+from lbapp.shared import PIN_SECONDS, ConnKey, IPv4
 
-# as long as the conntrack zone policy keeps an idle pin (lbapp.ctzone.DEFAULT_PIN_SECONDS)
-REMEMBER_S = 600.0
+REMEMBER_S = float(PIN_SECONDS)  # as long as the zone policy keeps an idle pin
 MAX_REMEMBERED = 250_000  # ~425 bytes each (measured): a flood of picks costs at most ~110 MB
 
 
