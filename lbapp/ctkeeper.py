@@ -60,6 +60,12 @@ class ZonePolicyKeeper:
                 state = ("failed", str(exc), time.time())
         return state
 
+    def local(self, dpid: int) -> bool:
+        """Whether switch ``dpid`` was found to be a bridge of this machine's OVS."""
+        with self._lock:
+            found = self._state.get(dpid)
+        return found is not None and found[0] != "not checked"
+
     def as_data(self) -> dict[str, dict]:
         with self._lock:
             return {f"{dpid:016x}": {"state": s, "detail": d, "at": at} for dpid, (s, d, at) in self._state.items()}

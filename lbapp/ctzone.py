@@ -11,9 +11,14 @@ cannot set it: ``lbapp ct-policy`` prints or runs the ``ovs-vsctl`` commands.
 """
 from __future__ import annotations
 
-from lbapp.environment import EnvironmentProblem, datapaths, ovs, require_ovs
+import re
+import subprocess
+import time
+from collections.abc import Iterable, Iterator
+
+from lbapp.environment import OVS_TIMEOUT_S, EnvironmentProblem, datapaths, ovs, require_ovs
 from lbapp.pipeline.tables import CT_ZONE
-from lbapp.shared import PIN_SECONDS
+from lbapp.shared import PIN_SECONDS, PROTOCOL_NUMBERS, ConnKey, IPv4
 
 DEFAULT_PIN_SECONDS = PIN_SECONDS
 
@@ -91,3 +96,42 @@ def in_ovsdb(datapath_type: str = "netdev", seconds: int = DEFAULT_PIN_SECONDS) 
     out = ovs("ovs-vsctl", "list-zone-tp", datapath_type, check=False).stdout
     policy = next((line for line in out.splitlines() if line.startswith(f"Zone:{CT_ZONE},")), "")
     return all(f"{name}={seconds}" in policy for name in ("tcp_syn_sent", "tcp_syn_recv", "udp_first", "udp_single"))
+
+
+# one entry of `ovs-appctl dpctl/dump-conntrack`: the original direction's 5-tuple and the mark
+_ENTRY = re.compile(r"(tcp|udp),orig=\(src=([0-9.]+),dst=([0-9.]+),sport=(\d+),dport=(\d+)\).*?,zone=(\d+),mark=(\d+)")
+
+
+def parse_pins(lines: Iterable[str]) -> Iterator[tuple[ConnKey, IPv4]]:
+    """The connections pinned in zone ``CT_ZONE`` among conntrack dump lines, each with the
+    backend its mark names (lbapp marks a pin with the backend's address); other lines, other
+    zones and unmarked entries are skipped."""
+    few: dict[str, IPv4] = {}  # VIPs and backends, a handful of addresses read again and again
+    for line in lines:
+        found = _ENTRY.match(line)
+        if found is None or int(found[6]) != CT_ZONE or not 0 < int(found[7]) < 1 << 32:
+            continue
+        vip = few.get(found[3]) or few.setdefault(found[3], IPv4(found[3]))
+        backend = few.get(found[7]) or few.setdefault(found[7], IPv4(int(found[7])))
+        yield ConnKey(PROTOCOL_NUMBERS[found[1]], IPv4(found[2]), int(found[4]), vip, int(found[5])), backend
+
+
+def pins(deadline_s: float = 3 * OVS_TIMEOUT_S) -> list[tuple[ConnKey, IPv4]]:
+    """The pins in this machine's userspace conntrack (every datapath's zone ``CT_ZONE``), read
+    line by line so a large table costs its entries, not its text; a dump that takes longer
+    than ``deadline_s`` is cut there (what was read is returned)."""
+    try:
+        dump = subprocess.Popen(["ovs-appctl", "dpctl/dump-conntrack", f"zone={CT_ZONE}"], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+    except FileNotFoundError:
+        raise EnvironmentProblem("ovs-appctl not found: Open vSwitch is not installed") from None
+    until, found = time.monotonic() + deadline_s, []
+    try:
+        for pin in parse_pins(dump.stdout):
+            found.append(pin)
+            if time.monotonic() > until:
+                break
+    finally:
+        dump.kill()
+        dump.wait()
+    return found

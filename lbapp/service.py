@@ -24,7 +24,7 @@ from lbapp.pipeline import assembly, cookies, meters
 from lbapp.pipeline import session as session_flows
 from lbapp.pipeline.actions import L4
 from lbapp.reload import plan_reload
-from lbapp.shared import PROTOCOL_NAMES, IPv4, VipBackend, VipKey
+from lbapp.shared import PROTOCOL_NAMES, ConnKey, IPv4, VipBackend, VipKey
 from lbapp.snapshot import snapshot
 from lbapp.state.groups import SelectGroups
 from lbapp.state.health import Change
@@ -75,9 +75,8 @@ class Balancer:
 
     def switch_connected(self, dpid: int, now: float, relearn: bool = True) -> list[Out]:
         """Sweep our stale static flows, install this switch's pipeline, probe gateways. Without
-        ``relearn`` (another connection claims a switch that is still connected, or the one that
-        stayed is in use again) the next hops stay as learned until a probe says otherwise:
-        nothing renumbered the switch's ports."""
+        ``relearn`` (the connection in use changed, the switch did not) the next hops stay as
+        learned until a probe says otherwise: nothing renumbered the switch's ports."""
         self.connected.add(dpid)
         site = self.running.sites.get(dpid)
         if site is not None:
@@ -155,6 +154,9 @@ class Balancer:
             site = running.sites[dpid]
             out += [arp.gateway_probe(site, dpid, gw.ip) for gw in site.next_hops.due_probes(now)]
         return out
+
+    def remember_pins(self, found: list[tuple[ConnKey, IPv4]], now: float) -> int:  # lbapp.pinreader
+        return connections.remember_pins(self.running, self.pin_memory, found, now)
 
     def _apply_verdicts(self, changes: list[Change]) -> list[Out]:
         """Health checks' verdicts (lbapp.handlers.verdicts); a failed backend's sessions end."""
@@ -248,8 +250,7 @@ class Balancer:
     # --- statistics: sessions read back, and the readings ---
 
     def request_failed(self, dpid: int, xid: int) -> None:
-        """The switch answered request ``xid`` with an OpenFlow error: if it was one of our
-        statistics requests, it and its round are given up (the next round starts afresh)."""
+        """An OpenFlow error answered request ``xid``: if ours, it and its round are given up."""
         purpose = self.readings.requests.failed(dpid, xid)
         if purpose is not None:
             LOG.warning("switch %016x refused a session-table statistics request (%s): given up", dpid, purpose)
@@ -272,8 +273,7 @@ class Balancer:
         return []
 
     def _adopt(self, dpid: int, xid: int, stats: list[FlowStat], now: float, more: bool) -> list[Out]:
-        """A session table read whole (lbapp.handlers.adoption): its connections taken back, and
-        once the last part is in, the sessions it did not show forgotten or restored."""
+        """A session table read whole (lbapp.handlers.adoption): what it shows taken back, the rest settled."""
         reading = self.readings.requests.adopting[xid]
         adoption.take_back(self.sessions, self.running, dpid, stats, now, reading)
         self.readings.requests.answered(xid, more)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -14,7 +15,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from lbapp import packets
 from lbapp.pipeline.actions import output
 from lbapp.pipeline.fastpath import PickTemplate, packet_out, packet_out_to_table
-from lbapp.shared import ConnKey
+from lbapp.shared import ConnKey, IPv4
 from lbapp.state.pinmemory import PinMemory
 from lbapp.state.pinned import PinnedCounts
 from lbapp.state.running import Running
@@ -76,6 +77,25 @@ def _pin_in_conntrack(running: Running, vip: Vip, sessions: Sessions, pinned: Pi
         pinned.picked(dpid, vip.id, backend)
     memory.remember(key, backend, now)
     return [(dpid, vip.template.render(backend, running.ctx.scheme.encode(backend), in_port, data))]
+
+
+def remember_pins(running: Running, memory: PinMemory, found: Iterable[tuple[ConnKey, IPv4]], now: float) -> int:
+    """Pins the switch's own conntrack holds (lbapp.ctzone.pins), remembered again from ``now``
+    for the ``pin: conntrack`` VIPs they belong to: a connection that lives longer than the
+    memory, or one an earlier run picked, keeps its backend when the switch later loses its
+    conntrack. A pin to a backend the VIP no longer has is left out. How many were remembered."""
+    backends_of: dict[int, frozenset[IPv4]] = {}
+    count = 0
+    for key, backend in found:
+        vip = running.vips.by_key.get((key.dst_ip, key.protocol, key.dst_port))
+        if vip is None or not vip.pins_in_conntrack:
+            continue
+        if vip.id not in backends_of:
+            backends_of[vip.id] = frozenset(b.ip for b in vip.model.backends)
+        if backend in backends_of[vip.id]:
+            memory.remember(key, backend, now)
+            count += 1
+    return count
 
 
 def refuse(vip: Vip, refusals: Counter[str], dpid: int, in_port: int, data: bytes, key: ConnKey) -> list[Out]:

@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("service", ("lbapp.service",)),
     ("tools", ("lbapp.flows", "lbapp.trace", "lbapp.topograph", "lbapp.configedit", "lbapp.ctzone")),
     ("runtime", ("lbapp.oskenfix", "lbapp.sender", "lbapp.api", "lbapp.app", "lbapp.lab", "lbapp.ctkeeper",
-                 "lbapp.switches")),
+                 "lbapp.switches", "lbapp.pinreader")),
     ("cli", ("lbapp.cli",)),
 ]
 RUNTIME = LAYERS.index(next(layer for layer in LAYERS if layer[0] == "runtime"))

@@ -171,3 +171,46 @@ def test_the_pin_memory_forgets_in_order_and_within_its_bound():
     memory.remember(keys[2], IP("10.11.12.12"), 12.0)  # over the bound: the oldest (keys[0]) goes
     assert len(memory) == 3 and memory.recall(keys[0], 12.0) is None
     assert memory.recall(keys[3], 22.5) is None  # remembered 10 s
+
+
+# as `ovs-appctl dpctl/dump-conntrack zone=27` prints them (OVS 3.1 userspace datapath)
+CONNTRACK_DUMP = """\
+tcp,orig=(src=200.1.1.19,dst=117.78.6.19,sport=41000,dport=80),reply=(src=117.78.6.19,dst=200.1.1.19,sport=80,dport=41000),zone=27,mark=168496139,protoinfo=(state=SYN_SENT)
+udp,orig=(src=200.1.1.19,dst=117.78.6.19,sport=41001,dport=5353),reply=(src=117.78.6.19,dst=200.1.1.19,sport=5353,dport=41001),zone=27,mark=168496140
+tcp,orig=(src=200.1.1.19,dst=117.78.6.19,sport=41002,dport=80),reply=(src=117.78.6.19,dst=200.1.1.19,sport=80,dport=41002),zone=5,mark=168496139,protoinfo=(state=SYN_SENT)
+tcp,orig=(src=200.1.1.19,dst=117.78.6.19,sport=41003,dport=80),reply=(src=117.78.6.19,dst=200.1.1.19,sport=80,dport=41003),zone=27,protoinfo=(state=SYN_SENT)
+icmp,orig=(src=10.0.0.1,dst=10.0.0.2,id=1,type=8,code=0),reply=(src=10.0.0.2,dst=10.0.0.1,id=1,type=0,code=0),zone=27,mark=1
+ovs-vswitchd: no datapaths exist
+"""
+
+
+def test_the_pins_in_a_conntrack_dump_are_read_with_the_backend_each_mark_names():
+    from ipaddress import IPv4Address as IP
+
+    from lbapp import ctzone
+    from lbapp.shared import ConnKey
+
+    assert list(ctzone.parse_pins(CONNTRACK_DUMP.splitlines())) == [
+        (ConnKey(6, IP("200.1.1.19"), 41000, IP("117.78.6.19"), 80), IP("10.11.12.11")),
+        (ConnKey(17, IP("200.1.1.19"), 41001, IP("117.78.6.19"), 5353), IP("10.11.12.12"))]  # other zones, no mark: not ours
+
+
+def test_pins_read_back_are_remembered_only_for_pin_conntrack_vips_and_backends_they_still_have():
+    """A restarted controller (no memory) reads the pins: a connection the switch then loses
+    keeps its backend although a fresh pick would go elsewhere."""
+    from ipaddress import IPv4Address as IP
+
+    from lbapp.pipeline import cookies
+    from lbapp.service import Balancer
+    from lbapp.shared import ConnKey
+
+    lb = Balancer(cross_vlan_with("web", scheduler="lc", pin="conntrack"))
+    lb.switch_connected(BALANCER, 0.0)
+    key = ConnKey(6, IP(CLIENT), 41000, IP(VIP), 80)
+    found = [(key, IP("10.11.13.13")), (ConnKey(6, IP(CLIENT), 41001, IP(VIP), 80), IP("10.99.0.1")),  # not its backend
+             (ConnKey(6, IP(CLIENT), 41002, IP(VIP), 8080), IP("10.11.12.11"))]  # no such VIP
+    assert lb.remember_pins(found, 1.0) == 1 and len(lb.pin_memory) == 1
+    (_, pick), = lb.packet_in(BALANCER, GW_PORT, cookies.make(cookies.STAGE_SESSION, vip=1),
+                              packet(41000, tcp.TCP_ACK), 2.0)
+    assert str(pick.info["backend"]) == "10.11.13.13"  # lc's fresh pick would be .11 (every count 0)
+    assert sum(lb.sessions.counts(1).values()) == 0  # a connection it did not pick is not counted as new
