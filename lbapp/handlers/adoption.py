@@ -109,7 +109,10 @@ def give_back(running: Running, sessions: Sessions, requests: StatsRequests, dpi
     out, gone = restore(running, sessions, dpid, [sess])
     if gone:
         return []
-    return out + ([] if requests.waiting(dpid, "adopt") else [(dpid, requests.request(dpid, "adopt", now))])
+    if requests.waiting(dpid, "adopt"):
+        requests.shown_anyway(dpid, sess.session_id)
+        return out
+    return out + [(dpid, requests.request(dpid, "adopt", now))]
 
 
 def restore(running: Running, sessions: Sessions, dpid: int, lost: list[Session]) -> tuple[list[Out], list[Session]]:

@@ -97,6 +97,13 @@ class StatsRequests:
         """Whether a request for ``purpose`` to ``dpid`` waits for its reply."""
         return any(p == purpose and owner == dpid for p, owner, _ in self.pending.values())
 
+    def shown_anyway(self, dpid: int, session_id: int) -> None:
+        """A session's flow went back to ``dpid`` after a reading of its table was sent: that
+        reading will not show it, but it is there (and is not to be restored twice)."""
+        for xid, reading in self.adopting.items():
+            if self.pending.get(xid, ("", None))[1] == dpid:
+                reading.seen.add(session_id)
+
     def purpose(self, dpid: int, xid: int) -> Purpose | None:
         """Why the request ``xid`` to ``dpid`` was sent; None for a reply nobody waits for."""
         found = self.pending.get(xid)
