@@ -36,11 +36,15 @@ def weigh_overload(running: Running, rates: Rates, switch_rates: overload.Switch
     new connections the controller no longer sees). Changes ``running.overloaded``."""
     mine = [vip.id for vip in running.vips if vip.controller_picks]
     per_second = {v: rates.per_second(v) + switch_rates.of_vip(v) for v in mine}
-    verdict = overload.decide(running.overloaded, per_second, mine, limits.overload_above, limits.overload_hold, now)
+    budget = limits.punt_limit * overload.BUDGET_SHARE
+    verdict = overload.decide(running.overloaded, per_second, mine, limits.overload_above, limits.overload_hold, now,
+                              budget)
     for vip_id in verdict.entered:
-        LOG.warning("%s: %.0f new connections/s, over %d: the switch picks for it (its select group, pinned in "
-                    "conntrack) for %g s at least", running.vips.by_id[vip_id], rates.per_second(vip_id),
-                    limits.overload_above, limits.overload_hold)
+        why = (f"over {limits.overload_above}" if per_second[vip_id] > limits.overload_above else
+               f"{sum(per_second.values()):.0f}/s to all VIPs, over {budget:.0f} (of punt_limit {limits.punt_limit})")
+        LOG.warning("%s: %.0f new connections/s, %s: the switch picks for it (its select group, pinned in "
+                    "conntrack) for %g s at least", running.vips.by_id[vip_id], per_second[vip_id], why,
+                    limits.overload_hold)
     for vip_id in verdict.left:
         switch_rates.forget(vip_id)
         if vip_id in running.vips.by_id:

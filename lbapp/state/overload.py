@@ -14,6 +14,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 
+# Of the punt meter's rate, what the controller-picked VIPs may use together before the busiest
+# go to the switch: the meter is then not yet full, so it drops no legitimate first packet.
+BUDGET_SHARE = 0.75
+
+
 @dataclass
 class SwitchRates:
     """First packets per second through each VIP's pick flow, summed over the balancers, from
@@ -48,17 +53,26 @@ class Verdict:
 
 
 def decide(overloaded: dict[int, float], rates: Mapping[int, float], controller_vips: Iterable[int],
-           above: int, hold: float, now: float) -> Verdict:
-    """Update ``overloaded`` (VIP id -> when it was last seen over ``above`` new connections
-    per second) from ``rates`` (each VIP's, over the last second) and say what changed. VIPs
-    no longer picked by the controller leave; ``above`` 0 never enters."""
+           above: int, hold: float, now: float, budget: float = 0.0) -> Verdict:
+    """Update ``overloaded`` (VIP id -> when it was last seen flooded) from ``rates`` (each VIP's
+    new connections per second over the last second) and say what changed. A VIP is flooded
+    when it alone is over ``above``, or when together the VIPs are over ``budget`` (0: no
+    budget): then the busiest go to the switch until the rest fit, so a flood spread over many
+    VIPs, each under ``above``, cannot fill the controller's share either. VIPs no longer picked
+    by the controller leave; ``above`` 0 turns the hand-over off."""
     eligible = set(controller_vips)
-    entered = []
-    for vip_id in sorted(eligible):
-        if above and rates.get(vip_id, 0.0) > above:
-            if vip_id not in overloaded:
-                entered.append(vip_id)
-            overloaded[vip_id] = now
+    flooded = {v for v in eligible if above and rates.get(v, 0.0) > above}
+    if above and budget:
+        rest = sorted(eligible - flooded, key=lambda v: (-rates.get(v, 0.0), v))
+        total = sum(rates.get(v, 0.0) for v in rest)
+        for vip_id in rest:
+            if total <= budget:
+                break
+            flooded.add(vip_id)
+            total -= rates.get(vip_id, 0.0)
+    entered = sorted(v for v in flooded if v not in overloaded)
+    for vip_id in flooded:
+        overloaded[vip_id] = now
     left = sorted(v for v, since in overloaded.items() if v not in eligible or now - since >= hold)
     for vip_id in left:
         del overloaded[vip_id]

@@ -294,3 +294,26 @@ def test_while_the_switch_picks_its_pick_flows_counter_keeps_a_going_flood_with_
     for second in range(8, 12):  # it stops
         tick_and_answer(float(second), 6000)
     assert not lb.snapshot(11.0)["vips"][0]["overloaded"]
+
+
+def test_a_flood_spread_over_vips_each_under_the_limit_hands_the_busiest_over_until_the_rest_fit():
+    from lbapp.state.overload import decide
+
+    overloaded: dict[int, float] = {}
+    # three parts of a flood, each under 2000/s, 3900/s together against a budget of 3000
+    rates = {1: 1300.0, 2: 1350.0, 3: 1250.0, 4: 5.0}
+    verdict = decide(overloaded, rates, [1, 2, 3, 4], above=2000, hold=10, now=0.0, budget=3000)
+    assert verdict.entered == [2]  # the busiest: the rest (2555/s) fit
+    # the meter lets more through to the two left: the next one goes too
+    verdict = decide(overloaded, {1: 1900.0, 2: 1950.0, 3: 1850.0, 4: 5.0}, [1, 2, 3, 4], 2000, 10, 1.0, 3000)
+    assert verdict.entered == [1] and set(overloaded) == {1, 2}
+    # while the flood goes on, the VIPs handed over stay (their rates now read from the switch)
+    for now in range(2, 30):
+        assert decide(overloaded, {1: 1900.0, 2: 1950.0, 3: 1850.0, 4: 5.0}, [1, 2, 3, 4], 2000, 10, float(now),
+                      3000).left == []
+    assert set(overloaded) == {1, 2}  # the quiet VIP never goes
+    # the flood over: handed back after the hold
+    assert decide(overloaded, {4: 5.0}, [1, 2, 3, 4], 2000, 10, 39.0).left == [1, 2]
+    # no budget, or the hand-over off: only a VIP over the limit alone
+    assert decide({}, {1: 1900.0, 2: 1950.0}, [1, 2], 2000, 10, 0.0).entered == []
+    assert decide({}, {1: 1900.0, 2: 1950.0}, [1, 2], 0, 10, 0.0, budget=3000).entered == []
