@@ -20,12 +20,12 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
 from lbapp import api, oskenfix
-from lbapp.ctkeeper import ZonePolicyKeeper
-from lbapp.pinreader import PinReader
 from lbapp.config import ConfigError, load_config
 from lbapp.config.load import read_config_text
 from lbapp.configedit import change_backend, write_atomically
+from lbapp.ctkeeper import ZonePolicyKeeper
 from lbapp.handlers.readings import FlowStat
+from lbapp.pinreader import PinReader
 from lbapp.pipeline import bundles, cookies, fastpath
 from lbapp.predict import predict
 from lbapp.sender import Sender
