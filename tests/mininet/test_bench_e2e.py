@@ -35,3 +35,10 @@ def test_ovs_scale_benchmark_runs():
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "connections got a session flow" in run.stdout
+
+
+def test_spread_flood_benchmark_runs():
+    run = subprocess.run([sys.executable, "bench/spread_flood.py", "--vips", "3", "--seconds", "4", "--rate", "2"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "legitimate to web:" in run.stdout and "health verdicts down:" in run.stdout
