@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -56,7 +57,7 @@ def main() -> int:
         d1, h1 = lab.net.get("d1"), lab.net.get("h1")
         log_before = len(lab.controller_log.read_text())
         floods = [d1.popen(["timeout", str(args.seconds), "hping3", flag, "-p", str(port), "-i", "u520",
-                            "--rand-source", "-q", VIP], stderr=__import__("subprocess").PIPE, text=True)
+                            "--rand-source", "-q", VIP], stderr=subprocess.PIPE, text=True)
                   for flag, port in PARTS[:args.vips]]
         time.sleep(0.5)
         out = h1.cmd(f"{SYSTEM_PYTHON} {CLIENT} {VIP} 80 {args.rate} {args.seconds - 1} 3").split()

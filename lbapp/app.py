@@ -47,7 +47,6 @@ cfg.CONF.register_opts([cfg.StrOpt("config", default=None, help="lbapp YAML conf
                        group="lbapp")
 
 TICK_SECONDS = 0.1  # health probes and their timeouts are due at this grain
-PINS_PER_LOCK = 5000  # pins read from conntrack remembered under one hold of the lock (~5 ms)
 
 
 class LbApp(app_manager.OSKenApp):
@@ -75,7 +74,7 @@ class LbApp(app_manager.OSKenApp):
                              setup_latency=self.balancer.setup_latency.observe)
         self.edit_lock = threading.Lock()  # API changes to the config file, one at a time
         self.zone_policy = ZonePolicyKeeper()
-        self.pin_reader = PinReader(self._remember_pins)
+        self.pin_reader = PinReader(self.balancer.remember_pins, self.lock, self._pins_to_read)
         self.api = None
 
     def start(self):
@@ -107,8 +106,7 @@ class LbApp(app_manager.OSKenApp):
                 for dpid in taken:  # a newcomer took over from a silent connection
                     self._switch_in_use(dpid, relearn=True)
                 self._call(self.balancer.tick, time.time())
-                if self.pin_reader.due(time.time()) and self._pins_to_read():
-                    self.pin_reader.start(time.time())
+                self.pin_reader.tick(time.time())
             except Exception:  # the ticker never dies: probes, health checks and rates depend on it
                 LOG.exception("a tick failed; ticking on")
             hub.sleep(TICK_SECONDS)
@@ -229,21 +227,13 @@ class LbApp(app_manager.OSKenApp):
         """A balancer connected: its zone policy in force, and (a restarted controller has no
         memory) the pins its conntrack holds remembered (lbapp.pinreader)."""
         self.zone_policy.ensure(dpid)
-        if self._pins_to_read():
-            self.pin_reader.read()
+        self.pin_reader.read()
 
     def _pins_to_read(self) -> bool:
         """Some VIP pins in conntrack and some connected balancer is a bridge of this machine."""
         balancer = self.balancer
         return (any(vip.pins_in_conntrack for vip in balancer.running.vips)
                 and any(self.zone_policy.local(dpid) for dpid in balancer.balancers_connected()))
-
-    def _remember_pins(self, found: list, now: float) -> None:
-        remembered = 0
-        for start in range(0, len(found), PINS_PER_LOCK):  # the hot path waits for a slice at most
-            with self.lock:
-                remembered += self.balancer.remember_pins(found[start:start + PINS_PER_LOCK], now)
-        LOG.info("conntrack holds %d pins: %d of them remembered for pin: conntrack VIPs", len(found), remembered)
 
     @set_ev_cls(ofp_event.EventOFPEchoReply, [HANDSHAKE_DISPATCHER, CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _echo_reply(self, ev) -> None:

@@ -25,31 +25,39 @@ READ_EVERY_S = PIN_SECONDS / 3  # a pin is read again twice before the memory of
 Pins = list[tuple[ConnKey, IPv4]]
 
 
-class PinReader:
-    """Owns when the pins were last read and that one read runs at a time. The app's ticker asks
-    :meth:`due` and calls :meth:`start`; a switch connecting calls :meth:`read` on the thread that
-    keeps its zone policy. What a read finds goes to ``remember`` (pins, now)."""
+PINS_PER_LOCK = 5000  # pins remembered under one hold of the controller's lock (~5 ms)
 
-    def __init__(self, remember: Callable[[Pins, float], None], every_s: float = READ_EVERY_S) -> None:
-        self.remember, self.every_s = remember, every_s
+
+class PinReader:
+    """Owns when the pins were last read and that one read runs at a time. The app's ticker calls
+    :meth:`tick`; a switch connecting calls :meth:`read` on the thread that keeps its zone
+    policy. What a read finds goes to ``remember`` (pins, now -> how many it kept), a slice at a
+    time under ``lock``, so the hot path waits for a slice at most; ``wanted`` says whether there
+    is anything to read (a ``pin: conntrack`` VIP, a local balancer)."""
+
+    def __init__(self, remember: Callable[[Pins, float], int], lock: threading.Lock, wanted: Callable[[], bool],
+                 every_s: float = READ_EVERY_S) -> None:
+        self.remember, self.lock, self.wanted, self.every_s = remember, lock, wanted, every_s
         self.last = float("-inf")
         self._reading = threading.Lock()
 
-    def due(self, now: float) -> bool:
-        return now - self.last >= self.every_s
-
-    def start(self, now: float) -> None:
-        """Read on a thread of its own: a dump of a large table takes a while."""
-        self.last = now
-        threading.Thread(target=self.read, name="pin-reader", daemon=True).start()
+    def tick(self, now: float) -> None:
+        """Read on a thread of its own when due: a dump of a large table takes a while."""
+        if now - self.last >= self.every_s and self.wanted():
+            self.last = now
+            threading.Thread(target=self.read, name="pin-reader", daemon=True).start()
 
     def read(self) -> None:
         """Read the pins and hand them over; never raises (a failure is one line)."""
-        if not self._reading.acquire(blocking=False):
-            return  # one read at a time: the one running finds the same pins
+        if not self.wanted() or not self._reading.acquire(blocking=False):
+            return  # nothing to read, or one read at a time: the one running finds the same pins
         try:
             self.last = time.time()
-            self.remember(ctzone.pins(), time.time())
+            found, remembered = ctzone.pins(), 0
+            for start in range(0, len(found), PINS_PER_LOCK):
+                with self.lock:
+                    remembered += self.remember(found[start:start + PINS_PER_LOCK], time.time())
+            LOG.info("conntrack holds %d pins: %d of them remembered for pin: conntrack VIPs", len(found), remembered)
         except EnvironmentProblem as exc:
             LOG.warning("reading the pins in conntrack: %s", exc)
         except Exception:  # a thread of its own: say why, keep the controller going
