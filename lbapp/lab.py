@@ -135,6 +135,13 @@ class MininetLab:
         from mininet.net import Mininet
         from mininet.node import RemoteController
 
+        class AlreadyListening(RemoteController):
+            """We wait for the port ourselves: Mininet's own check pipes the controller's binary
+            hello through telnet and fails to decode it whenever its random xid is not UTF-8."""
+
+            def checkListening(self) -> None:
+                pass
+
         self.workdir.mkdir(parents=True, exist_ok=True)
         topo = self.module.topos[next(iter(self.module.topos))]()
         self._remove_leftovers(topo)
@@ -150,7 +157,7 @@ class MininetLab:
             raise LabError(f"the controller exited: see {self.controller_log}")
         setLogLevel("warning")
         self.net = Mininet(topo=topo, controller=None, autoSetMacs=False, build=False, waitConnected=False)
-        self.net.addController("c0", controller=RemoteController, ip="127.0.0.1", port=port)
+        self.net.addController("c0", controller=AlreadyListening, ip="127.0.0.1", port=port)
         self.net.build()
         self.net.start()
         from lbapp import ctzone
