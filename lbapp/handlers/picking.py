@@ -32,10 +32,13 @@ def pick_flows(running: Running, balancers: list[int], vip_ids: list[int]) -> li
 def weigh_overload(running: Running, rates: Rates, switch_rates: overload.SwitchRates, requests: StatsRequests,
                    limits: BalancerModel, balancers: list[int], now: float) -> list[Out]:
     """Hand a controller-picked VIP flooded with new connections to the switch's own path, and
-    back once the flood is over; while the switch picks, read its pick flows' counters (the
-    new connections the controller no longer sees). Changes ``running.overloaded``."""
+    back once the flood is over. Each second every VIP's pick-flow counters are read: they count
+    the first packets the punt meter dropped, and, while the switch picks, the new connections
+    the controller no longer sees. Changes ``running.overloaded``."""
     mine = [vip.id for vip in running.vips if vip.controller_picks]
-    per_second = {v: rates.per_second(v) + switch_rates.of_vip(v) for v in mine}
+    # what the switch's pick flows counted (every first packet, the ones its meter dropped too),
+    # or what reached the controller if no reading came yet
+    per_second = {v: max(rates.per_second(v), switch_rates.of_vip(v)) for v in mine}
     budget = limits.punt_limit * overload.BUDGET_SHARE
     verdict = overload.decide(running.overloaded, per_second, mine, limits.overload_above, limits.overload_hold, now,
                               budget)
@@ -49,7 +52,6 @@ def weigh_overload(running: Running, rates: Rates, switch_rates: overload.Switch
         switch_rates.forget(vip_id)
         if vip_id in running.vips.by_id:
             LOG.warning("%s: the controller picks for it again", running.vips.by_id[vip_id])
-    reads = [(dpid, requests.request(dpid, "overload", now, vip_id)) for vip_id in sorted(running.overloaded)
-             if vip_id in running.vips.by_id for dpid in balancers]
+    reads = [(dpid, requests.request(dpid, "overload", now)) for dpid in balancers] if mine and limits.overload_above else []
     moved = [v for v in verdict.entered + verdict.left if v in running.vips.by_id]
     return pick_flows(running, balancers, moved) + reads

@@ -95,6 +95,11 @@ def vip_mask() -> int:
     return APP_MASK | STAGE_MASK | VIP_MASK
 
 
+def own_flows_mask() -> int:
+    """Mask selecting one stage's flows of any VIP with one object (0: the VIPs' own flows)."""
+    return APP_MASK | STAGE_MASK | OBJECT_MASK
+
+
 def object_mask() -> int:
     """Mask selecting one stage's flows of one VIP and object, any generation."""
     return APP_MASK | STAGE_MASK | VIP_MASK | OBJECT_MASK

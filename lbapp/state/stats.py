@@ -63,7 +63,9 @@ class StatsRequests:
         ones), under a fresh xid (sent at ``now``; ``after_install``: an adoption request sent
         right after the switch's pipeline)."""
         stage = TABLES["session"]
-        if vip_id is None:
+        if purpose == "overload":  # every VIP's own flows (object 0): their pick flows count first packets
+            cookie, mask = cookies.make(stage.stage), cookies.own_flows_mask()
+        elif vip_id is None:
             cookie, mask = cookies.make(stage.stage), cookies.stage_mask()
         elif pins:  # any object: the VIP's pin flows carry their backend's id (and sessions theirs)
             cookie, mask = cookies.make(stage.stage, vip=vip_id), cookies.vip_mask()

@@ -16,6 +16,7 @@ from lbapp.handlers.readings import FlowStat
 from lbapp.service import Balancer
 from lbapp.snapshot import NotListed, sessions_of
 from lbapp.state.pinned import EPOCH_LIMIT, PinnedCounts, following
+from tests.helpers.reads import table_reads
 from tests.unit.test_service import NEW_CONN, ROOT, _cfg_with, syn
 
 IP = ipaddress.IPv4Address
@@ -48,7 +49,8 @@ def test_least_connection_spreads_by_the_picks_of_the_current_epoch():
 
 
 def _epoch_messages(out):
-    reads = [m for _, m in out if isinstance(m, parser.OFPFlowStatsRequest)]
+    """The epoch's readings (not the overload hand-over's, sent every second) and flow-mods."""
+    reads = table_reads(out)
     mods = [m for _, m in out if isinstance(m, parser.OFPFlowMod) and m.table_id == SESSION.table_id]
     return reads, mods
 
@@ -163,7 +165,7 @@ def test_dynamic_feedback_weighs_the_bytes_of_conntrack_pins():
                             obj=lb.running.ctx.backend_ids[ip])
 
     for n, now in enumerate((5.0, 10.0, 15.0, 20.0), start=1):
-        requests = [m for _, m in lb.tick(now) if isinstance(m, parser.OFPFlowStatsRequest)]
+        requests = table_reads(lb.tick(now))
         lb.session_stats(1, requests[0].xid, [FlowStat(pin(B1), n * 900_000, priority=pinned),
                                               FlowStat(pin(B2), n * 100_000, priority=pinned),
                                               FlowStat(pin(B3), n * 100_000, priority=pinned)], now)

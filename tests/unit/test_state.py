@@ -15,6 +15,7 @@ from lbapp.state.backends import Backends
 from lbapp.state.stats import StatsRequests
 from lbapp.state.vips import assign_ids
 from tests.helpers.frames import tcp_frame
+from tests.helpers.reads import is_pick_reading, table_reads
 
 ROOT = Path(__file__).resolve().parents[2]
 IP = ipaddress.IPv4Address
@@ -158,9 +159,9 @@ def test_bytes_and_packets_per_backend_from_session_and_pin_flows():
     web = next(v["id"] for v in lb.snapshot(0.0)["vips"] if v["name"] == "web")
     fast = next(v["id"] for v in lb.snapshot(0.0)["vips"] if v["name"] == "stream-fast")
     flow = lb.packet_in(1, 1, cookies.make(cookies.STAGE_SESSION, vip=web), _syn(40000), 1.0)[0][1]
-    assert not [m for _, m in lb.tick(2.0) if getattr(m, "xid", None) and m.table_id == 20]  # unwatched
+    assert not [m for _, m in lb.tick(2.0) if getattr(m, "xid", None) and m.table_id == 20 and not is_pick_reading(m)]  # unwatched
     lb.readings.watched(2.0)
-    (request,) = [m for _, m in lb.tick(2.1) if type(m).__name__ == "OFPFlowStatsRequest"]
+    (request,) = table_reads(lb.tick(2.1))
     pin = cookies.make(cookies.STAGE_SESSION, generation=lb.running.generation, vip=fast,
                        obj=lb.running.ctx.backend_ids[IP("10.11.13.13")])
     lb.session_stats(1, request.xid, [FlowStat(flow.info["cookie"], 600, packet_count=6),
@@ -282,7 +283,7 @@ def test_while_the_switch_picks_its_pick_flows_counter_keeps_a_going_flood_with_
     def tick_and_answer(now: float, syns: int) -> None:
         """A tick; the switch answers its pick-flow reading: ``syns`` first packets so far."""
         for dpid, msg in lb.tick(now):
-            if getattr(msg, "cookie_mask", None) == cookies.object_mask() and hasattr(msg, "xid"):
+            if is_pick_reading(msg):
                 lb.session_stats(dpid, msg.xid, [FlowStat(cookies.make(cookies.STAGE_SESSION, generation=1, vip=1),
                                                           0, packet_count=syns, priority=pick)], now)
 
@@ -317,3 +318,31 @@ def test_a_flood_spread_over_vips_each_under_the_limit_hands_the_busiest_over_un
     # no budget, or the hand-over off: only a VIP over the limit alone
     assert decide({}, {1: 1900.0, 2: 1950.0}, [1, 2], 2000, 10, 0.0).entered == []
     assert decide({}, {1: 1900.0, 2: 1950.0}, [1, 2], 0, 10, 0.0, budget=3000).entered == []
+
+
+def test_the_pick_flows_counters_show_a_spread_flood_the_punt_meter_hides_from_the_controller():
+    """Spread over the VIPs, a flood fills the punt meter; the controller sees only what passed
+    it (here nothing), but each pick flow counted every first packet: the busiest VIPs go."""
+    from lbapp.handlers.readings import FlowStat
+    from lbapp.pipeline import cookies
+    from lbapp.pipeline import session as session_flows
+
+    doc = yaml.safe_load((ROOT / "topologies" / "cross_vlan.yaml").read_text())
+    doc["balancer"].update(overload_above=2000, punt_limit=4000)
+    lb = Balancer(parse_config(doc))
+    lb.switch_connected(1, 0.0)
+    picked = [v["id"] for v in lb.snapshot(0.0)["vips"] if v["selection"] == "controller"]
+    assert len(picked) == 3
+    pick = session_flows.TABLE.priority("pick")
+
+    def tick_and_answer(now: float, per_vip: int) -> None:
+        for dpid, msg in lb.tick(now):
+            if is_pick_reading(msg):
+                lb.session_stats(dpid, msg.xid, [FlowStat(cookies.make(cookies.STAGE_SESSION, vip=v), 0,
+                                                          packet_count=per_vip, priority=pick) for v in picked], now)
+
+    tick_and_answer(1.0, 0)
+    tick_and_answer(2.0, 1400)  # 1,400/s on each: under 2,000 alone, 4,200/s together
+    tick_and_answer(3.0, 2800)  # weighed on the next tick
+    overloaded = [v["id"] for v in lb.snapshot(3.0)["vips"] if v["overloaded"]]
+    assert len(overloaded) == 1  # the rest (2,800/s) fits the budget of 3,000/s
