@@ -3,7 +3,8 @@ overload limit, together over the punt meter (issue 23), on Mininet (cross_vlan,
 userspace datapath): one `hping3 -i u520 --rand-source` (about 1,900 packets/s) per VIP from d1,
 while h1 opens a new connection to `web` RATE times a second, each to be answered within 3 s
 (one SYN retransmission allowed). Reported: legitimate connections answered, health verdicts
-that took a backend down, and sessions removed for failed backends (from the controller's log).
+that took a backend down, sessions removed for failed backends, VIPs handed to the switch, late
+probes not judged and VIPs that panicked (from the controller's log).
 
     python bench/spread_flood.py [--vips 3] [--seconds 15] [--rate 5]     (root)
 
@@ -71,11 +72,14 @@ def main() -> int:
         downs = [re.search(r"\d+\.\d+\.\d+\.\d+", line)[0] for line in log.splitlines() if ": down (" in line]
         removed = sum(int(n) for n in re.findall(r"removed (\d+) sessions of failed backends", log))
         handed = re.findall(r"VIP (\S+) .*the switch picks for it", log)
+        not_judged = sum(int(n) for n in re.findall(r"(\d+) late health probes not judged", log))
+        panics = re.findall(r"VIP (\S+) .*: panic:", log)
         started, ok = int(out[0]), int(out[1])
         print(f"flood: {args.vips} VIPs, {sent} packets in {args.seconds:.0f} s; legitimate to web: {ok}/{started} "
               f"answered ({ok / started:.1%}), p50 {float(out[3]):.1f} ms, p99 {float(out[4]):.1f} ms")
         print(f"health verdicts down: {len(downs)} {sorted(set(downs))}; sessions removed for failed backends: "
               f"{removed}; VIPs handed to the switch: {handed}")
+        print(f"late probes not judged (the balancer was behind): {not_judged}; VIPs that panicked: {panics}")
     return 0
 
 

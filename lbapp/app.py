@@ -112,13 +112,9 @@ class LbApp(app_manager.OSKenApp):
             hub.sleep(TICK_SECONDS)
 
     def _raw_packet_in(self, dp, buf: bytearray) -> bool:
-        """Each packet-in's bytes, on the switch connection's receive thread, before os-ken
-        parses them (see :mod:`lbapp.oskenfix`): handled right here, read with
-        :func:`fastpath.parse_packet_in`. Queueing it for the app's event thread and waking that
-        thread, or parsing it into os-ken's objects, each cost more than lbapp's whole pick
-        (issue 15). One it cannot read is ignored with one line. Packet-ins before the
-        handshake ended are left to os-ken (it drops them). Taken only while no other app of the
-        manager watches packet-ins (:meth:`start`)."""
+        """Each packet-in's bytes, handled on the switch connection's receive thread before
+        os-ken parses them (:mod:`lbapp.oskenfix`; its queue and objects cost more than our
+        whole pick, issue 15). Before the handshake ended: left to os-ken (it drops them)."""
         received = time.perf_counter()
         if dp.state != MAIN_DISPATCHER or dp.id is None:
             return False
@@ -279,6 +275,11 @@ class LbApp(app_manager.OSKenApp):
             return
         self._call(self.balancer.flow_removed, msg.datapath.id, msg.cookie, msg.reason, time.time(), msg.byte_count,
                    dict(msg.match.items()), msg.packet_count)
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    def _barrier_reply(self, ev) -> None:
+        if self.switches.in_use(ev.msg.datapath):
+            self._call(self.balancer.barrier_reply, ev.msg.datapath.id, ev.msg.xid, time.time())
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev) -> None:

@@ -2,14 +2,22 @@
 how they travel), answers come back through the probe stage, and each up/down change of a check
 (lbapp.state.health) is reported to the Balancer as a verdict, which it applies
 (lbapp.handlers.verdicts). This module knows nothing of the Balancer.
+
+A probe past its deadline is not failed at once: an answer may be waiting behind a queue of
+packet-ins (a flood the balancer is busy with), and a busy balancer must not take a healthy
+backend out. A barrier goes to the switch the probes left from; its reply comes after every
+packet-in the switch sent before it, so by then any answer that came in time has been read, and
+its round trip says how far behind the balancer is (lbapp.state.health.HealthChecks.judge).
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from lbapp.pipeline.context import Context
 from lbapp.pipeline.fastpath import packet_out_to_table
@@ -17,7 +25,10 @@ from lbapp.probes import Prober
 from lbapp.state.health import Change, HealthChecks, Target
 from lbapp.state.running import Running
 
+LOG = logging.getLogger("lbapp")
 Out = tuple[int, Any]
+FIRST_BARRIER_XID = 0x1C000000  # away from os-ken's counter and the statistics requests' range
+BARRIER_WAIT_S = 5.0  # a barrier unanswered this long: its late probes fail (the switch is gone or stuck)
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,9 @@ class Checker:
     def __init__(self, seed: int | None = None) -> None:
         self.checks = HealthChecks()
         self.prober = Prober(seed)
+        self.barriers: dict[int, tuple[float, list[int]]] = {}  # xid -> (sent at, late probes it judges)
+        self._next_xid = FIRST_BARRIER_XID
+        self.behind = 0.0  # the last barrier's round trip: how far behind the balancer was
 
     def health_of(self, target: Target) -> str:
         """What ``target``'s check has found so far ("unchecked" for a check not yet run)."""
@@ -77,12 +91,22 @@ class Checker:
         self.checks.recheck([t for t in self.checks.status if behind is None or t.backend in behind], now)
 
     def tick(self, now: float, origin: Origin | None) -> Findings:
-        """Fail the probes that timed out; send the ones due from ``origin`` (None: no balancer
-        is connected, nothing is sent)."""
-        late, changes = self.checks.expired(now)
-        for probe in late:
-            self.prober.forget(probe)
-        found = Findings(verdicts=changes)
+        """Hold the probes that timed out for a barrier's judgement (none connected: they fail);
+        fail those whose barrier never came back; send the probes due from ``origin`` (None: no
+        balancer is connected, nothing is sent)."""
+        found = Findings()
+        late = self.checks.overdue(now)
+        if late and origin is not None:
+            xid = self._next_xid
+            self._next_xid = FIRST_BARRIER_XID + (xid + 1 - FIRST_BARRIER_XID) % 0x1000000
+            self.barriers[xid] = (now, late)
+            request = parser.OFPBarrierRequest(None)
+            request.xid = xid
+            found.messages.append((origin.dpid, request))
+        elif late:
+            found.verdicts += self._judge(late, 0.0)
+        for xid in [x for x, (sent, _) in self.barriers.items() if now - sent >= BARRIER_WAIT_S]:
+            found.verdicts += self._judge(self.barriers.pop(xid)[1], 0.0)
         if origin is None or not self.checks.status:
             return found
         ctx = origin.ctx
@@ -91,6 +115,22 @@ class Checker:
                                       ctx.scheme.encode(target.backend))
             found.messages.append((origin.dpid, packet_out_to_table(frame, ofp.OFPP_CONTROLLER)))
         return found
+
+    def barrier_reply(self, xid: int, now: float) -> list[Change]:
+        """A barrier's reply: its late probes still unanswered are judged (None of ours: [])."""
+        sent, late = self.barriers.pop(xid, (None, []))
+        if sent is None:
+            return []
+        self.behind = now - sent
+        return self._judge(late, self.behind)
+
+    def _judge(self, late: list[int], behind: float) -> list[Change]:
+        judged, changes, void = self.checks.judge(late, behind)
+        for probe in judged:
+            self.prober.forget(probe)
+        if void:
+            LOG.warning("%d late health probes not judged: the balancer was %.2f s behind its switch", void, behind)
+        return changes
 
     def answer(self, data: bytes) -> Findings | None:
         """A packet the probe stage punted: maybe an answer to a probe in flight (None: it is not)."""

@@ -53,8 +53,8 @@ def plan_reload(before: Running, cfg: Config, lingering: Lingering, groups: Sele
         tables = static.tables if static.roles else assembly.all_tables()
         site = after.sites.get(dpid)
         added, gone = groups.change(site.ctx if site else None, dpid, after.slots)
-        if site is not None:  # the punt meter at the new limit, before the flows that use it
-            added = [meters.punt_meter(site.ctx, ofp.OFPMC_MODIFY if dpid in before.sites else ofp.OFPMC_ADD)] + added
+        if site is not None:  # the meters at the new limits, before the flows that use them
+            added = meters.balancer_meters(site.ctx, ofp.OFPMC_MODIFY if dpid in before.sites else ofp.OFPMC_ADD) + added
         out += [(dpid, m) for m in added + static.flows + assembly.stale(tables, before.generation) + gone]
         LOG.info("switch %016x reconfigured as %s: %d flows (generation %d)", dpid, "+".join(static.roles) or "nothing",
                  len(static.flows), after.generation)

@@ -74,9 +74,8 @@ class Balancer:
     # --- switch lifecycle ---
 
     def switch_connected(self, dpid: int, now: float, relearn: bool = True) -> list[Out]:
-        """Sweep our stale static flows, install this switch's pipeline, probe gateways. Without
-        ``relearn`` (the connection in use changed, the switch did not) the next hops stay as
-        learned until a probe says otherwise: nothing renumbered the switch's ports."""
+        """Sweep our stale static flows, install this switch's pipeline, probe gateways. Without ``relearn``
+        (the connection changed, not the switch) the next hops stay until a probe says otherwise."""
         self.connected.add(dpid)
         site = self.running.sites.get(dpid)
         if site is not None:
@@ -87,16 +86,14 @@ class Balancer:
         if not static.roles:
             LOG.warning("switch %016x is in no balancer or edge of the config; leaving it alone", dpid)
             return []
-        # A fresh connection: we do not know what an earlier run left, so every static stage is
-        # swept (sessions stay: they carry live connections) before the pipeline goes in.
+        # what an earlier run left is unknown: every static stage is swept (sessions stay: live connections)
         sweep = assembly.sweep(static.tables)
         groups, adopt = [], []
         if site is not None:
-            groups = [meters.remove_punt_meter(), meters.punt_meter(site.ctx)]  # an earlier run's, replaced
+            groups = meters.remove_meters() + meters.balancer_meters(site.ctx)  # an earlier run's, replaced
             sweep += session_flows.sweep_epoch_copies(site.ctx, self.running.epochs)
             groups += self.groups.install(site.ctx, dpid, self.running.slots)
-            # sessions an earlier run (or this one, before a reconnect) left in the switch: read
-            # them back, so counts and flow-removed messages know them (or restored, if it lost them)
+            # sessions left in the switch (by an earlier run, or before a reconnect): read back, counted
             adopt.append(self.readings.requests.request(dpid, "adopt", now, after_install=True))
         flows = self._static_flows(dpid, static)
         self.checker.recheck_behind(self.running, dpid, now)  # the path through it may have been down
@@ -110,8 +107,7 @@ class Balancer:
         return static.flows + (self.lingering.pin_flows(site.ctx, dpid) if site is not None else [])
 
     def reconfigure(self, cfg: Config, now: float) -> list[Out]:
-        """Apply a new config without losing a connection (see lbapp.reload): the plan is made
-        first, from the running state and ``cfg``, and taken whole."""
+        """Apply a new config without losing a connection: lbapp.reload's plan, made first and taken whole."""
         plan = plan_reload(self.running, cfg, self.lingering, self.groups, self.connected,
                            [_served(s) for s in self.sessions.by_id.values()], self.checker.health_of)
         counted_by_switch = {vip.key: vip.id for vip in self.running.vips if vip.pins_in_conntrack}
@@ -154,6 +150,10 @@ class Balancer:
             site = running.sites[dpid]
             out += [arp.gateway_probe(site, dpid, gw.ip) for gw in site.next_hops.due_probes(now)]
         return out
+
+    def barrier_reply(self, dpid: int, xid: int, now: float) -> list[Out]:
+        """A barrier's reply: the health checks judge the late probes it was sent for."""
+        return self._apply_verdicts(self.checker.barrier_reply(xid, now))
 
     def remember_pins(self, found: list[tuple[ConnKey, IPv4]], now: float) -> int:  # lbapp.pinreader
         return connections.remember_pins(self.running, self.pin_memory, found, now)

@@ -27,6 +27,7 @@ def snapshot(balancer, now: float) -> dict[str, Any]:
             "connections": sum(sessions.total[(vip.id, s.ip)] for s in backends.of_vip(vip.id)),
             "connections_per_second": round(rate(vip.id), 2),
             "overloaded": vip.id in running.overloaded,
+            "panic": running.backends.in_panic(vip.id),
             "slots": slot_counts(running.slots[vip.id][1]) if vip.id in running.slots else None,
             "backends": [{"ip": str(state.ip), "weight": state.weight, "admin": state.admin, "health": state.health,
                           "feedback_factor": round(backends.feedback_factor(state.ip), 3),
@@ -60,7 +61,7 @@ def snapshot(balancer, now: float) -> dict[str, Any]:
         "packet_ins_per_second": round(rate(PACKET_INS), 2),
         "setup_latency": balancer.setup_latency.as_data(),
         "checks": [{"check": str(target), "state": status.state, "reason": status.reason, "probes": status.probes,
-                    "passes": status.passes, "failures": status.failures}
+                    "passes": status.passes, "failures": status.failures, "not_judged": status.not_judged}
                    for target, status in balancer.checker.checks.status.items()],
     }
 

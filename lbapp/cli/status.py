@@ -50,7 +50,8 @@ def render(state: dict, rate: bool = False) -> Group:
     for v in state["vips"]:
         picks = f"{v['selection']}, conntrack pins" if v.get("pin") == "conntrack" and v["selection"] == "controller" \
             else v["selection"]
-        vips.add_row(f"[bold]{v['name']}[/bold] {v['vip']}", f"{v['scheduler']} ({picks})", "", "", "", "",
+        state_of_vip = "[red]panic[/red]" if v.get("panic") else "handed to the switch" if v.get("overloaded") else ""
+        vips.add_row(f"[bold]{v['name']}[/bold] {v['vip']}", f"{v['scheduler']} ({picks})", "", "", "", state_of_vip,
                      str(v["sessions"]), str(v["connections"]),
                      *([f"{v['connections_per_second']:.1f}"] if rate else []))
         for b in v["backends"]:

@@ -63,6 +63,10 @@ class BalancerModel(_Model):
     punt_limit: int = Field(4000, ge=1, le=1_000_000)
     overload_above: int = Field(2000, ge=0, le=1_000_000, description="0: never")
     overload_hold: float = Field(10.0, gt=0, le=3600)
+    probe_limit: int = Field(1000, ge=1, le=1_000_000,
+                             description="packets per second the probe stage sends to the controller at most (answers "
+                                         "to health probes, about 5 per http check, and unreachables), so a flood at "
+                                         "the balancer's own address cannot fill the controller either")
 
     @field_validator("dpid", mode="before")
     @classmethod
@@ -215,6 +219,11 @@ class VipModel(_Model):
                             "last idle_timeout). selection: switch always pins in conntrack")
     backends: list[BackendModel] = Field(min_length=1)
     health: HealthModel | None = Field(None, description="the health check of every backend (none: not checked)")
+    panic_below: int = Field(
+        1, ge=0, le=100, description="percent: while fewer of the backends in service pass their checks (and no sorry "
+                                     "server can serve), the VIP panics: it balances over all of them, health ignored, "
+                                     "and a failed backend's sessions stay. 1: only when none passes; 50: Envoy's "
+                                     "default; 0: never (every backend failed: new connections refused, as in IPVS)")
 
     def health_of(self, backend: BackendModel) -> HealthModel | None:
         """The check for ``backend``: the VIP's, with the fields the backend's own block gives."""

@@ -4,12 +4,14 @@ follow from it:
 
 - the VIPs' schedulers take the new effective weights (a down backend takes no new connection);
 - ``selection: switch`` VIPs' slots move (as few as possible) and their groups are modified;
-- unless ``on_failure: keep``, a down backend's sessions end (their flows deleted, so a client's
+- unless ``on_failure: keep`` or its VIP panics (lbapp.state.backends.Backends.in_panic: the
+  checks are not believed), a down backend's sessions end (their flows deleted, so a client's
   next packet is scheduled afresh, as IPVS's expire_nodest_conn does) and its pin flows are
   withheld (its pinned connections go back through the select group).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,7 @@ from lbapp.state.health import Change
 from lbapp.state.running import Running
 from lbapp.state.sessions import Session, Sessions
 
+LOG = logging.getLogger("lbapp")
 Out = tuple[int, Any]
 
 
@@ -41,13 +44,20 @@ def apply(changes: list[Change], running: Running, sessions: Sessions, groups: d
     messages for ``balancers`` (``groups``: the select groups each has) and the sessions that
     end, which the caller removes."""
     applied = Applied()
+    backends = running.backends
     for change in changes:
-        states = running.backends.checked_by(change.target)
+        states = backends.checked_by(change.target)
+        vip_ids = {s.vip_id for s in states}
+        panicked = {vip_id for vip_id in vip_ids if backends.in_panic(vip_id)}
         for state in states:
             state.health = change.state
-        for vip_id in {s.vip_id for s in states}:
-            running.vips.by_id[vip_id].reweigh(running.backends.weights)
-        failing = [s for s in states if not s.keep_on_failure]
+        panicking = {vip_id for vip_id in vip_ids if backends.in_panic(vip_id)}
+        for vip_id in vip_ids:
+            running.vips.by_id[vip_id].reweigh(backends.weights)
+            if (vip_id in panicking) != (vip_id in panicked):
+                _log_panic(running, vip_id, vip_id in panicking)
+        # a panicking VIP's failed backends keep their sessions and pins: its checks are not believed
+        failing = [s for s in states if not s.keep_on_failure and not (change.state == "down" and s.vip_id in panicking)]
         if change.state == "down":
             gone = {(s.vip_id, s.ip) for s in failing}
             for sess in sessions.by_id.values():
@@ -60,6 +70,17 @@ def apply(changes: list[Change], running: Running, sessions: Sessions, groups: d
     if changes:
         applied.messages += _move_slots(running, groups, balancers)
     return applied
+
+
+def _log_panic(running: Running, vip_id: int, panicking: bool) -> None:
+    vip = running.vips.by_id[vip_id]
+    states = running.backends.of_vip(vip_id)
+    passing = sum(s.health != "down" for s in states if not s.sorry)
+    if panicking:
+        LOG.warning("%s: panic: %d of %d backends pass their checks (panic_below %d%%): new connections go to all "
+                    "of them, and failed ones keep their sessions", vip, passing, len(states), vip.model.panic_below)
+    else:
+        LOG.warning("%s: out of panic: %d of %d backends pass their checks", vip, passing, len(states))
 
 
 def _pins(running: Running, states: list[BackendState], health: str, balancers: list[int]) -> list[Out]:

@@ -1,12 +1,14 @@
 """Stage probe (table 15): answers to health probes go to the controller. Probes leave from the
 balancer's own address (lbapp.probes); what comes back to that address is punted only if it can
-be an answer: to a probe's source port, an echo reply or an unreachable."""
+be an answer: to a probe's source port, an echo reply or an unreachable, through the probe meter
+(lbapp.pipeline.meters), so a flood at that address costs the controller no more than
+``balancer.probe_limit`` packets a second."""
 from __future__ import annotations
 
 from lbapp.pipeline import cookies
 from lbapp.pipeline.actions import ETH_TYPE_IP, to_controller
 from lbapp.pipeline.context import SwitchView
-from lbapp.pipeline.tables import TABLES
+from lbapp.pipeline.tables import METER_PROBE, TABLES
 from lbapp.shared import PROBE_PORT_BASE as PORT_BASE
 from lbapp.shared import PROBE_PORT_MASK as PORT_MASK
 from lbapp.shared import TCP, UDP
@@ -22,5 +24,5 @@ def balancer_flows(view: SwitchView) -> list:
     cookie = cookies.make(TABLE.stage, generation=view.ctx.generation)
     answers = [{"ip_proto": TCP, "tcp_dst": (PORT_BASE, PORT_MASK)}, {"ip_proto": UDP, "udp_dst": (PORT_BASE, PORT_MASK)},
                {"ip_proto": ICMP, "icmpv4_type": ICMP_ECHO_REPLY}, {"ip_proto": ICMP, "icmpv4_type": ICMP_UNREACHABLE}]
-    return [TABLE.flow("answer", {"eth_type": ETH_TYPE_IP, **m}, cookie=cookie, actions=[to_controller()])
-            for m in answers]
+    return [TABLE.flow("answer", {"eth_type": ETH_TYPE_IP, **m}, cookie=cookie, actions=[to_controller()],
+                       meter=METER_PROBE) for m in answers]

@@ -42,8 +42,9 @@ def group_vip(group_id: int) -> int | None:
 
 # Meters: the one on the balancer's flows that send a new connection's first packet to the
 # controller, at balancer.punt_limit packets per second (a SYN flood then costs the controller
-# no more than that).
+# no more than that), and the probe stage's, at balancer.probe_limit.
 METER_PUNT = 0x1B
+METER_PROBE = 0x1C
 
 
 # Conntrack: connections the switch picked for are committed in this zone with their backend's
@@ -195,7 +196,8 @@ PIPELINE: tuple[Table, ...] = (
           flows_doc=(
               "priority-100 flows matching `tcp, tcp_dst=49152/0xe000`, `udp, udp_dst=49152/0xe000` "
               "(the probes' source ports), `icmp, icmp_type=0` (echo reply) and `icmp, icmp_type=3` "
-              "(unreachable) send the answer to the controller",
+              "(unreachable) send the answer to the controller through the probe meter "
+              "(balancer.probe_limit per second)",
               "priority 0: drop")),
     Table("session", 20, cookies.STAGE_SESSION,
           "Per-connection translation rules: pin each connection to the backend its scheduler chose.",

@@ -43,10 +43,12 @@ class Backends:
         by several (VIP, backend)s speaks for all of them, new ones too)."""
         self.states: dict[tuple[int, IPv4], BackendState] = {}
         self.order: dict[int, list[IPv4]] = {}  # per VIP, its backends in config order
+        self.panic_below: dict[int, int] = {}  # per VIP, percent (lbapp.config.VipModel.panic_below)
         self.feedback = feedback
         for vip_id, vip in vips:
             key = VipKey.of(vip)
             self.order[vip_id] = [b.ip for b in vip.backends]
+            self.panic_below[vip_id] = vip.panic_below
             for b in vip.backends:
                 check = target_for(vip, b)
                 settings = vip.health_of(b)
@@ -68,15 +70,31 @@ class Backends:
         and for a sorry server while another backend of the VIP can take them; else the
         configured weight, scaled by dynamic feedback when it runs."""
         state = self.states[(vip_id, ip)]
-        if state.sorry and any(self._own_weight(other) for other in self.of_vip(vip_id) if not other.sorry):
+        panic = self.in_panic(vip_id)
+        if state.sorry and any(self._own_weight(other, panic) for other in self.of_vip(vip_id) if not other.sorry):
             return 0
-        return self._own_weight(state)
+        return self._own_weight(state, panic)
 
-    def _own_weight(self, state: BackendState) -> int:
+    def _own_weight(self, state: BackendState, panic: bool) -> int:
         weight = admin_weight(state.weight, state.admin)
-        if state.health == "down":
+        if state.health == "down" and not panic:
             return 0
         return self.feedback.effective(state.ip, weight) if self.feedback else weight
+
+    def in_panic(self, vip_id: int) -> bool:
+        """Whether a VIP panics (Envoy's panic threshold): fewer than ``panic_below`` percent of
+        its backends in service (not sorry, admin weight above 0) pass their checks, and no sorry
+        server can serve. Most likely the checks' path failed, not the backends: health is then
+        ignored for new connections and a failed backend's sessions stay."""
+        below = self.panic_below.get(vip_id, 0)
+        if not below:
+            return False
+        states = self.of_vip(vip_id)
+        serving = [s for s in states if not s.sorry and admin_weight(s.weight, s.admin)]
+        if not serving or any(s.sorry and s.health != "down" and admin_weight(s.weight, s.admin) for s in states):
+            return False
+        passing = sum(s.health != "down" for s in serving)
+        return passing * 100 < below * len(serving)
 
     def weights(self, vip_id: int) -> list[BackendWeight]:
         """A VIP's backends with their effective weights, in config order."""
@@ -105,6 +123,7 @@ class Backends:
         return [state for state in self.states.values() if state.check == target]
 
     def withheld_pins(self) -> frozenset[tuple[int, IPv4]]:
-        """(VIP id, backend)s whose health check failed and whose sessions are not kept: their
-        established connections are scheduled afresh."""
-        return frozenset(key for key, state in self.states.items() if state.health == "down" and not state.keep_on_failure)
+        """(VIP id, backend)s whose health check failed and whose sessions are not kept (nor their
+        VIP panicking): their established connections are scheduled afresh."""
+        return frozenset(key for key, state in self.states.items()
+                         if state.health == "down" and not state.keep_on_failure and not self.in_panic(state.vip_id))

@@ -12,6 +12,9 @@ from typing import Callable, Iterable, Literal
 from lbapp.shared import MAX_PROBES_IN_FLIGHT as MAX_IN_FLIGHT, IPv4
 
 LOG = logging.getLogger("lbapp")
+# A late probe is void, not failed, when the balancer was behind by more than this share of its
+# timeout: a multi-step probe (an http check) loses that much at each of its steps.
+VOID_BEHIND_SHARE = 0.25
 Health = Literal["unchecked", "up", "down"]
 
 
@@ -61,6 +64,7 @@ class Status:
     reason: str = ""  # what the last probe found
     probes: int = 0  # sent, in all
     quick: bool = False  # rechecked: each pass brings the next probe at once, until up or a failure
+    not_judged: int = 0  # late probes: the balancer itself was behind (HealthChecks.judge)
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class HealthChecks:
 
     status: dict[Target, Status] = field(default_factory=dict)
     in_flight: dict[int, Target] = field(default_factory=dict)  # probe id -> its target
+    held: set[int] = field(default_factory=set)  # probes past their deadline, awaiting judgement
     _random: random.Random = field(default_factory=random.SystemRandom, repr=False)
 
     def load(self, targets: Iterable[Target]) -> None:
@@ -92,6 +97,7 @@ class HealthChecks:
         for i, target in enumerate(wanted):
             self.status[target] = old.get(target) or Status(offset=target.interval * i / len(wanted))
         self.in_flight = {pid: t for pid, t in self.in_flight.items() if t in self.status}
+        self.held &= set(self.in_flight)
 
     def due(self, now: float, ready: Callable[[Target], bool] = lambda t: True) -> list[tuple[int, Target]]:
         """Probes to send now, each under a fresh id; a target's next one is an interval later.
@@ -129,6 +135,7 @@ class HealthChecks:
     def report(self, probe: int, passed: bool, reason: str) -> Change | None:
         """What probe ``probe`` found; the change of its target's state, if this made one."""
         target = self.in_flight.pop(probe, None)
+        self.held.discard(probe)
         if target is None:
             return None  # late, repeated or forged: not a probe in flight
         status = self.status[target]
@@ -147,10 +154,34 @@ class HealthChecks:
                 return self._change(target, status, "down", f"{reason}, {status.failures} failures")
         return None
 
-    def expired(self, now: float) -> tuple[list[int], list[Change]]:
-        """Probes whose answer did not come in time fail: their ids, and the changes they made."""
-        late = [probe for probe, target in self.in_flight.items() if self.status[target].deadline <= now]
-        return late, [change for probe in late if (change := self.report(probe, False, "timeout")) is not None]
+    def overdue(self, now: float) -> list[int]:
+        """Probes past their deadline, not yet held: from now on held for judgement (``judge``)."""
+        late = [probe for probe, target in self.in_flight.items()
+                if probe not in self.held and self.status[target].deadline <= now]
+        self.held.update(late)
+        return late
+
+    def judge(self, probes: Iterable[int], behind: float) -> tuple[list[int], list[Change], int]:
+        """Held probes still unanswered once the balancer was seen to be ``behind`` seconds late
+        (a barrier's round trip): each fails, unless the balancer was behind by more than a
+        quarter of its timeout, which its answer may have lost in the queue: then it is void
+        (no pass, no failure). The ids judged, the changes made, and how many were void."""
+        judged, changes, void = [], [], 0
+        for probe in probes:
+            target = self.in_flight.get(probe)
+            if target is None or probe not in self.held:
+                continue  # answered meanwhile
+            judged.append(probe)
+            if behind > target.timeout * VOID_BEHIND_SHARE:
+                self.in_flight.pop(probe)
+                self.held.discard(probe)
+                status = self.status[target]
+                status.probe, status.reason = None, f"not judged: the balancer was {behind:.2f} s behind"
+                status.not_judged += 1
+                void += 1
+            elif (change := self.report(probe, False, "timeout")) is not None:
+                changes.append(change)
+        return judged, changes, void
 
     def _change(self, target: Target, status: Status, state: Health, reason: str) -> Change:
         was, status.state = status.state, state

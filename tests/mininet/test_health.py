@@ -27,8 +27,8 @@ def lab(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("health")
     doc = yaml.safe_load((ROOT / "topologies" / "cross_vlan.yaml").read_text())
     for vip in doc["vips"]:
-        if vip["name"] in CHECKS:
-            vip["health"] = CHECKS[vip["name"]]
+        if vip["name"] in CHECKS:  # no panic (tests/mininet/test_panic.py): every backend stopped is refused
+            vip.update(health=CHECKS[vip["name"]], panic_below=0)
     with lab_with_config("cross_vlan", workdir, doc) as running:
         yield running
 

@@ -13,6 +13,7 @@ from lbapp.probes import Prober, probe_port
 from lbapp.service import Balancer
 from lbapp.state.health import HealthChecks, Target
 from tests.helpers.frames import arp_request, tcp_frame
+from tests.helpers.reads import tick
 
 ROOT = Path(__file__).resolve().parents[2]
 IP = ipaddress.IPv4Address
@@ -45,10 +46,28 @@ def test_a_probe_unanswered_within_its_timeout_fails():
     t = target(fall=1)
     checks.load([t])
     (probe, _), = checks.due(0.0)
-    assert checks.expired(0.9) == ([], [])
-    late, changes = checks.expired(1.0)
-    assert late == [probe] and [(c.state, c.reason) for c in changes] == [("down", "timeout, 1 failures")]
+    assert checks.overdue(0.9) == []
+    assert checks.overdue(1.0) == [probe] and checks.overdue(1.1) == []  # held once, for judgement
+    judged, changes, void = checks.judge([probe], behind=0.001)  # a barrier came back at once: no answer waits
+    assert judged == [probe] and void == 0
+    assert [(c.state, c.reason) for c in changes] == [("down", "timeout, 1 failures")]
     assert checks.report(probe, True, "late") is None  # its answer, too late: nobody's
+
+
+def test_a_late_probe_is_void_when_the_balancer_was_behind_and_passes_when_its_answer_comes_first():
+    checks = HealthChecks()
+    t = target(fall=1)  # timeout 1 s
+    checks.load([t])
+    (probe, _), = checks.due(0.0)
+    assert checks.overdue(1.0) == [probe]
+    judged, changes, void = checks.judge([probe], behind=0.6)  # its answer may have waited behind a queue
+    assert judged == [probe] and changes == [] and void == 1 and checks.status[t].state == "unchecked"
+    assert checks.status[t].not_judged == 1 and checks.status[t].failures == 0
+    (probe, _), = checks.due(2.0)  # the next one goes on its beat
+    assert checks.overdue(3.0) == [probe]
+    assert checks.report(probe, True, "connected") is None  # answered while held: it counts
+    assert checks.judge([probe], behind=0.0) == ([], [], 0)  # nothing left to judge
+    assert checks.status[t].passes == 1
 
 
 def test_new_checks_are_spread_over_their_first_interval_and_wait_for_a_route():
@@ -199,9 +218,10 @@ def test_an_icmp_echo_reply_passes_only_its_own_probe():
 
 # --- a Balancer with a health check ---
 
-def _checked_config(**health):
+def _checked_config(panic_below=1, **health):
     doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
     doc["vips"][0]["health"] = {"type": "tcp", "interval": 1, "timeout": 0.5, "rise": 1, "fall": 2, **health}
+    doc["vips"][0]["panic_below"] = panic_below
     return parse_config(doc)
 
 
@@ -233,7 +253,7 @@ def _probes(out):
 def test_a_failed_backend_is_taken_out_its_sessions_removed_and_it_comes_back():
     lb = Balancer(_checked_config())
     lb.switch_connected(1, 0.0)
-    assert _probes(lb.tick(0.1)) == {}  # the next hop is not known yet: no probe into a drop
+    assert _probes(tick(lb, 0.1)) == {}  # the next hop is not known yet: no probe into a drop
     _learn_gateway(lb)
     new_conn = cookies.make(cookies.STAGE_SESSION, vip=1)
     first = lb.packet_in(1, 1, new_conn, _syn(40000), 0.2)[0][1]  # rr: -> .11
@@ -241,7 +261,7 @@ def test_a_failed_backend_is_taken_out_its_sessions_removed_and_it_comes_back():
     probe_cookie = cookies.make(cookies.STAGE_PROBE)
     now, down_at = 0.3, None
     for _ in range(12):  # .11 never answers; .12 and .13 do
-        for backend, (port, seq) in _probes(lb.tick(now)).items():
+        for backend, (port, seq) in _probes(tick(lb, now)).items():
             if backend != "10.11.12.11":
                 lb.packet_in(1, 3, probe_cookie, _answer("117.78.6.19", 80, port, tcp.TCP_SYN | tcp.TCP_ACK, 1,
                                                          seq + 1), now)
@@ -257,11 +277,110 @@ def test_a_failed_backend_is_taken_out_its_sessions_removed_and_it_comes_back():
     assert picks == {IP("10.11.12.12"), IP("10.11.12.13")}
     # it answers again: one pass (rise 1) brings it back
     for _ in range(8):
-        for backend, (port, seq) in _probes(lb.tick(now)).items():
+        for backend, (port, seq) in _probes(tick(lb, now)).items():
             lb.packet_in(1, 3, probe_cookie, _answer("117.78.6.19", 80, port, tcp.TCP_SYN | tcp.TCP_ACK, 1, seq + 1),
                          now)
         now += 0.25
     assert {b["health"] for b in lb.snapshot(now)["vips"][0]["backends"]} == {"up"}
+
+
+def test_a_busy_balancer_takes_no_backend_out_for_answers_stuck_behind_its_queue():
+    """Nobody answers; but each barrier sent for the late probes comes back 0.4 s later (the
+    balancer is behind a queue of packet-ins, more than a quarter of the 0.5 s timeout): no
+    verdict. Once barriers come back at once, the same silence takes every backend down; a
+    barrier that never comes back fails its probes after a while too."""
+    from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+    lb = Balancer(_checked_config())
+    lb.switch_connected(1, 0.0)
+    _learn_gateway(lb)
+    health = lambda now: {b["health"] for b in lb.snapshot(now)["vips"][0]["backends"]}  # noqa: E731
+    now, waiting = 0.3, []
+    for _ in range(24):  # 6 s of silence, every barrier answered 0.4 s after it left
+        out = lb.tick(now)
+        waiting += [(now + 0.4, m.xid) for _, m in out if isinstance(m, parser.OFPBarrierRequest)]
+        for at, xid in [w for w in waiting if w[0] <= now]:
+            lb.barrier_reply(1, xid, now)
+            waiting.remove((at, xid))
+        now += 0.25
+    assert health(now) == {"unchecked"} and lb.checker.behind >= 0.4
+    for _, xid in waiting:
+        lb.barrier_reply(1, xid, now)
+    for _ in range(12):  # the queue is gone
+        tick(lb, now)
+        now += 0.25
+    assert health(now) == {"down"}
+    lb = Balancer(_checked_config())
+    lb.switch_connected(1, 0.0)
+    _learn_gateway(lb)
+    for i in range(60):  # barriers never answered: 5 s after each, its probes fail
+        lb.tick(0.3 + i * 0.25)
+    assert health(15.3) == {"down"}
+
+
+def test_a_vip_whose_checks_mostly_fail_panics_balancing_over_all_and_keeping_their_sessions():
+    """panic_below 50 (Envoy's): the first failure (2 of 3 pass) takes its backend out and ends
+    its session; the second (1 of 3) makes the VIP panic: new connections go to all three, and
+    the sessions of the backends failing now stay. Two passing again end the panic."""
+    lb = Balancer(_checked_config(panic_below=50))
+    lb.switch_connected(1, 0.0)
+    _learn_gateway(lb)
+    new_conn, probe_cookie = cookies.make(cookies.STAGE_SESSION, vip=1), cookies.make(cookies.STAGE_PROBE)
+    backend_of = lambda out: lb.running.ctx.scheme.decode(out[0][1].info["eth_dst"])  # noqa: E731
+    assert {backend_of(lb.packet_in(1, 1, new_conn, _syn(40000 + i), 0.2)) for i in range(3)} == {
+        IP("10.11.12.11"), IP("10.11.12.12"), IP("10.11.12.13")}  # rr: one session each
+    vip = lambda now: lb.snapshot(now)["vips"][0]  # noqa: E731
+    answering, now, seen = {"10.11.12.12", "10.11.12.13"}, 0.3, []
+
+    def tick_answering(now):
+        for backend, (port, seq) in _probes(tick(lb, now)).items():
+            if backend in answering:
+                lb.packet_in(1, 3, probe_cookie, _answer("117.78.6.19", 80, port, tcp.TCP_SYN | tcp.TCP_ACK, 1,
+                                                         seq + 1), now)
+
+    for _ in range(16):  # .11 fails: 2 of 3 pass, no panic
+        tick_answering(now)
+        now += 0.25
+    assert not vip(now)["panic"] and vip(now)["sessions"] == 2
+    answering = {"10.11.12.13"}
+    for _ in range(16):  # .12 fails too: 1 of 3 pass, below 50%
+        tick_answering(now)
+        now += 0.25
+    health = {b["ip"]: b["health"] for b in vip(now)["backends"]}
+    assert health == {"10.11.12.11": "down", "10.11.12.12": "down", "10.11.12.13": "up"}
+    assert vip(now)["panic"] and vip(now)["sessions"] == 2  # .12's session stays
+    picked = {backend_of(lb.packet_in(1, 1, new_conn, _syn(41000 + i), now)) for i in range(6)}
+    assert picked == {IP("10.11.12.11"), IP("10.11.12.12"), IP("10.11.12.13")}
+    answering = {"10.11.12.12", "10.11.12.13"}
+    for _ in range(8):  # .12 passes again (rise 1): 2 of 3, out of panic
+        tick_answering(now)
+        now += 0.25
+    assert not vip(now)["panic"]
+    picked = {backend_of(lb.packet_in(1, 1, new_conn, _syn(42000 + i), now)) for i in range(6)}
+    assert picked == {IP("10.11.12.12"), IP("10.11.12.13")}
+
+
+def test_panic_counts_the_backends_in_service_and_gives_way_to_a_sorry_server():
+    from lbapp.config import VipModel
+    from lbapp.state.backends import Backends
+
+    def panics(health, panic_below=50, last=None):
+        backends = [{"ip": f"10.0.0.{i + 1}"} for i in range(len(health))]
+        backends[-1].update(last or {})
+        vip = VipModel(name="v", ip="10.9.9.9", port=80, backends=backends, panic_below=panic_below,
+                       health={"type": "tcp"})
+        states = Backends([(1, vip)])
+        for state, h in zip(states.of_vip(1), health):
+            state.health = h
+        return states.in_panic(1)
+
+    assert not panics(["up", "down"])  # 1 of 2 pass: 50% is not below 50%
+    assert panics(["up", "down", "down"])
+    assert not panics(["up", "down", "down"], panic_below=1) and panics(["down", "down"], panic_below=1)
+    assert not panics(["down", "down"], panic_below=0)  # never
+    assert not panics(["up", "down", "down"], last={"drain": True})  # 1 of 2 in service pass
+    assert not panics(["down", "down", "up"], last={"sorry": True})  # the sorry server serves
+    assert panics(["down", "down", "down"], last={"sorry": True})  # it failed too
 
 
 def test_on_failure_keep_leaves_the_sessions():
@@ -271,7 +390,7 @@ def test_on_failure_keep_leaves_the_sessions():
     lb.packet_in(1, 1, cookies.make(cookies.STAGE_SESSION, vip=1), _syn(40000), 0.2)
     out = []
     for i in range(12):
-        out += lb.tick(0.3 + i * 0.25)  # nobody answers
+        out += tick(lb, 0.3 + i * 0.25)  # nobody answers
     assert {b["health"] for b in lb.snapshot(3.3)["vips"][0]["backends"]} == {"down"}
     assert lb.snapshot(3.3)["sessions"] == 1
     assert not [m for _, m in out if getattr(m, "command", None) == ofp.OFPFC_DELETE_STRICT]
@@ -285,7 +404,7 @@ def test_probes_travel_the_clients_path_and_answers_reach_the_controller_through
     switch.apply([m for _, m in lb.switch_connected(1, 0.0)])
     gw_arp = arp_request("aa:bb:cc:dd:ee:ff", "10.0.0.1", "10.0.0.2")  # the router, on port 3
     switch.apply([m for _, m in lb.packet_in(1, 3, cookies.make(cookies.STAGE_CLASSIFY, obj=1), gw_arp, 0.0)])
-    probes = [po for po in switch.apply([m for _, m in lb.tick(5.0)]) if po.data[12:14] == b"\x08\x00"]  # not ARP
+    probes = [po for po in switch.apply([m for _, m in tick(lb, 5.0)]) if po.data[12:14] == b"\x08\x00"]  # not ARP
     assert len(probes) == 3  # one per backend, spread over the first second: all due by now
     for po in probes:
         sent = switch.packet_out(po)
@@ -309,7 +428,7 @@ def test_probes_travel_the_clients_path_and_answers_reach_the_controller_through
 def _all_down(lb, now=0.3):
     """Tick until every check has failed (nobody answers)."""
     for i in range(16):
-        lb.tick(now + i * 0.25)
+        tick(lb, now + i * 0.25)
     return now + 16 * 0.25
 
 
@@ -318,7 +437,7 @@ def _packet_out_frame(msg):
 
 
 def test_with_every_backend_down_a_new_connection_is_refused_at_once():
-    lb = Balancer(_checked_config())
+    lb = Balancer(_checked_config(panic_below=0))  # no panic: IPVS's way
     lb.switch_connected(1, 0.0)
     _learn_gateway(lb)
     now = _all_down(lb)
@@ -336,7 +455,7 @@ def test_a_udp_datagram_to_a_vip_with_no_backend_gets_a_port_unreachable():
     from tests.helpers.frames import udp_frame
     doc = yaml.safe_load((ROOT / "topologies" / "cross_vlan.yaml").read_text())
     udp_vip = next(v for v in doc["vips"] if v["name"] == "echo-udp")
-    udp_vip["health"] = {"type": "udp", "interval": 1, "timeout": 0.5, "fall": 2}
+    udp_vip.update(health={"type": "udp", "interval": 1, "timeout": 0.5, "fall": 2}, panic_below=0)
     lb = Balancer(parse_config(doc))
     lb.switch_connected(1, 0.0)
     _learn_gateway(lb)
@@ -375,14 +494,14 @@ def _first_action(flow_mod):
 
 def test_a_switch_vip_with_no_backend_left_sends_new_connections_to_be_refused_and_back():
     doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
-    doc["vips"][0].update(selection="switch", scheduler="mh",
+    doc["vips"][0].update(selection="switch", scheduler="mh", panic_below=0,
                           health={"type": "tcp", "interval": 1, "timeout": 0.5, "rise": 1, "fall": 2})
     lb = Balancer(parse_config(doc))
     lb.switch_connected(1, 0.0)
     _learn_gateway(lb)
     out = []
     for i in range(16):
-        out += lb.tick(0.3 + i * 0.25)
+        out += tick(lb, 0.3 + i * 0.25)
     picks = [m for _, m in out if getattr(m, "table_id", None) == 20 and m.priority == 20]
     assert picks and _first_action(picks[-1]).port == ofp.OFPP_CONTROLLER  # to be refused
     (_, po), = lb.packet_in(1, 3, cookies.make(cookies.STAGE_SESSION, vip=1), _syn(40000), 4.5)
@@ -390,7 +509,7 @@ def test_a_switch_vip_with_no_backend_left_sends_new_connections_to_be_refused_a
     # a backend answers again: the pick goes back to the group, with every slot its own
     probe_cookie, back = cookies.make(cookies.STAGE_PROBE), []
     for i in range(8):
-        for backend, (port, seq) in _probes(lb.tick(5.0 + i * 0.25)).items():
+        for backend, (port, seq) in _probes(tick(lb, 5.0 + i * 0.25)).items():
             if backend == "10.11.12.12":
                 back += lb.packet_in(1, 3, probe_cookie, _answer("117.78.6.19", 80, port,
                                                                  tcp.TCP_SYN | tcp.TCP_ACK, 1, seq + 1), 5.0 + i * 0.25)
@@ -401,12 +520,12 @@ def test_a_switch_vip_with_no_backend_left_sends_new_connections_to_be_refused_a
 
 
 def test_a_vip_added_by_a_reload_that_shares_a_failed_check_starts_with_its_finding():
-    lb = Balancer(_checked_config())
+    lb = Balancer(_checked_config(panic_below=0))
     lb.switch_connected(1, 0.0)
     _learn_gateway(lb)
     now = _all_down(lb)
     doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
-    doc["vips"][0]["health"] = {"type": "tcp", "interval": 1, "timeout": 0.5, "rise": 1, "fall": 2}
+    doc["vips"][0].update(health={"type": "tcp", "interval": 1, "timeout": 0.5, "rise": 1, "fall": 2}, panic_below=0)
     doc["vips"].append(dict(doc["vips"][0], name="alt", port=81,
                             health=dict(doc["vips"][0]["health"], port=80)))  # the same check of port 80
     doc["vips"][1]["backends"] = [{"ip": "10.11.12.11"}, {"ip": "10.11.12.12"}]
@@ -426,7 +545,7 @@ def test_an_edge_switch_back_has_its_backends_rechecked_at_once_and_up_in_rise_r
     probe_cookie = cookies.make(cookies.STAGE_PROBE)
     now = 0.0
     for _ in range(50):  # the first probes fail: the edge is away (no answers)
-        lb.tick(now)
+        tick(lb, now)
         now += 0.5
     assert {b["health"] for b in lb.snapshot(now)["vips"][0]["backends"]} == {"down"}
     lb.switch_disconnected(2)
@@ -437,5 +556,5 @@ def test_an_edge_switch_back_has_its_backends_rechecked_at_once_and_up_in_rise_r
             lb.packet_in(1, 3, probe_cookie, _answer("117.78.6.19", 80, port, tcp.TCP_SYN | tcp.TCP_ACK, 1, seq + 1),
                          now)
         now += 0.1
-        out = lb.tick(now)
+        out = tick(lb, now)
     assert {b["health"] for b in lb.snapshot(now)["vips"][0]["backends"]} == {"up"}

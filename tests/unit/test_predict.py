@@ -11,6 +11,7 @@ from lbapp.predict import BadClient, predict
 from lbapp.service import Balancer
 from lbapp.snapshot import sessions_of
 from tests.helpers.frames import arp_request, tcp_frame
+from tests.helpers.reads import tick
 
 ROOT = Path(__file__).resolve().parents[2]
 NEW_CONN = cookies.make(cookies.STAGE_SESSION, vip=1)
@@ -61,11 +62,11 @@ def test_a_known_connection_keeps_its_session_and_the_switch_picks_for_switch_vi
 
 
 def test_no_backend_left_is_a_refusal_and_bad_questions_are_told_apart():
-    lb = balancer(health={"type": "tcp", "interval": 1, "timeout": 0.5, "rise": 1, "fall": 2})
+    lb = balancer(health={"type": "tcp", "interval": 1, "timeout": 0.5, "rise": 1, "fall": 2}, panic_below=0)
     lb.packet_in(1, 3, cookies.make(cookies.STAGE_CLASSIFY, obj=1),  # the gateway: the probes' way out
                  arp_request("aa:bb:cc:dd:ee:ff", "10.0.0.1", "10.0.0.2"), 0.0)
     for i in range(16):  # nobody answers the probes: every backend goes down
-        lb.tick(0.3 + i * 0.25)
+        tick(lb, 0.3 + i * 0.25)
     none = predict(lb, "web", "200.1.1.19:40000", 5.0)
     assert none["backend"] is None and none["why"].endswith("the connection would be refused")
     assert predict(lb, "nope", "200.1.1.19:40000", 1.0) is None
