@@ -234,6 +234,13 @@ class MininetLab:
 
     # --- observing and driving ---
 
+    def state(self) -> dict:
+        """The controller's ``GET /v1/state``."""
+        import json
+        import urllib.request
+        with urllib.request.urlopen(f"{self.api_url}/v1/state", timeout=10) as answer:
+            return json.load(answer)
+
     def dump_flows(self, switch: str, *filters: str) -> str:
         return run("ovs-ofctl", "-O", "OpenFlow13", "dump-flows", switch, *filters, check=False)
 

@@ -72,7 +72,17 @@ class Context:
     @property
     def checks_health(self) -> bool:
         """Some backend of a VIP this balancer schedules has a health check."""
-        return any(v.health or any(b.health for b in v.backends) for _, v in self.balanced_vips())
+        return bool(self.probe_answer_sources())
+
+    def probe_answer_sources(self) -> list[IPv4]:
+        """Where answers to this balancer's health probes come from, in address order: each
+        checked backend's address, and its VIP's (an edge source-NATs a backend's replies from
+        the VIP's port)."""
+        found = set()
+        for _, vip in self.balanced_vips():
+            checked = {b.ip for b in vip.backends if vip.health_of(b) is not None}
+            found |= checked | ({vip.ip} if checked else set())
+        return sorted(found, key=int)
 
     def gateway_id(self, name: str) -> int:
         return next(i + 1 for i, g in enumerate(self.cfg.gateways) if g.name == name)

@@ -42,9 +42,10 @@ def group_vip(group_id: int) -> int | None:
 
 # Meters: the one on the balancer's flows that send a new connection's first packet to the
 # controller, at balancer.punt_limit packets per second (a SYN flood then costs the controller
-# no more than that), and the probe stage's, at balancer.probe_limit.
+# no more than that), and the probe stage's two (answers, unreachables).
 METER_PUNT = 0x1B
 METER_PROBE = 0x1C
+METER_UNREACHABLE = 0x1D  # the probe stage's ICMP unreachables, at a tenth of balancer.probe_limit
 
 
 # Conntrack: connections the switch picked for are committed in this zone with their backend's
@@ -191,13 +192,16 @@ PIPELINE: tuple[Table, ...] = (
     Table("probe", 15, cookies.STAGE_PROBE,
           "Answers to health probes (sent from the balancer's own address) go to the controller "
           "(only on balancers whose config has a health check).",
-          frozenset({"eth_type", "ip_proto", "tcp_dst", "udp_dst", "icmpv4_type"}),
+          frozenset({"eth_type", "ip_proto", "ipv4_src", "tcp_dst", "udp_dst", "icmpv4_type"}),
           {"answer": 100, "miss": 0}, optional=True, owners={"answer": "=health probe answers"},
           flows_doc=(
-              "priority-100 flows matching `tcp, tcp_dst=49152/0xe000`, `udp, udp_dst=49152/0xe000` "
-              "(the probes' source ports), `icmp, icmp_type=0` (echo reply) and `icmp, icmp_type=3` "
-              "(unreachable) send the answer to the controller through the probe meter "
+              "for each checked backend and its VIP (an edge source-NATs the backend's replies) A, "
+              "priority-100 flows matching `tcp, ipv4_src=A, tcp_dst=49152/0xe000`, `udp, ipv4_src=A, "
+              "udp_dst=49152/0xe000` (the probes' source ports) and `icmp, ipv4_src=A, icmp_type=0` "
+              "(echo reply) send the answer to the controller through the probe meter "
               "(balancer.probe_limit per second)",
+              "a priority-100 flow matching `icmp, icmp_type=3` (unreachable, from any router) does "
+              "the same through a meter of its own (a tenth of probe_limit)",
               "priority 0: drop")),
     Table("session", 20, cookies.STAGE_SESSION,
           "Per-connection translation rules: pin each connection to the backend its scheduler chose.",

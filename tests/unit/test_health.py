@@ -558,3 +558,23 @@ def test_an_edge_switch_back_has_its_backends_rechecked_at_once_and_up_in_rise_r
         now += 0.1
         out = tick(lb, now)
     assert {b["health"] for b in lb.snapshot(now)["vips"][0]["backends"]} == {"up"}
+
+
+def test_only_answers_from_a_checked_backend_or_its_vip_reach_the_probe_stages_controller_port():
+    """A flood of forged answers to the probes' ports from other addresses stops in the switch;
+    unreachables come from routers, so from anywhere (through a meter of their own)."""
+    from tests.helpers.oftables import Switch, fields_of
+
+    lb = Balancer(_checked_config())
+    switch = Switch()
+    switch.apply([m for _, m in lb.switch_connected(1, 0.0)])
+    port = probe_port(1)
+    for source, passes in (("10.11.12.12", True), ("117.78.6.19", True), ("10.11.12.99", False), ("9.9.9.9", False)):
+        answer = fields_of(_answer(source, 80, port, tcp.TCP_SYN | tcp.TCP_ACK, 1, 2))
+        assert (switch.process(answer, 3).ports == ["CONTROLLER"]) == passes, source
+    unreachable = packet.Packet()  # from the router: host unreachable
+    unreachable.add_protocol(ethernet.ethernet(dst="02:00:00:00:00:02", src="aa:bb:cc:dd:ee:ff"))
+    unreachable.add_protocol(ipv4.ipv4(ttl=64, proto=in_proto.IPPROTO_ICMP, src="10.0.0.1", dst="10.0.0.2"))
+    unreachable.add_protocol(icmp.icmp(icmp.ICMP_DEST_UNREACH, 1, 0, icmp.dest_unreach(data=b"\0" * 28)))
+    unreachable.serialize()
+    assert switch.process(fields_of(bytes(unreachable.data)), 3).ports == ["CONTROLLER"]
