@@ -9,7 +9,6 @@ import os
 import random
 import threading
 import time
-from pathlib import Path
 
 from os_ken import cfg
 from os_ken.base import app_manager
@@ -20,17 +19,16 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
 from lbapp import api, oskenfix
+from lbapp.apientries import ApiEntries
+from lbapp.cluster.member import from_options as cluster_member
+from lbapp.cluster.roles import is_stale, role_request
 from lbapp.config import ConfigError, load_config
-from lbapp.config.load import read_config_text
-from lbapp.configedit import change_backend, write_atomically
 from lbapp.ctkeeper import ZonePolicyKeeper
 from lbapp.handlers.readings import FlowStat
 from lbapp.pinreader import PinReader
 from lbapp.pipeline import bundles, cookies, fastpath
-from lbapp.predict import predict
 from lbapp.sender import Sender
 from lbapp.service import Balancer
-from lbapp.snapshot import sessions_of
 from lbapp.switches import SwitchConnections
 
 LOG = logging.getLogger("lbapp")
@@ -43,17 +41,25 @@ cfg.CONF.register_opts([cfg.StrOpt("config", default=None, help="lbapp YAML conf
                                         "(0: never)"),
                         cfg.StrOpt("api_listen", default="127.0.0.1", help="address of the HTTP API"),
                         cfg.IntOpt("api_port", default=0, min=0, max=65535,
-                                   help="port of the HTTP API (0: no API)")],
+                                   help="port of the HTTP API (0: no API)"),
+                        cfg.StrOpt("etcd", default="", help="etcd member URLs, comma-separated: join a cluster of "
+                                                            "lbapp controllers (none: this one is the whole control "
+                                                            "plane)"),
+                        cfg.StrOpt("cluster", default="lbapp", help="the cluster's name (its keys in etcd)"),
+                        cfg.StrOpt("member", default="", help="this member's name (default host:api_port)"),
+                        cfg.IntOpt("lease", default=3,  # 2-60, checked by lbapp run
+                                   help="seconds: a leader that cannot renew its etcd lease in that time stops "
+                                        "writing, and another takes over")],
                        group="lbapp")
 
 TICK_SECONDS = 0.1  # health probes and their timeouts are due at this grain
 
 
-class LbApp(app_manager.OSKenApp):
+class LbApp(ApiEntries, app_manager.OSKenApp):
     """The os-ken app. It owns the switch connections (``switches``: which one speaks for each
-    datapath id), the ``lock`` every call into the Balancer holds, and the ``sender``; os-ken's event handlers, the ticker thread and
-    the HTTP API's threads change them, each under ``lock`` (``edit_lock`` orders changes to
-    the config file). The Balancer owns all the rest."""
+    datapath id), the ``lock`` every call into the Balancer holds, the ``sender`` and, in a
+    cluster, its ``member``; event handlers, the ticker and the API change them under ``lock``
+    (``edit_lock`` orders changes to the config file). The Balancer owns all the rest."""
 
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
 
@@ -76,6 +82,7 @@ class LbApp(app_manager.OSKenApp):
         self.zone_policy = ZonePolicyKeeper()
         self.pin_reader = PinReader(self.balancer.remember_pins, self.lock, self._pins_to_read)
         self.api = None
+        self.member = cluster_member(cfg.CONF.lbapp, self._lead_changed)  # None: no cluster
 
     def start(self):
         # every app of the manager registered what it watches by now: packet-ins are read raw
@@ -87,12 +94,16 @@ class LbApp(app_manager.OSKenApp):
             LOG.info("packet-ins come as os-ken's events: %s watch them too", ", ".join(sorted(watchers - {self.name})))
         thread = super().start()
         self.threads.append(hub.spawn(self._ticker))
+        if self.member is not None:
+            self.member.start()
         if cfg.CONF.lbapp.api_port:
             self.api = api.serve(self, cfg.CONF.lbapp.api_listen, cfg.CONF.lbapp.api_port)
         return thread
 
     def stop(self) -> None:
         oskenfix.take_raw(ofproto_v1_3.OFP_VERSION, ofproto_v1_3.OFPT_PACKET_IN, None)
+        if self.member is not None:
+            self.member.stop()
         if self.api is not None:
             self.api.shutdown()
             self.api.server_close()
@@ -105,7 +116,8 @@ class LbApp(app_manager.OSKenApp):
                     taken = self.switches.expired(time.time())
                 for dpid in taken:  # a newcomer took over from a silent connection
                     self._switch_in_use(dpid, relearn=True)
-                self._call(self.balancer.tick, time.time())
+                if self.member is None or self.member.leads():  # a follower's probes would go nowhere
+                    self._call(self.balancer.tick, time.time())
                 self.pin_reader.tick(time.time())
             except Exception:  # the ticker never dies: probes, health checks and rates depend on it
                 LOG.exception("a tick failed; ticking on")
@@ -153,7 +165,9 @@ class LbApp(app_manager.OSKenApp):
         replies may wait (why: :meth:`lbapp.sender.Sender.add`); ``started``: a new connection's
         arrival time."""
         with self.lock:  # sent under the lock too: threads' outputs reach the switch in order
-            self.sender.add(method(*args), more_waiting=more_waiting, started=started)
+            out = method(*args)
+            if self.member is None or self.member.leads():  # a member that does not lead never writes
+                self.sender.add(out, more_waiting=more_waiting, started=started)
 
     def reload(self) -> None:
         """Re-read the config file (SIGHUP); an invalid file is reported and the running config kept."""
@@ -169,39 +183,6 @@ class LbApp(app_manager.OSKenApp):
         LOG.info("reloading %s", self.config_path)
         self._call(self.balancer.reconfigure, new, time.time())
 
-    # --- the HTTP API (lbapp.api): each call on one of its threads ---
-
-    def api_state(self) -> dict:
-        with self.lock:
-            now = time.time()
-            self.balancer.readings.watched(now)  # someone looks: keep the bytes and packets current
-            return self.balancer.snapshot(now) | {"ct_policy": self.zone_policy.as_data()}
-
-    def api_sessions(self, vip: str) -> list | None:
-        with self.lock:
-            return sessions_of(self.balancer, vip, time.time())
-
-    def api_predict(self, vip: str, client: str) -> dict | None:
-        with self.lock:
-            return predict(self.balancer, vip, client, time.time())
-
-    def api_change_backend(self, vip: str, backend: str, action: str, weight: int | None) -> dict:
-        """Change one backend in the config file (comments and layout kept), then apply the file
-        as a reload does; an invalid result changes nothing."""
-        with self.edit_lock:  # one read-modify-write of the file at a time
-            path = Path(self.config_path)
-            text, new = change_backend(read_config_text(path), vip, backend, action, weight, str(path))
-            write_atomically(path, text)
-            self._apply(new)
-        LOG.warning("API: %s %s of VIP %s%s (written to %s)", action, backend, vip,
-                    f" to {weight}" if weight is not None else "", path)
-        return {"done": f"{action} {backend} of {vip}", "config": str(path)}
-
-    def api_reload(self) -> dict:
-        with self.edit_lock:
-            self._apply(load_config(self.config_path))
-        return {"done": "reloaded", "config": str(self.config_path)}
-
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _features(self, ev) -> None:
         # ev.msg.datapath_id, not dp.id: os-ken's own handler sets dp.id from this same message
@@ -213,11 +194,33 @@ class LbApp(app_manager.OSKenApp):
             self._switch_in_use(dpid, relearn=True)
 
     def _switch_in_use(self, dpid: int, relearn: bool) -> None:
-        """A connection now speaks for ``dpid``: the switch gets its pipeline. Without ``relearn``
-        (a connection that took over from another) its ports stay as learned."""
+        """A connection now speaks for ``dpid``: the switch gets its pipeline (without ``relearn``, a
+        connection taking over: its ports stay as learned). In a cluster, as its master only."""
+        if self.member is not None and not self._claim(dpid, self.member.leads(), self.member.generation()):
+            return
         self._call(self.balancer.switch_connected, dpid, time.time(), relearn)
         if dpid in self.balancer.running.sites:  # its datapath may be new: the zone policy again
             threading.Thread(target=self._keep_conntrack, args=(dpid,), name="zone-policy", daemon=True).start()
+
+    def _claim(self, dpid: int, master: bool, generation: int) -> bool:
+        """Ask switch ``dpid`` for our role (lbapp.cluster.roles); whether we are its master."""
+        with self.lock:
+            dp = self.switches.datapaths.get(dpid)
+            if dp is not None:
+                dp.send_msg(role_request(master, generation, dp))
+                LOG.info("switch %016x: asked to be its %s (generation %d)", dpid, "master" if master else "slave",
+                         generation)
+        return master and dp is not None
+
+    def _lead_changed(self, leads: bool, generation: int) -> None:
+        """The cluster member won or lost the lead (on its thread): every switch is told."""
+        with self.lock:
+            dpids = sorted(self.switches.datapaths)
+        for dpid in dpids:
+            if leads:
+                self._switch_in_use(dpid, relearn=True)  # a takeover, as after a restart: read back, not wiped
+            else:
+                self._claim(dpid, False, generation)
 
     def _keep_conntrack(self, dpid: int) -> None:
         """A balancer connected: its zone policy in force, and (a restarted controller has no
@@ -232,8 +235,8 @@ class LbApp(app_manager.OSKenApp):
                 and any(self.zone_policy.local(dpid) for dpid in balancer.balancers_connected()))
 
     @set_ev_cls(ofp_event.EventOFPEchoReply, [HANDSHAKE_DISPATCHER, CONFIG_DISPATCHER, MAIN_DISPATCHER])
-    def _echo_reply(self, ev) -> None:
-        """Registered so os-ken hands echo replies to this app: :meth:`_first_look` takes them."""
+    def _echo_reply(self, ev) -> None:  # registered so os-ken hands echo replies on: _first_look takes them
+        pass
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _dead(self, ev) -> None:
@@ -294,6 +297,10 @@ class LbApp(app_manager.OSKenApp):
     def _error(self, ev) -> None:
         msg = ev.msg
         dpid = msg.datapath.id or 0  # an error before the handshake's features reply
+        if self.member is not None and is_stale(msg.type, msg.code):
+            LOG.warning("switch %016x refused our role request as stale: a newer leader has it", dpid)
+            self.member.refused_as_stale()
+            return
         LOG.error("switch %016x: OpenFlow error type=%d code=%d on %s", dpid, msg.type, msg.code, msg.data[:64].hex())
         if self.switches.in_use(msg.datapath):  # a statistics request it refused stops waiting
             with self.lock:

@@ -69,7 +69,7 @@ class Checker:
     def __init__(self, seed: int | None = None) -> None:
         self.checks = HealthChecks()
         self.prober = Prober(seed)
-        self.barriers: dict[int, tuple[float, list[int]]] = {}  # xid -> (sent at, late probes it judges)
+        self.barriers: dict[int, tuple[int, float, list[int]]] = {}  # xid -> (switch, sent at, late probes)
         self._next_xid = FIRST_BARRIER_XID
         self.behind = 0.0  # the last barrier's round trip: how far behind the balancer was
 
@@ -99,14 +99,14 @@ class Checker:
         if late and origin is not None:
             xid = self._next_xid
             self._next_xid = FIRST_BARRIER_XID + (xid + 1 - FIRST_BARRIER_XID) % 0x1000000
-            self.barriers[xid] = (now, late)
+            self.barriers[xid] = (origin.dpid, now, late)
             request = parser.OFPBarrierRequest(None)
             request.xid = xid
             found.messages.append((origin.dpid, request))
         elif late:
             found.verdicts += self._judge(late, 0.0)
-        for xid in [x for x, (sent, _) in self.barriers.items() if now - sent >= BARRIER_WAIT_S]:
-            found.verdicts += self._judge(self.barriers.pop(xid)[1], 0.0)
+        for xid in [x for x, (_, sent, _) in self.barriers.items() if now - sent >= BARRIER_WAIT_S]:
+            found.verdicts += self._judge(self.barriers.pop(xid)[2], 0.0)
         if origin is None or not self.checks.status:
             return found
         ctx = origin.ctx
@@ -116,11 +116,12 @@ class Checker:
             found.messages.append((origin.dpid, packet_out_to_table(frame, ofp.OFPP_CONTROLLER)))
         return found
 
-    def barrier_reply(self, xid: int, now: float) -> list[Change]:
-        """A barrier's reply: its late probes still unanswered are judged (None of ours: [])."""
-        sent, late = self.barriers.pop(xid, (None, []))
-        if sent is None:
+    def barrier_reply(self, dpid: int, xid: int, now: float) -> list[Change]:
+        """Switch ``dpid``'s reply to barrier ``xid``: its late probes still unanswered are judged
+        (not one of ours, or from another switch: [])."""
+        if self.barriers.get(xid, (None,))[0] != dpid:
             return []
+        _, sent, late = self.barriers.pop(xid)
         self.behind = now - sent
         return self._judge(late, self.behind)
 

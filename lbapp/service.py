@@ -153,7 +153,7 @@ class Balancer:
 
     def barrier_reply(self, dpid: int, xid: int, now: float) -> list[Out]:
         """A barrier's reply: the health checks judge the late probes it was sent for."""
-        return self._apply_verdicts(self.checker.barrier_reply(xid, now))
+        return self._apply_verdicts(self.checker.barrier_reply(dpid, xid, now))
 
     def remember_pins(self, found: list[tuple[ConnKey, IPv4]], now: float) -> int:  # lbapp.pinreader
         return connections.remember_pins(self.running, self.pin_memory, found, now)

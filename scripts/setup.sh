@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(openvswitch-switch mininet ethtool iproute2 iputils-ping arping hping3 iperf3 python3-venv python3-pip curl procps openssl)
+DEBS=(openvswitch-switch mininet ethtool iproute2 iputils-ping arping hping3 iperf3 python3-venv python3-pip curl procps openssl
+      etcd-server)
 missing=()
 for deb in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "ok installed" || missing+=("$deb")
@@ -20,7 +21,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
-if ! .venv/bin/python -c "import lbapp, os_ken, pydantic, ovs.flow.ofp, ruamel.yaml, prometheus_client, pytest, matplotlib" 2>/dev/null; then
+if ! .venv/bin/python -c "import lbapp, os_ken, pydantic, ovs.flow.ofp, ruamel.yaml, prometheus_client, pytest, matplotlib, etcd3gw" 2>/dev/null; then
   echo "setup: installing lbapp into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -e '.[test,draw]' 2>&1 | grep -v '^WARNING: Location' || true
 fi

@@ -35,7 +35,8 @@ _OVERRIDES = {"config": ("config", "lbapp"), "listen": ("ofp_listen_host", None)
               "port": ("ofp_tcp_listen_port", None), "burst": ("burst", "lbapp"),
               "bundle_min": ("bundle_min", "lbapp"), "api_listen": ("api_listen", "lbapp"),
               "api_port": ("api_port", "lbapp"), "tls_key": ("ctl_privkey", None),
-              "tls_cert": ("ctl_cert", None), "tls_ca": ("ca_certs", None)}
+              "tls_cert": ("ctl_cert", None), "tls_ca": ("ca_certs", None), "etcd": ("etcd", "lbapp"),
+              "cluster": ("cluster", "lbapp"), "member": ("member", "lbapp"), "lease": ("lease", "lbapp")}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,7 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-c", "--config", help="the balancer's YAML config (or [lbapp] config in a --config-file)")
     p.add_argument("--config-file", action="append", default=[], metavar="FILE",
                    help="an oslo.config file, as os-ken apps read ([DEFAULT] ofp_listen_host, ofp_tcp_listen_port, "
-                        "ctl_privkey, ctl_cert, ca_certs; [lbapp] config, burst, bundle_min, api_listen, api_port); "
+                        "ctl_privkey, ctl_cert, ca_certs; [lbapp] config, burst, bundle_min, api_listen, api_port, etcd, "
+                        "cluster, member, lease); "
                         "repeatable; options given here win")
     p.add_argument("--app", action="append", default=[], metavar="MODULE",
                    help="another os-ken application module to run beside lbapp (repeatable), "
@@ -64,6 +66,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--api-listen", help="address of the HTTP API (default 127.0.0.1)")
     p.add_argument("--api-port", type=int,
                    help=f"port of the HTTP API: state, sessions, runtime changes (default {DEFAULT_API_PORT}; 0: none)")
+    p.add_argument("--etcd", metavar="URL[,URL...]",
+                   help="join a cluster of lbapp controllers through these etcd members (one leader at a time "
+                        "writes to the switches; give every switch every controller: see the printed command)")
+    p.add_argument("--cluster", help="the cluster's name: its keys in etcd (default lbapp)")
+    p.add_argument("--member", help="this member's name (default host:api-port)")
+    p.add_argument("--lease", type=int, help="seconds a leader may go without renewing its etcd lease (default 3)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (SIGHUP reloads the config)")
     p.set_defaults(func=run)
 
@@ -99,9 +107,18 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("lbapp").info("lbapp: OpenFlow%s on %s:%d, config %s%s", " over TLS" if settings.tls else "",
                                     settings.listen, settings.port, settings.config,
                                     f", with {', '.join(args.app)}" if args.app else "")
+    if cfg_etcd():
+        logging.getLogger("lbapp").info(
+            "lbapp: a cluster member: give every switch every member, e.g. ovs-vsctl set-controller BRIDGE "
+            "tcp:%s:%d tcp:OTHER:PORT ...", settings.listen, settings.port)
     serve(["lbapp.app", *args.app],
           on_hup=lambda apps: next(a for a in apps if type(a).__name__ == "LbApp").reload())
     return 0
+
+
+def cfg_etcd() -> str:
+    from os_ken import cfg
+    return cfg.CONF.lbapp.etcd
 
 
 def configure(config_files: list[str], given: dict[str, Any]) -> Settings:
@@ -151,7 +168,21 @@ def configure(config_files: list[str], given: dict[str, Any]) -> Settings:
         raise EnvironmentProblem("--burst (burst) must be at least 1")
     if settings.bundle_min < 0:
         raise EnvironmentProblem("--bundle-min (bundle_min) must be 0 (never) or more")
+    _check_cluster(conf.lbapp)
     return settings
+
+
+def _check_cluster(options) -> None:
+    """The cluster options: etcd URLs that parse, a lease etcd can keep."""
+    from lbapp.cluster.etcd import parse_url
+
+    for url in filter(None, (u.strip() for u in (options.etcd or "").split(","))):
+        try:
+            parse_url(url)
+        except ValueError as exc:
+            raise EnvironmentProblem(f"--etcd (etcd): {exc}") from None
+    if not 2 <= options.lease <= 60:
+        raise EnvironmentProblem(f"--lease (lease): {options.lease}: give 2 to 60 seconds")
 
 
 def _importable(module: str) -> bool:

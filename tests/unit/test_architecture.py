@@ -18,13 +18,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("schedulers", ("lbapp.schedulers",)),
     ("config", ("lbapp.config",)),
     ("pipeline", ("lbapp.pipeline", "lbapp.packets")),
-    ("state", ("lbapp.state",)),
-    ("rooms", ("lbapp.probes", "lbapp.healthcheck", "lbapp.reload", "lbapp.handlers", "lbapp.snapshot",
+    ("state", ("lbapp.state", "lbapp.cluster.leadership")),
+    ("rooms", ("lbapp.cluster.roles", "lbapp.probes", "lbapp.healthcheck", "lbapp.reload", "lbapp.handlers", "lbapp.snapshot",
                "lbapp.predict")),
     ("service", ("lbapp.service",)),
     ("tools", ("lbapp.flows", "lbapp.trace", "lbapp.topograph", "lbapp.configedit", "lbapp.ctzone")),
-    ("runtime", ("lbapp.oskenfix", "lbapp.sender", "lbapp.api", "lbapp.app", "lbapp.lab", "lbapp.ctkeeper",
-                 "lbapp.switches", "lbapp.pinreader")),
+    ("runtime", ("lbapp.oskenfix", "lbapp.sender", "lbapp.api", "lbapp.apientries", "lbapp.app", "lbapp.lab", "lbapp.ctkeeper",
+                 "lbapp.switches", "lbapp.pinreader", "lbapp.cluster")),
     ("cli", ("lbapp.cli",)),
 ]
 RUNTIME = LAYERS.index(next(layer for layer in LAYERS if layer[0] == "runtime"))

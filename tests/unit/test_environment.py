@@ -93,6 +93,8 @@ def test_run_with_its_api_port_taken():
     (["--tls-key", "k.pem", "--tls-cert", "c.pem", "--tls-ca", "ca.pem", "-c", EXAMPLE], ["TLS: k.pem: no such file"]),
     (["--app", "no.such.module", "-c", EXAMPLE], ["--app 'no.such.module': no such Python module"]),
     ([], ["no balancer config: give -c FILE"]),
+    (["--etcd", "ftp://etcd:2379", "-c", EXAMPLE], ["--etcd (etcd): 'ftp://etcd:2379': not an etcd client URL"]),
+    (["--etcd", "http://127.0.0.1:2379", "--lease", "1", "-c", EXAMPLE], ["--lease (lease): 1: give 2 to 60 seconds"]),
 ])
 def test_run_with_a_bad_option_or_os_ken_config_file(tmp_path, args, fragments):
     (tmp_path / "bad.conf").write_text("[DEFAULT]\nofp_tcp_listen_port = abc\n")

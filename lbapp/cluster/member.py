@@ -1,0 +1,120 @@
+"""A member of a cluster of lbapp controllers: a thread that campaigns for the lead through an
+etcd lease and, while it leads, keeps the lease alive. It tells the app each change of its
+lead; the app asks :meth:`Member.leads` before each write to a switch (lbapp.app)."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+from lbapp.cluster.etcd import Etcd, EtcdUnavailable
+from lbapp.cluster.leadership import Leadership
+
+LOG = logging.getLogger("lbapp")
+PREFIX = "/lbapp/"
+
+
+class Member:
+    """Owns this member's :class:`Leadership` (the only writer) and its lease. ``on_change(leads,
+    generation)`` is called on the member's thread when it wins the lead (its generation) or
+    loses it (the current leader's generation, 0 if none is known)."""
+
+    def __init__(self, etcd: Etcd, cluster: str, name: str, ttl: int,
+                 on_change: Callable[[bool, int], None]) -> None:
+        self.etcd, self.name, self.ttl = etcd, name, ttl
+        self.key = f"{PREFIX}{cluster}/leader"
+        self.leadership = Leadership(float(ttl))
+        self.on_change = on_change
+        self.lease: int | None = None
+        self.leader_seen: tuple[str, int] | None = None  # (name, generation) of the leader, as last read
+        self._stop = threading.Event()
+        self._unreachable = False
+        self._thread: threading.Thread | None = None
+
+    def leads(self, now: float | None = None) -> bool:
+        return self.leadership.leads(time.time() if now is None else now)
+
+    def generation(self) -> int:
+        """The generation the switches should know: ours while we lead, else the leader's."""
+        if self.leadership.leader:
+            return self.leadership.generation
+        return self.leader_seen[1] if self.leader_seen else 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="cluster-member", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Leave: the lease is revoked, so another member takes over at once, not after the TTL."""
+        self._stop.set()
+        if self.lease is not None:
+            try:
+                self.etcd.revoke(self.lease)
+            except EtcdUnavailable as exc:
+                LOG.warning("cluster: leaving without revoking the lease: %s", exc)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step(time.time())
+                if self._unreachable:
+                    LOG.warning("cluster: etcd answers again")
+                self._unreachable = False
+            except EtcdUnavailable as exc:
+                if not self._unreachable:  # once per outage, not four times a second
+                    LOG.warning("cluster: %s", exc)
+                self._unreachable = True
+            except Exception:  # the member thread never dies: the lead depends on it
+                LOG.exception("cluster: a step failed")
+            if self.leadership.leader and not self.leads():  # the lease may be gone: stop writing now
+                self._lose("its lease was not renewed in time")
+            self._stop.wait(self.ttl / 4)
+
+    def step(self, now: float) -> None:
+        """One round: a leader renews its lease; a follower campaigns (its lease granted once)."""
+        if self.leadership.leader:
+            if self.etcd.keepalive(self.lease):
+                self.leadership.refreshed(now)
+            else:
+                self._lose("its lease expired")
+            return
+        if self.lease is None or not self.etcd.keepalive(self.lease):
+            self.lease = self.etcd.grant(self.ttl)
+        revision = self.etcd.create(self.key, self.name, self.lease)
+        if revision is not None:
+            self.leadership.won(revision, now)
+            self.leader_seen = (self.name, revision)
+            LOG.warning("cluster: %s leads (generation %d)", self.name, revision)
+            self.on_change(True, revision)
+            return
+        seen = self.etcd.get(self.key)
+        if seen != self.leader_seen:
+            self.leader_seen = seen
+            if seen is not None:
+                LOG.info("cluster: %s follows %s (generation %d)", self.name, *seen)
+                self.on_change(False, seen[1])
+
+    def refused_as_stale(self) -> None:
+        """A switch refused our role request as stale: a newer leader has it."""
+        if self.leadership.leader:
+            self._lose("a switch refused its role request as stale (a newer leader has it)")
+
+    def _lose(self, why: str) -> None:
+        self.leadership.lost()
+        self.lease = None
+        self.leader_seen = None
+        LOG.warning("cluster: %s no longer leads: %s; it stopped writing to the switches", self.name, why)
+        self.on_change(False, self.leadership.generation)  # the switch may still hold ours
+
+
+def from_options(options, on_change: Callable[[bool, int], None]) -> Member | None:
+    """The member ``[lbapp] etcd``, ``cluster``, ``member`` and ``lease`` ask for (``lbapp run
+    --etcd ...``), or None: no etcd, one controller, as before."""
+    urls = [u.strip() for u in (options.etcd or "").split(",") if u.strip()]
+    if not urls:
+        return None
+    import socket
+    name = options.member or f"{socket.gethostname()}:{options.api_port or 0}"
+    lease = min(max(options.lease, 2), 60)  # (lbapp run refuses others; a plain os-ken manager may not)
+    return Member(Etcd(urls, timeout=lease / 4), options.cluster, name, lease, on_change)

@@ -1,0 +1,106 @@
+"""Two lbapp controllers on a real 3-member etcd cluster (loopback) and a real OVS bridge
+(issue 24, first slice): one leads and is the bridge's OpenFlow master, the other is slave;
+kill -9 of the leader hands the lead and the bridge over; a leader paused past its lease
+(SIGSTOP) is replaced and, resumed, knows it lost the lead and writes nothing; OVS refuses
+its old generation as stale."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lbapp.lab import free_port
+from tests.helpers.etcd import EtcdCluster
+from tests.helpers.net import PYTHON, ROOT, sh, wait_for
+
+LEASE = 2
+
+
+@dataclass
+class Controller:
+    name: str
+    proc: subprocess.Popen
+    port: int
+    log: Path
+
+    def said(self, pattern: str) -> bool:
+        return re.search(pattern, self.log.read_text()) is not None
+
+
+@pytest.fixture
+def etcd(lab):
+    with EtcdCluster(lab.artifacts) as cluster:
+        yield cluster
+
+
+def start(lab, etcd, name: str) -> Controller:
+    port, api = free_port(), free_port()
+    log = lab.artifacts / f"{name}.log"
+    config = ROOT / "topologies" / "worked_example.yaml"
+    proc = subprocess.Popen([PYTHON, "-m", "lbapp.cli.main", "run", "-c", str(config),
+                             "--listen", "127.0.0.1", "--port", str(port), "--api-port", str(api),
+                             "--etcd", ",".join(etcd.urls), "--cluster", lab.prefix, "--member", name,
+                             "--lease", str(LEASE), "-v"], stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=ROOT)
+    lab.procs.append(proc)
+    return Controller(name, proc, port, log)
+
+
+def roles(br: str) -> dict[int, str]:
+    """The bridge's controllers, by port: their OpenFlow role as OVS sees it."""
+    rows = json.loads(sh("ovs-vsctl", "--format=json", "--columns=target,role", "find", "controller"))["data"]
+    return {int(target.rsplit(":", 1)[1]): role if isinstance(role, str) else "" for target, role in rows}
+
+
+def static_flows(lab, br: str) -> set[str]:
+    """The bridge's flows without their counters and ages."""
+    return {re.sub(r" (duration|n_packets|n_bytes|idle_age|hard_age)=[^ ,]+,?", "", line).strip()
+            for line in lab.dump(br).splitlines() if "cookie=" in line}
+
+
+def two_members(lab, etcd):
+    br = lab.bridge("lb", 1)
+    a = start(lab, etcd, "a")
+    wait_for(lambda: a.said(r"cluster: a leads"), 20, "a to lead")
+    b = start(lab, etcd, "b")
+    wait_for(lambda: b.said(r"cluster: b follows a"), 20, "b to follow a")
+    sh("ovs-vsctl", "set-controller", br, f"tcp:127.0.0.1:{a.port}", f"tcp:127.0.0.1:{b.port}")
+    wait_for(lambda: roles(br) == {a.port: "master", b.port: "slave"}, 20, "a master, b slave")
+    wait_for(lambda: "table=0" in lab.dump(br), 20, "a to program the bridge")
+    return br, a, b
+
+
+def test_the_leader_is_master_and_a_kill_hands_the_bridge_to_the_other(lab, etcd):
+    br, a, b = two_members(lab, etcd)
+    assert not b.said(r"installing \d+ flows")  # a follower writes nothing
+    os.kill(a.proc.pid, signal.SIGKILL)
+    wait_for(lambda: b.said(r"cluster: b leads"), 3 * LEASE + 5, "b to take the lead after the lease")
+    wait_for(lambda: roles(br).get(b.port) == "master", 10, "b to be the bridge's master")
+    wait_for(lambda: b.said(r"installing \d+ flows"), 10, "b to program the bridge")
+    generations = [int(g) for g in re.findall(r"generation (\d+)", a.log.read_text() + b.log.read_text())]
+    assert generations == sorted(generations) and len(set(generations)) >= 2  # etcd's revision: it grows
+
+
+def test_a_leader_paused_past_its_lease_is_replaced_and_resumed_writes_nothing(lab, etcd):
+    br, a, b = two_members(lab, etcd)
+    os.kill(a.proc.pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: b.said(r"cluster: b leads"), 3 * LEASE + 5, "b to take the lead")
+        wait_for(lambda: roles(br).get(b.port) == "master", 10, "b to be master")
+        wait_for(lambda: b.said(r"installing \d+ flows"), 10, "b to program the bridge")
+        wait_for(lambda: roles(br).get(b.port) == "master" and static_flows(lab, br), 5, "b's flows")
+        before = static_flows(lab, br)
+    finally:
+        os.kill(a.proc.pid, signal.SIGCONT)
+    wait_for(lambda: a.said(r"cluster: a no longer leads"), 10, "a to notice it lost the lead")
+    wait_for(lambda: a.said(r"cluster: a follows b"), 10, "a to follow b")
+    # its first request after the pause, under its old generation, OVS refused (OFPRRFC_STALE)
+    assert a.said(r"refused our role request as stale")
+    assert roles(br)[b.port] == "master" and roles(br)[a.port] == "slave"
+    assert static_flows(lab, br) == before  # nothing a sent after its lease reached the bridge
+    assert not a.said(r"OpenFlow error type=1 code=10")  # nor did it try (OFPBRC_IS_SLAVE)
