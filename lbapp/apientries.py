@@ -6,8 +6,10 @@ import logging
 import time
 from pathlib import Path
 
-from lbapp.config import load_config
-from lbapp.config.load import read_config_text
+from lbapp.api import ApiError
+from lbapp.config import ConfigError
+from lbapp.config.errors import FieldError
+from lbapp.config.load import config_from_text, read_config_text
 from lbapp.configedit import change_backend, write_atomically
 from lbapp.predict import predict
 from lbapp.snapshot import sessions_of
@@ -39,6 +41,8 @@ class ApiEntries:
         with self.edit_lock:  # one read-modify-write of the file at a time
             path = Path(self.config_path)
             text, new = change_backend(read_config_text(path), vip, backend, action, weight, str(path))
+            if self.member is not None and not self.member.shared.publish(text):  # the cluster's first
+                raise ApiError(409, "the cluster's config changed meanwhile (another member's change): ask again")
             write_atomically(path, text)
             self._apply(new)
         LOG.warning("API: %s %s of VIP %s%s (written to %s)", action, backend, vip,
@@ -46,6 +50,30 @@ class ApiEntries:
         return {"done": f"{action} {backend} of {vip}", "config": str(path)}
 
     def api_reload(self) -> dict:
-        with self.edit_lock:
-            self._apply(load_config(self.config_path))
+        self._reload_file()
         return {"done": "reloaded", "config": str(self.config_path)}
+
+    def _reload_file(self) -> None:
+        """Apply the config file as it is now; in a cluster it becomes the cluster's config
+        first (every member then applies it), unless another member changed that meanwhile."""
+        with self.edit_lock:  # not between an API change's write and its apply
+            path = Path(self.config_path)
+            text = read_config_text(path)
+            new = config_from_text(text, str(path))
+            shared = self.member.shared if self.member is not None else None
+            if shared is not None and text != shared.text and not shared.publish(text):
+                raise ConfigError([FieldError("", "the cluster's config changed meanwhile (another member's change): "
+                                                  "reload again")], str(path))
+            self._apply(new)
+
+    def _config_published(self, text: str) -> None:
+        """Another member changed the cluster's config (lbapp.cluster.member): our file becomes
+        a copy of it and is applied as a reload is; one that does not validate changes nothing."""
+        try:
+            with self.edit_lock:
+                new = config_from_text(text, str(self.config_path))
+                write_atomically(Path(self.config_path), text)
+                self._apply(new)
+            LOG.warning("cluster: applied the config another member changed (written to %s)", self.config_path)
+        except ConfigError as exc:
+            LOG.error("cluster: the cluster's config is refused, keeping the running one: %s", exc)

@@ -9,6 +9,7 @@ import os
 import random
 import threading
 import time
+from pathlib import Path
 
 from os_ken import cfg
 from os_ken.base import app_manager
@@ -23,6 +24,7 @@ from lbapp.apientries import ApiEntries
 from lbapp.cluster.member import from_options as cluster_member
 from lbapp.cluster.roles import is_stale, role_request
 from lbapp.config import ConfigError, load_config
+from lbapp.config.load import read_config_text
 from lbapp.ctkeeper import ZonePolicyKeeper
 from lbapp.handlers.readings import FlowStat
 from lbapp.pinreader import PinReader
@@ -52,6 +54,7 @@ cfg.CONF.register_opts([cfg.StrOpt("config", default=None, help="lbapp YAML conf
                                         "writing, and another takes over")],
                        group="lbapp")
 
+ROLES = {True: "master", False: "slave"}
 TICK_SECONDS = 0.1  # health probes and their timeouts are due at this grain
 
 
@@ -82,7 +85,8 @@ class LbApp(ApiEntries, app_manager.OSKenApp):
         self.zone_policy = ZonePolicyKeeper()
         self.pin_reader = PinReader(self.balancer.remember_pins, self.lock, self._pins_to_read)
         self.api = None
-        self.member = cluster_member(cfg.CONF.lbapp, self._lead_changed)  # None: no cluster
+        self.member = cluster_member(cfg.CONF.lbapp, self._lead_changed, read_config_text(Path(self.config_path)),
+                                     self._config_published)  # None: no cluster
 
     def start(self):
         # every app of the manager registered what it watches by now: packet-ins are read raw
@@ -172,8 +176,7 @@ class LbApp(ApiEntries, app_manager.OSKenApp):
     def reload(self) -> None:
         """Re-read the config file (SIGHUP); an invalid file is reported and the running config kept."""
         try:
-            with self.edit_lock:  # not between an API change's write and its apply
-                self._apply(load_config(self.config_path))
+            self._reload_file()
         except ConfigError as exc:
             LOG.error("reload refused, keeping the running config: %s", exc)
         except Exception:  # a reload never takes the controller down
@@ -208,8 +211,7 @@ class LbApp(ApiEntries, app_manager.OSKenApp):
             dp = self.switches.datapaths.get(dpid)
             if dp is not None:
                 dp.send_msg(role_request(master, generation, dp))
-                LOG.info("switch %016x: asked to be its %s (generation %d)", dpid, "master" if master else "slave",
-                         generation)
+                LOG.info("switch %016x: asked to be its %s (generation %d)", dpid, ROLES[master], generation)
         return master and dp is not None
 
     def _lead_changed(self, leads: bool, generation: int) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lbapp.config import load_config
+from lbapp.config.load import read_config_text
 from lbapp.environment import EnvironmentProblem, require_listen_port
 from lbapp.pipeline.bundles import BUNDLE_MIN_DEFAULT
 
@@ -99,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
             raise EnvironmentProblem(f"--app {module[:100]!r}: no such Python module")
     settings = configure(args.config_file, {key: getattr(args, key) for key in _OVERRIDES})
     load_config(settings.config)  # refuse an invalid file before anything starts
+    if cfg_etcd():
+        _join_cluster(settings.config)  # and one that is not the cluster's
     require_listen_port(settings.listen, settings.port)
     if settings.api_port:
         require_listen_port(settings.api_listen, settings.api_port, ("--api-listen", "--api-port"))
@@ -170,6 +173,22 @@ def configure(config_files: list[str], given: dict[str, Any]) -> Settings:
         raise EnvironmentProblem("--bundle-min (bundle_min) must be 0 (never) or more")
     _check_cluster(conf.lbapp)
     return settings
+
+
+def _join_cluster(config: str) -> None:
+    """Refuse, in one line, a member whose config is not the cluster's, or an etcd that does
+    not answer (the first member seeds the cluster's config with its file)."""
+    from os_ken import cfg
+
+    from lbapp.cluster.etcd import Etcd, EtcdUnavailable
+    from lbapp.cluster.sharedconfig import ConfigDiffers, SharedConfig
+
+    options = cfg.CONF.lbapp
+    try:
+        SharedConfig(Etcd([u.strip() for u in options.etcd.split(",") if u.strip()]), options.cluster).join(
+            read_config_text(Path(config)))
+    except (ConfigDiffers, EtcdUnavailable) as exc:
+        raise EnvironmentProblem(f"--etcd: {exc}") from None
 
 
 def _check_cluster(options) -> None:

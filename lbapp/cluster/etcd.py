@@ -70,22 +70,31 @@ class Etcd:
     def revoke(self, lease: int) -> None:
         self._call("lease revoke", lambda c: c.post(c.get_url("/kv/lease/revoke"), json={"ID": lease}))
 
-    def create(self, key: str, value: str, lease: int) -> int | None:
-        """Put ``key`` with ``lease`` if it does not exist: the revision it was created at, or
-        None if it exists."""
+    def create(self, key: str, value: str, lease: int = 0) -> int | None:
+        """Put ``key`` (with ``lease``, 0: none) if it does not exist: the revision it was
+        created at, or None if it exists."""
+        return self._put_if(key, value, lease, {"target": "CREATE", "create_revision": 0})
+
+    def replace(self, key: str, value: str, mod_revision: int) -> int | None:
+        """Put ``key`` if it was last changed at ``mod_revision``: the new revision, or None if
+        someone changed it since."""
+        return self._put_if(key, value, 0, {"target": "MOD", "mod_revision": mod_revision})
+
+    def _put_if(self, key: str, value: str, lease: int, compare: dict) -> int | None:
         def txn(c):
             from etcd3gw.utils import _encode
             k = _encode(key)
-            return c.transaction({"compare": [{"key": k, "result": "EQUAL", "target": "CREATE", "create_revision": 0}],
-                                  "success": [{"request_put": {"key": k, "value": _encode(value), "lease": lease}}],
-                                  "failure": []})
-        answer = self._call("create", txn)
+            put = {"key": k, "value": _encode(value), **({"lease": lease} if lease else {})}
+            return c.transaction({"compare": [{"key": k, "result": "EQUAL", **compare}],
+                                  "success": [{"request_put": put}], "failure": []})
+        answer = self._call("conditional put", txn)
         return int(answer["header"]["revision"]) if answer.get("succeeded") else None
 
-    def get(self, key: str) -> tuple[str, int] | None:
-        """``key``'s value and the revision it was created at, or None."""
+    def get(self, key: str) -> tuple[str, int, int] | None:
+        """``key``'s value, the revision it was created at and the one it last changed at, or None."""
         found = self._call("get", lambda c: c.get(key, metadata=True))
         if not found:
             return None
         value, meta = found[0]
-        return (value.decode() if isinstance(value, bytes) else value), int(meta["create_revision"])
+        text = value.decode() if isinstance(value, bytes) else value
+        return text, int(meta["create_revision"]), int(meta["mod_revision"])

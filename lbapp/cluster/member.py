@@ -10,6 +10,7 @@ from typing import Callable
 
 from lbapp.cluster.etcd import Etcd, EtcdUnavailable
 from lbapp.cluster.leadership import Leadership
+from lbapp.cluster.sharedconfig import SharedConfig
 
 LOG = logging.getLogger("lbapp")
 PREFIX = "/lbapp/"
@@ -21,8 +22,10 @@ class Member:
     loses it (the current leader's generation, 0 if none is known)."""
 
     def __init__(self, etcd: Etcd, cluster: str, name: str, ttl: int,
-                 on_change: Callable[[bool, int], None]) -> None:
+                 on_change: Callable[[bool, int], None], on_config: Callable[[str], None] | None = None) -> None:
         self.etcd, self.name, self.ttl = etcd, name, ttl
+        self.shared = SharedConfig(etcd, cluster)
+        self.on_config = on_config  # told the cluster's config when another member changed it
         self.key = f"{PREFIX}{cluster}/leader"
         self.leadership = Leadership(float(ttl))
         self.on_change = on_change
@@ -72,7 +75,11 @@ class Member:
             self._stop.wait(self.ttl / 4)
 
     def step(self, now: float) -> None:
-        """One round: a leader renews its lease; a follower campaigns (its lease granted once)."""
+        """One round: the cluster's config, if another member changed it; then a leader renews
+        its lease, a follower campaigns (its lease granted once)."""
+        changed = self.shared.newer()
+        if changed is not None and self.on_config is not None:
+            self.on_config(changed)
         if self.leadership.leader:
             if self.etcd.keepalive(self.lease):
                 self.leadership.refreshed(now)
@@ -88,7 +95,8 @@ class Member:
             LOG.warning("cluster: %s leads (generation %d)", self.name, revision)
             self.on_change(True, revision)
             return
-        seen = self.etcd.get(self.key)
+        found = self.etcd.get(self.key)
+        seen = found[:2] if found else None
         if seen != self.leader_seen:
             self.leader_seen = seen
             if seen is not None:
@@ -108,13 +116,17 @@ class Member:
         self.on_change(False, self.leadership.generation)  # the switch may still hold ours
 
 
-def from_options(options, on_change: Callable[[bool, int], None]) -> Member | None:
+def from_options(options, on_change: Callable[[bool, int], None], config_text: str = "",
+                 on_config: Callable[[str], None] | None = None) -> Member | None:
     """The member ``[lbapp] etcd``, ``cluster``, ``member`` and ``lease`` ask for (``lbapp run
-    --etcd ...``), or None: no etcd, one controller, as before."""
+    --etcd ...``), joined with its config file's ``config_text`` (lbapp.cluster.sharedconfig:
+    ConfigDiffers if it is not the cluster's), or None: no etcd, one controller, as before."""
     urls = [u.strip() for u in (options.etcd or "").split(",") if u.strip()]
     if not urls:
         return None
     import socket
     name = options.member or f"{socket.gethostname()}:{options.api_port or 0}"
     lease = min(max(options.lease, 2), 60)  # (lbapp run refuses others; a plain os-ken manager may not)
-    return Member(Etcd(urls, timeout=lease / 4), options.cluster, name, lease, on_change)
+    member = Member(Etcd(urls, timeout=lease / 4), options.cluster, name, lease, on_change, on_config)
+    member.shared.join(config_text)
+    return member

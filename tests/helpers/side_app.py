@@ -24,6 +24,7 @@ class SideApp(app_manager.OSKenApp):
     def _packet_in(self, ev):
         LOG.warning("side app: packet-in from switch %016x port %d", ev.msg.datapath.id, ev.msg.match["in_port"])
 
-    @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
+    # asked while the handshake ends: the reply may come before os-ken moves the switch to MAIN
+    @set_ev_cls(ofp_event.EventOFPPortStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _port_stats(self, ev):
         LOG.warning("side app: switch %016x has %d ports", ev.msg.datapath.id, len(ev.msg.body))

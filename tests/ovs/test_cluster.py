@@ -2,7 +2,8 @@
 (issue 24, first slice): one leads and is the bridge's OpenFlow master, the other is slave;
 kill -9 of the leader hands the lead and the bridge over; a leader paused past its lease
 (SIGSTOP) is replaced and, resumed, knows it lost the lead and writes nothing; OVS refuses
-its old generation as stale."""
+its old generation as stale. The config is the cluster's, in etcd: a change through any
+member reaches all, and a member with another file is refused."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ import os
 import re
 import signal
 import subprocess
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,8 @@ class Controller:
     proc: subprocess.Popen
     port: int
     log: Path
+    api: str
+    config: Path
 
     def said(self, pattern: str) -> bool:
         return re.search(pattern, self.log.read_text()) is not None
@@ -39,16 +43,18 @@ def etcd(lab):
         yield cluster
 
 
-def start(lab, etcd, name: str) -> Controller:
+def start(lab, etcd, name: str, text: str | None = None) -> Controller:
+    """``lbapp run`` as member ``name``, with its own copy of the worked example (or ``text``)."""
     port, api = free_port(), free_port()
     log = lab.artifacts / f"{name}.log"
-    config = ROOT / "topologies" / "worked_example.yaml"
+    config = lab.artifacts / f"{name}.yaml"
+    config.write_text(text or (ROOT / "topologies" / "worked_example.yaml").read_text())
     proc = subprocess.Popen([PYTHON, "-m", "lbapp.cli.main", "run", "-c", str(config),
                              "--listen", "127.0.0.1", "--port", str(port), "--api-port", str(api),
                              "--etcd", ",".join(etcd.urls), "--cluster", lab.prefix, "--member", name,
                              "--lease", str(LEASE), "-v"], stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=ROOT)
     lab.procs.append(proc)
-    return Controller(name, proc, port, log)
+    return Controller(name, proc, port, log, f"http://127.0.0.1:{api}", config)
 
 
 def roles(br: str) -> dict[int, str]:
@@ -104,3 +110,34 @@ def test_a_leader_paused_past_its_lease_is_replaced_and_resumed_writes_nothing(l
     assert roles(br)[b.port] == "master" and roles(br)[a.port] == "slave"
     assert static_flows(lab, br) == before  # nothing a sent after its lease reached the bridge
     assert not a.said(r"OpenFlow error type=1 code=10")  # nor did it try (OFPBRC_IS_SLAVE)
+
+
+def test_a_drain_through_a_followers_api_reaches_the_leader_and_every_file(lab, etcd):
+    """The cluster's config lives in etcd, each member's file a copy: a runtime change made on
+    any member goes there first, and every member applies it."""
+    br, a, b = two_members(lab, etcd)
+    request = urllib.request.Request(f"{b.api}/v1/vips/web/backends/10.11.12.12", method="POST",
+                                     data=json.dumps({"action": "drain"}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+    wait_for(lambda: a.said(r"cluster: applied the config another member changed"), 10, "a to apply b's change")
+    assert a.config.read_text() == b.config.read_text() and "drain: true" in a.config.read_text()
+    with urllib.request.urlopen(f"{a.api}/v1/state", timeout=10) as answer:
+        backends = json.load(answer)["vips"][0]["backends"]
+    assert {x["ip"]: x["admin"] for x in backends}["10.11.12.12"] == "drain"
+    # a file edited on one member and reloaded there becomes the cluster's too
+    a.config.write_text(a.config.read_text().replace("idle_timeout: 30", "idle_timeout: 45"))
+    with urllib.request.urlopen(urllib.request.Request(f"{a.api}/v1/reload", method="POST", data=b"{}"),
+                                timeout=10) as answer:
+        assert answer.status == 200
+    wait_for(lambda: "idle_timeout: 45" in b.config.read_text(), 10, "b to take a's reloaded file")
+
+
+def test_a_member_whose_config_differs_is_refused_at_start(lab, etcd):
+    br, a, b = two_members(lab, etcd)
+    other = (ROOT / "topologies" / "worked_example.yaml").read_text().replace("idle_timeout: 30", "idle_timeout: 31")
+    c = start(lab, etcd, "c", other)
+    assert c.proc.wait(timeout=30) == 1
+    said = c.log.read_text().strip().splitlines()
+    assert len(said) == 1 and "differs from the cluster's" in said[0], said
