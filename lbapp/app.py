@@ -22,7 +22,8 @@ from os_ken.ofproto import ofproto_v1_3
 from lbapp import api, oskenfix
 from lbapp.apientries import ApiEntries
 from lbapp.cluster.member import from_options as cluster_member
-from lbapp.cluster.roles import is_stale, role_request
+from lbapp.cluster.roles import is_stale
+from lbapp.cluster.seat import ClusterSeat
 from lbapp.config import ConfigError, load_config
 from lbapp.config.load import read_config_text
 from lbapp.ctkeeper import ZonePolicyKeeper
@@ -54,11 +55,10 @@ cfg.CONF.register_opts([cfg.StrOpt("config", default=None, help="lbapp YAML conf
                                         "writing, and another takes over")],
                        group="lbapp")
 
-ROLES = {True: "master", False: "slave"}
 TICK_SECONDS = 0.1  # health probes and their timeouts are due at this grain
 
 
-class LbApp(ApiEntries, app_manager.OSKenApp):
+class LbApp(ApiEntries, ClusterSeat, app_manager.OSKenApp):
     """The os-ken app. It owns the switch connections (``switches``: which one speaks for each
     datapath id), the ``lock`` every call into the Balancer holds, the ``sender`` and, in a
     cluster, its ``member``; event handlers, the ticker and the API change them under ``lock``
@@ -86,7 +86,7 @@ class LbApp(ApiEntries, app_manager.OSKenApp):
         self.pin_reader = PinReader(self.balancer.remember_pins, self.lock, self._pins_to_read)
         self.api = None
         self.member = cluster_member(cfg.CONF.lbapp, self._lead_changed, read_config_text(Path(self.config_path)),
-                                     self._config_published)  # None: no cluster
+                                     self._config_published, self._findings, self._inherit_findings)  # None: alone
 
     def start(self):
         # every app of the manager registered what it watches by now: packet-ins are read raw
@@ -204,25 +204,6 @@ class LbApp(ApiEntries, app_manager.OSKenApp):
         self._call(self.balancer.switch_connected, dpid, time.time(), relearn)
         if dpid in self.balancer.running.sites:  # its datapath may be new: the zone policy again
             threading.Thread(target=self._keep_conntrack, args=(dpid,), name="zone-policy", daemon=True).start()
-
-    def _claim(self, dpid: int, master: bool, generation: int) -> bool:
-        """Ask switch ``dpid`` for our role (lbapp.cluster.roles); whether we are its master."""
-        with self.lock:
-            dp = self.switches.datapaths.get(dpid)
-            if dp is not None:
-                dp.send_msg(role_request(master, generation, dp))
-                LOG.info("switch %016x: asked to be its %s (generation %d)", dpid, ROLES[master], generation)
-        return master and dp is not None
-
-    def _lead_changed(self, leads: bool, generation: int) -> None:
-        """The cluster member won or lost the lead (on its thread): every switch is told."""
-        with self.lock:
-            dpids = sorted(self.switches.datapaths)
-        for dpid in dpids:
-            if leads:
-                self._switch_in_use(dpid, relearn=True)  # a takeover, as after a restart: read back, not wiped
-            else:
-                self._claim(dpid, False, generation)
 
     def _keep_conntrack(self, dpid: int) -> None:
         """A balancer connected: its zone policy in force, and (a restarted controller has no

@@ -151,8 +151,10 @@ class Balancer:
             out += [arp.gateway_probe(site, dpid, gw.ip) for gw in site.next_hops.due_probes(now)]
         return out
 
-    def barrier_reply(self, dpid: int, xid: int, now: float) -> list[Out]:
-        """A barrier's reply: the health checks judge the late probes it was sent for."""
+    def inherit_health(self, findings: dict[str, str]) -> list[Out]:  # a cluster's new leader (lbapp.cluster)
+        return self._apply_verdicts(self.checker.checks.inherit(findings))
+
+    def barrier_reply(self, dpid: int, xid: int, now: float) -> list[Out]:  # judges late probes (lbapp.healthcheck)
         return self._apply_verdicts(self.checker.barrier_reply(dpid, xid, now))
 
     def remember_pins(self, found: list[tuple[ConnKey, IPv4]], now: float) -> int:  # lbapp.pinreader
@@ -249,8 +251,7 @@ class Balancer:
 
     # --- statistics: sessions read back, and the readings ---
 
-    def request_failed(self, dpid: int, xid: int) -> None:
-        """An OpenFlow error answered request ``xid``: if ours, it and its round are given up."""
+    def request_failed(self, dpid: int, xid: int) -> None:  # an OpenFlow error answered request xid
         purpose = self.readings.requests.failed(dpid, xid)
         if purpose is not None:
             LOG.warning("switch %016x refused a session-table statistics request (%s): given up", dpid, purpose)
@@ -287,8 +288,7 @@ class Balancer:
             out.append((dpid, session_flows.kept_mark()))
         return out + self._end_sessions(ended)
 
-    def snapshot(self, now: float) -> dict[str, Any]:
-        """The whole state as plain data (see lbapp.snapshot)."""
+    def snapshot(self, now: float) -> dict[str, Any]:  # the whole state as plain data (lbapp.snapshot)
         return snapshot(self, now)
 
 

@@ -90,6 +90,9 @@ class Etcd:
         answer = self._call("conditional put", txn)
         return int(answer["header"]["revision"]) if answer.get("succeeded") else None
 
+    def put(self, key: str, value: str) -> None:
+        self._call("put", lambda c: c.put(key, value))
+
     def get(self, key: str) -> tuple[str, int, int] | None:
         """``key``'s value, the revision it was created at and the one it last changed at, or None."""
         found = self._call("get", lambda c: c.get(key, metadata=True))

@@ -3,6 +3,7 @@ etcd lease and, while it leads, keeps the lease alive. It tells the app each cha
 lead; the app asks :meth:`Member.leads` before each write to a switch (lbapp.app)."""
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -22,8 +23,12 @@ class Member:
     loses it (the current leader's generation, 0 if none is known)."""
 
     def __init__(self, etcd: Etcd, cluster: str, name: str, ttl: int,
-                 on_change: Callable[[bool, int], None], on_config: Callable[[str], None] | None = None) -> None:
+                 on_change: Callable[[bool, int], None], on_config: Callable[[str], None] | None = None,
+                 findings: Callable[[], dict] | None = None, on_findings: Callable[[dict], None] | None = None) -> None:
         self.etcd, self.name, self.ttl = etcd, name, ttl
+        self.health_key = f"{PREFIX}{cluster}/health"
+        self.findings, self.on_findings = findings, on_findings  # health checks' findings: ours, to inherit
+        self._shared_findings: dict | None = None  # as last put
         self.shared = SharedConfig(etcd, cluster)
         self.on_config = on_config  # told the cluster's config when another member changed it
         self.key = f"{PREFIX}{cluster}/leader"
@@ -83,6 +88,7 @@ class Member:
         if self.leadership.leader:
             if self.etcd.keepalive(self.lease):
                 self.leadership.refreshed(now)
+                self._share_findings()
             else:
                 self._lose("its lease expired")
             return
@@ -93,6 +99,7 @@ class Member:
             self.leadership.won(revision, now)
             self.leader_seen = (self.name, revision)
             LOG.warning("cluster: %s leads (generation %d)", self.name, revision)
+            self._inherit_findings()
             self.on_change(True, revision)
             return
         found = self.etcd.get(self.key)
@@ -102,6 +109,27 @@ class Member:
             if seen is not None:
                 LOG.info("cluster: %s follows %s (generation %d)", self.name, *seen)
                 self.on_change(False, seen[1])
+
+    def _share_findings(self) -> None:
+        """The leader's health findings to etcd, when they changed: a next leader starts from them."""
+        found = self.findings() if self.findings is not None else None
+        if found is not None and found != self._shared_findings:
+            self.etcd.put(self.health_key, json.dumps(found, sort_keys=True))
+            self._shared_findings = found
+
+    def _inherit_findings(self) -> None:
+        """A new leader takes the previous one's findings (lbapp.state.health.HealthChecks.inherit)."""
+        stored = self.etcd.get(self.health_key)
+        if stored is None or self.on_findings is None:
+            return
+        try:
+            found = json.loads(stored[0])
+        except ValueError:
+            LOG.warning("cluster: the shared health findings (%s) are not JSON: checks start afresh", self.health_key)
+            return
+        if isinstance(found, dict):
+            self._shared_findings = None
+            self.on_findings({str(k): str(v) for k, v in found.items()})
 
     def refused_as_stale(self) -> None:
         """A switch refused our role request as stale: a newer leader has it."""
@@ -117,7 +145,8 @@ class Member:
 
 
 def from_options(options, on_change: Callable[[bool, int], None], config_text: str = "",
-                 on_config: Callable[[str], None] | None = None) -> Member | None:
+                 on_config: Callable[[str], None] | None = None, findings: Callable[[], dict] | None = None,
+                 on_findings: Callable[[dict], None] | None = None) -> Member | None:
     """The member ``[lbapp] etcd``, ``cluster``, ``member`` and ``lease`` ask for (``lbapp run
     --etcd ...``), joined with its config file's ``config_text`` (lbapp.cluster.sharedconfig:
     ConfigDiffers if it is not the cluster's), or None: no etcd, one controller, as before."""
@@ -127,6 +156,7 @@ def from_options(options, on_change: Callable[[bool, int], None], config_text: s
     import socket
     name = options.member or f"{socket.gethostname()}:{options.api_port or 0}"
     lease = min(max(options.lease, 2), 60)  # (lbapp run refuses others; a plain os-ken manager may not)
-    member = Member(Etcd(urls, timeout=lease / 4), options.cluster, name, lease, on_change, on_config)
+    member = Member(Etcd(urls, timeout=lease / 4), options.cluster, name, lease, on_change, on_config, findings,
+                    on_findings)
     member.shared.join(config_text)
     return member

@@ -38,9 +38,9 @@ class SharedConfig:
             raise ConfigDiffers(f"the cluster's config ({self.key}) vanished while joining: start again")
         current, _, self.revision = found
         if current != text:
-            raise ConfigDiffers(f"this config file (sha256 {digest(text)}) differs from the cluster's ({self.key} in "
-                                f"etcd, sha256 {digest(current)}, revision {self.revision}): give every member the same "
-                                "file")
+            raise ConfigDiffers(f"this config file (sha256 {digest(text)}) differs from the cluster's ({self.key} "
+                                f"in etcd, sha256 {digest(current)}, revision {self.revision}): give every member "
+                                "the same file")
         self.text = text
         return False
 

@@ -37,6 +37,11 @@ class Target:
         where = f"{self.backend}" if self.type == "icmp" else f"{self.backend}:{self.port}"
         return f"{self.type} check of {where}"
 
+    @property
+    def key(self) -> str:
+        """Names the check across controllers (a cluster's leader shares findings by it)."""
+        return f"{self.type} {self.backend}:{self.port}{self.path if self.type == 'http' else ''}"
+
 
 def target_for(vip, backend) -> Target | None:
     """What checks ``backend`` of ``vip`` (config models), or None when nothing does."""
@@ -182,6 +187,21 @@ class HealthChecks:
             elif (change := self.report(probe, False, "timeout")) is not None:
                 changes.append(change)
         return judged, changes, void
+
+    def findings(self) -> dict[str, str]:
+        """Each decided check's state, by its key: what a cluster's leader shares."""
+        return {t.key: s.state for t, s in self.status.items() if s.state != "unchecked"}
+
+    def inherit(self, findings: dict[str, str]) -> list[Change]:
+        """A new leader takes over the last one's ``findings``: each check not yet decided here
+        starts from them (a backend found down stays out until it passes ``rise`` times)."""
+        out = []
+        for target, status in self.status.items():
+            state = findings.get(target.key)
+            if status.state == "unchecked" and state in ("up", "down"):
+                status.state = state
+                out.append(Change(target, state, "found by the cluster's previous leader"))
+        return out
 
     def _change(self, target: Target, status: Status, state: Health, reason: str) -> Change:
         was, status.state = status.state, state

@@ -141,3 +141,27 @@ def test_a_member_whose_config_differs_is_refused_at_start(lab, etcd):
     assert c.proc.wait(timeout=30) == 1
     said = c.log.read_text().strip().splitlines()
     assert len(said) == 1 and "differs from the cluster's" in said[0], said
+
+
+def test_the_leaders_health_findings_reach_the_next_leader_through_etcd(lab, etcd):
+    """The members' own rounds against the real etcd: a leads and shares what its checks found;
+    it leaves; b wins and is handed those findings before it takes any switch."""
+    import time
+
+    from lbapp.cluster.etcd import Etcd
+    from lbapp.cluster.member import Member
+
+    told: list = []
+    a = Member(Etcd(etcd.urls), lab.prefix, "a", LEASE, lambda *_: None, findings=lambda: {"tcp 10.11.12.11:80": "down"})
+    b = Member(Etcd(etcd.urls), lab.prefix, "b", LEASE, lambda leads, _: told.append(("lead", leads)),
+               on_findings=lambda found: told.append(("findings", found)))
+    for member in (a, b):
+        member.shared.join("config")
+    a.step(time.time())
+    assert a.leads()
+    a.step(time.time())  # a renewal: the findings go to etcd
+    b.step(time.time())
+    assert not b.leads() and told == [("lead", False)]
+    a.stop()  # leaves: its lease revoked
+    b.step(time.time())
+    assert b.leads() and told[1:] == [("findings", {"tcp 10.11.12.11:80": "down"}), ("lead", True)]

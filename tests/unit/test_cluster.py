@@ -26,3 +26,25 @@ def test_role_requests_carry_the_generation_and_a_stale_refusal_is_told():
     assert (slave.role, slave.generation_id) == (ofp.OFPCR_ROLE_SLAVE, 57)
     assert is_stale(ofp.OFPET_ROLE_REQUEST_FAILED, ofp.OFPRRFC_STALE)
     assert not is_stale(ofp.OFPET_BAD_REQUEST, ofp.OFPRRFC_STALE)
+
+
+def test_a_new_leader_starts_from_the_findings_the_last_one_shared():
+    """A backend the previous leader found down stays out of a new leader's picks from its first
+    connection on, instead of taking connections until its checks fail again."""
+    import yaml
+
+    from lbapp.config import parse_config
+    from lbapp.service import Balancer
+    from tests.unit.test_health import ROOT
+
+    doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
+    doc["vips"][0]["health"] = {"type": "tcp", "interval": 1, "timeout": 0.5, "rise": 2, "fall": 2}
+    old, new = Balancer(parse_config(doc)), Balancer(parse_config(doc))
+    for state, target in zip(("down", "up", "up"), sorted(old.checker.checks.status, key=lambda t: int(t.backend))):
+        old.checker.checks.status[target].state = state
+    shared = old.checker.checks.findings()
+    assert shared == {"tcp 10.11.12.11:80": "down", "tcp 10.11.12.12:80": "up", "tcp 10.11.12.13:80": "up"}
+    new.inherit_health(shared)
+    weights = {b["ip"]: b["effective_weight"] for b in new.snapshot(0.0)["vips"][0]["backends"]}
+    assert weights == {"10.11.12.11": 0, "10.11.12.12": 1, "10.11.12.13": 1}
+    assert new.inherit_health(shared) == []  # decided already: nothing changes twice

@@ -1,0 +1,44 @@
+"""The app's side of a cluster (lbapp.cluster.member calls these on its thread): a mixin of
+:class:`lbapp.app.LbApp`, which owns the switch connections, the lock and the Balancer."""
+from __future__ import annotations
+
+import logging
+
+from lbapp.cluster.roles import role_request
+
+LOG = logging.getLogger("lbapp")
+ROLES = {True: "master", False: "slave"}
+
+
+class ClusterSeat:
+    """Roles asked of the switches when the lead changes, and the health findings shared with
+    the next leader."""
+
+    def _claim(self, dpid: int, master: bool, generation: int) -> bool:
+        """Ask switch ``dpid`` for our role (lbapp.cluster.roles); whether we are its master."""
+        with self.lock:
+            dp = self.switches.datapaths.get(dpid)
+            if dp is not None:
+                dp.send_msg(role_request(master, generation, dp))
+                LOG.info("switch %016x: asked to be its %s (generation %d)", dpid, ROLES[master], generation)
+        return master and dp is not None
+
+    def _lead_changed(self, leads: bool, generation: int) -> None:
+        """The cluster member won or lost the lead (on its thread): every switch is told."""
+        with self.lock:
+            dpids = sorted(self.switches.datapaths)
+        for dpid in dpids:
+            if leads:
+                self._switch_in_use(dpid, relearn=True)  # a takeover, as after a restart: read back, not wiped
+            else:
+                self._claim(dpid, False, generation)
+
+    def _findings(self) -> dict:
+        """The health checks' findings, for the next leader."""
+        with self.lock:
+            return self.balancer.checker.checks.findings()
+
+    def _inherit_findings(self, findings: dict) -> None:
+        """Won the lead: the previous leader's findings first (before any switch is taken)."""
+        self._call(self.balancer.inherit_health, findings)
+        LOG.info("cluster: %d health findings taken over from the previous leader", len(findings))
