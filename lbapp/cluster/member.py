@@ -19,8 +19,9 @@ PREFIX = "/lbapp/"
 
 class Member:
     """Owns this member's :class:`Leadership` (the only writer) and its lease. ``on_change(leads,
-    generation)`` is called on the member's thread when it wins the lead (its generation) or
-    loses it (the current leader's generation, 0 if none is known)."""
+    generation)`` is called on the member's thread when it wins the lead (its generation), when
+    it follows a leader (the leader's) and when it loses the lead (its own: the switches may
+    still hold it)."""
 
     def __init__(self, etcd: Etcd, cluster: str, name: str, ttl: int,
                  on_change: Callable[[bool, int], None], on_config: Callable[[str], None] | None = None,
