@@ -3,6 +3,7 @@ library). Each call is bounded by ``timeout``; a member that cannot be reached i
 the next. Errors come out as :class:`EtcdUnavailable` with one line saying what failed."""
 from __future__ import annotations
 
+import base64
 import logging
 import warnings
 from urllib.parse import urlparse
@@ -12,6 +13,10 @@ LOG = logging.getLogger("lbapp")
 
 class EtcdUnavailable(RuntimeError):
     """No etcd member answered (or it refused the request)."""
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 def parse_url(url: str) -> tuple[str, str, int]:
@@ -82,9 +87,8 @@ class Etcd:
 
     def _put_if(self, key: str, value: str, lease: int, compare: dict) -> int | None:
         def txn(c):
-            from etcd3gw.utils import _encode
-            k = _encode(key)
-            put = {"key": k, "value": _encode(value), **({"lease": lease} if lease else {})}
+            k = _b64(key)  # the JSON gateway takes keys and values base64-encoded
+            put = {"key": k, "value": _b64(value), **({"lease": lease} if lease else {})}
             return c.transaction({"compare": [{"key": k, "result": "EQUAL", **compare}],
                                   "success": [{"request_put": put}], "failure": []})
         answer = self._call("conditional put", txn)
