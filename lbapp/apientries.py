@@ -25,7 +25,8 @@ class ApiEntries:
         with self.lock:
             now = time.time()
             self.balancer.readings.watched(now)  # someone looks: keep the bytes and packets current
-            return self.balancer.snapshot(now) | {"ct_policy": self.zone_policy.as_data()}
+            state = self.balancer.snapshot(now) | {"ct_policy": self.zone_policy.as_data()}
+            return state | ({"cluster": self._cluster_data(now)} if self.member is not None else {})
 
     def api_sessions(self, vip: str) -> list | None:
         with self.lock:

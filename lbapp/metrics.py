@@ -65,6 +65,22 @@ class SnapshotCollector:
             buckets=[(repr(bound), n) for bound, n in latency["buckets"]] + [("+Inf", latency["count"])],
             sum_value=latency["sum"])
         yield setup
+        if s.get("cluster"):
+            yield from cluster_gauges(s["cluster"])
+
+
+def cluster_gauges(cluster: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
+    """This member's role and the lead it sees (lbapp.cluster.member.Member.as_data)."""
+    leads = GaugeMetricFamily("lbapp_cluster_leader", "1 while this member leads the cluster", labels=["member"])
+    leads.add_metric([cluster["member"]], 1 if cluster["role"] == "leader" else 0)
+    generation = GaugeMetricFamily("lbapp_cluster_generation", "The present lead's generation id (etcd revision "
+                                   "it was won at); 0 with no leader")
+    generation.add_metric([], cluster["generation"] or 0)
+    led = GaugeMetricFamily("lbapp_cluster_led_seconds", "How long the present leader has led, as this member saw it")
+    led.add_metric([], cluster["led_seconds"] or 0)
+    members = GaugeMetricFamily("lbapp_cluster_members", "Members whose lease is alive in etcd")
+    members.add_metric([], len(cluster["members"]))
+    yield from (leads, generation, led, members)
 
 
 def registry_for(state: Callable[[], dict[str, Any]]) -> CollectorRegistry:

@@ -67,8 +67,9 @@ def render(state: dict, rate: bool = False) -> Group:
             hops.add_row(bal["name"], bal["dpid"], "yes" if bal["connected"] else "no", gw["gateway"], gw["ip"],
                          gw["mac"] or "unknown", str(gw["port"] or "-"), f"{gw['age']:.1f}" if gw["age"] is not None
                          else "-")
+    lines = cluster_lines(state["cluster"]) if state.get("cluster") else []
     counters = ", ".join(f"{k} {n}" for k, n in sorted(state["counters"].items())) or "none"
-    lines = [f"not served: {counters}"]
+    lines.append(f"not served: {counters}")
     for dpid, policy in sorted(state.get("ct_policy", {}).items()):
         color = "green" if policy["state"] == "in force" else "yellow"
         lines.append(f"conntrack zone policy on {dpid}: [{color}]{policy['state']}[/{color}] ({policy['detail']})")
@@ -77,6 +78,20 @@ def render(state: dict, rate: bool = False) -> Group:
         lines.append(f"packet-ins/s {state['packet_ins_per_second']:.1f}; setup latency: {latency['count']} setups, "
                      f"p50 <= {_ms(latency['p50_at_most'])}, p99 <= {_ms(latency['p99_at_most'])}")
     return Group(vips, hops, *lines)
+
+
+def cluster_lines(cluster: dict) -> list[str]:
+    """Who leads the cluster, since when, and what this member is to each switch."""
+    if cluster["leader"] is None:
+        lead = "[red]no leader[/red] (an election is under way, or etcd has no quorum)"
+    else:
+        lead = (f"leader [bold]{cluster['leader']}[/bold], generation {cluster['generation']}, "
+                f"leading for {cluster['led_seconds']:.1f} s")
+    lines = [f"cluster {cluster['name']}: {lead}; members {', '.join(cluster['members']) or 'unknown'}; "
+             f"etcd {cluster['etcd']}"]
+    roles = ", ".join(f"{dpid} {role}" for dpid, role in cluster["switches"].items()) or "no switch connected"
+    lines.append(f"this member: {cluster['member']}, {cluster['role']}; switches: {roles}")
+    return lines
 
 
 def _ms(seconds: float | None) -> str:

@@ -94,8 +94,16 @@ class Etcd:
         answer = self._call("conditional put", txn)
         return int(answer["header"]["revision"]) if answer.get("succeeded") else None
 
-    def put(self, key: str, value: str) -> None:
-        self._call("put", lambda c: c.put(key, value))
+    def put(self, key: str, value: str, lease: int = 0) -> None:
+        """Put ``key`` (with ``lease``, 0: none: it goes when the lease does)."""
+        body = {"key": _b64(key), "value": _b64(value), **({"lease": lease} if lease else {})}
+        self._call("put", lambda c: c.post(c.get_url("/kv/put"), json=body))
+
+    def under(self, prefix: str) -> dict[str, str]:
+        """Every key under ``prefix``, with its value."""
+        found = self._call("get prefix", lambda c: c.get_prefix(prefix))
+        return {(meta["key"].decode() if isinstance(meta["key"], bytes) else meta["key"]):
+                (value.decode() if isinstance(value, bytes) else value) for value, meta in found}
 
     def get(self, key: str) -> tuple[str, int, int] | None:
         """``key``'s value, the revision it was created at and the one it last changed at, or None."""

@@ -33,6 +33,11 @@ class Member:
         self.shared = SharedConfig(etcd, cluster)
         self.on_config = on_config  # told the cluster's config when another member changed it
         self.key = f"{PREFIX}{cluster}/leader"
+        self.cluster = cluster
+        self.members_prefix = f"{PREFIX}{cluster}/members/"  # each member's name, under its own lease
+        self.members_seen: list[str] = []  # as last read
+        self._registered: int | None = None  # the lease our name was put with
+        self.leader_since: float | None = None  # local time this member saw the present lead begin
         self.leadership = Leadership(float(ttl))
         self.on_change = on_change
         self.lease: int | None = None
@@ -49,6 +54,15 @@ class Member:
         if self.leadership.leader:
             return self.leadership.generation
         return self.leader_seen[1] if self.leader_seen else 0
+
+    def as_data(self, now: float) -> dict:
+        """This member and the cluster as it last saw them: lbapp status and /metrics."""
+        leads = self.leads(now)
+        leader = self.name if leads else self.leader_seen[0] if self.leader_seen else None
+        return {"name": self.cluster, "member": self.name, "role": "leader" if leads else "follower",
+                "leader": leader, "generation": self.generation() if leader else None,
+                "led_seconds": round(now - self.leader_since, 1) if leader and self.leader_since else None,
+                "members": list(self.members_seen), "etcd": "unreachable" if self._unreachable else "reachable"}
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="cluster-member", daemon=True)
@@ -90,15 +104,17 @@ class Member:
             if self.etcd.keepalive(self.lease):
                 self.leadership.refreshed(now)
                 self._share_findings()
+                self._roll_call()
             else:
                 self._lose("its lease expired")
             return
         if self.lease is None or not self.etcd.keepalive(self.lease):
             self.lease = self.etcd.grant(self.ttl)
+        self._roll_call()
         revision = self.etcd.create(self.key, self.name, self.lease)
         if revision is not None:
             self.leadership.won(revision, now)
-            self.leader_seen = (self.name, revision)
+            self.leader_seen, self.leader_since = (self.name, revision), now
             LOG.warning("cluster: %s leads (generation %d)", self.name, revision)
             self._inherit_findings()
             self.on_change(True, revision)
@@ -106,10 +122,17 @@ class Member:
         found = self.etcd.get(self.key)
         seen = found[:2] if found else None
         if seen != self.leader_seen:
-            self.leader_seen = seen
+            self.leader_seen, self.leader_since = seen, now if seen else None
             if seen is not None:
                 LOG.info("cluster: %s follows %s (generation %d)", self.name, *seen)
                 self.on_change(False, seen[1])
+
+    def _roll_call(self) -> None:
+        """Our name under our lease (it goes when we do), and the members' names as they are."""
+        if self._registered != self.lease:
+            self.etcd.put(self.members_prefix + self.name, self.name, self.lease)
+            self._registered = self.lease
+        self.members_seen = sorted(self.etcd.under(self.members_prefix).values())
 
     def _share_findings(self) -> None:
         """The leader's health findings to etcd, when they changed: a next leader starts from them."""
@@ -140,7 +163,7 @@ class Member:
     def _lose(self, why: str) -> None:
         self.leadership.lost()
         self.lease = None
-        self.leader_seen = None
+        self.leader_seen, self.leader_since = None, None
         LOG.warning("cluster: %s no longer leads: %s; it stopped writing to the switches", self.name, why)
         self.on_change(False, self.leadership.generation)  # the switch may still hold ours
 

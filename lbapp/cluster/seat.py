@@ -20,6 +20,7 @@ class ClusterSeat:
             dp = self.switches.datapaths.get(dpid)
             if dp is not None:
                 dp.send_msg(role_request(master, generation, dp))
+                self.switch_roles[dpid] = ROLES[master]
                 LOG.info("switch %016x: asked to be its %s (generation %d)", dpid, ROLES[master], generation)
         return master and dp is not None
 
@@ -32,6 +33,11 @@ class ClusterSeat:
                 self._switch_in_use(dpid, relearn=True)  # a takeover, as after a restart: read back, not wiped
             else:
                 self._claim(dpid, False, generation)
+
+    def _cluster_data(self, now: float) -> dict:
+        """The member's view of the cluster and the role it asked of each switch connected to it."""
+        roles = {f"{dpid:016x}": self.switch_roles.get(dpid, "not asked yet") for dpid in sorted(self.switches.datapaths)}
+        return self.member.as_data(now) | {"switches": roles}
 
     def _findings(self) -> dict:
         """The health checks' findings, for the next leader."""

@@ -81,15 +81,41 @@ def two_members(lab, etcd):
     return br, a, b
 
 
+def status(member: Controller) -> str:
+    """``lbapp status`` of ``member``, as a user reads it."""
+    return " ".join(sh(PYTHON, "-m", "lbapp.cli.main", "status", "--api", member.api).split())
+
+
+def gauges(member: Controller) -> dict[str, float]:
+    """The member's ``lbapp_cluster_*`` gauges from /metrics (labels dropped)."""
+    with urllib.request.urlopen(f"{member.api}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    return {name: float(value) for name, value in re.findall(r"^(lbapp_cluster_\w+)(?:\{[^}]*\})? (\S+)$", text, re.M)}
+
+
 def test_the_leader_is_master_and_a_kill_hands_the_bridge_to_the_other(lab, etcd):
     br, a, b = two_members(lab, etcd)
     assert not b.said(r"installing \d+ flows")  # a follower writes nothing
+    dpid = f"{int(sh('ovs-vsctl', 'get', 'bridge', br, 'datapath_id').strip().strip(chr(34)), 16):016x}"
+    wait_for(lambda: "members a, b" in status(b), 10, "b to see both members")
+    first = int(re.search(r"leader a, generation (\d+), leading for [\d.]+ s", status(b))[1])
+    assert f"this member: b, follower; switches: {dpid} slave" in status(b)
+    assert f"this member: a, leader; switches: {dpid} master" in status(a)
+    led = gauges(a)
+    assert led["lbapp_cluster_led_seconds"] > 0
+    assert led | {"lbapp_cluster_led_seconds": 0} == {"lbapp_cluster_leader": 1, "lbapp_cluster_generation": first,
+                                                       "lbapp_cluster_led_seconds": 0, "lbapp_cluster_members": 2}
+    assert gauges(b)["lbapp_cluster_leader"] == 0 and gauges(b)["lbapp_cluster_generation"] == first
     os.kill(a.proc.pid, signal.SIGKILL)
     wait_for(lambda: b.said(r"cluster: b leads"), 3 * LEASE + 5, "b to take the lead after the lease")
     wait_for(lambda: roles(br).get(b.port) == "master", 10, "b to be the bridge's master")
     wait_for(lambda: b.said(r"installing \d+ flows"), 10, "b to program the bridge")
     generations = [int(g) for g in re.findall(r"generation (\d+)", a.log.read_text() + b.log.read_text())]
     assert generations == sorted(generations) and len(set(generations)) >= 2  # etcd's revision: it grows
+    wait_for(lambda: "members b;" in status(b), 10, "a's name to go with its lease")
+    second = int(re.search(r"leader b, generation (\d+)", status(b))[1])
+    assert second > first and f"this member: b, leader; switches: {dpid} master" in status(b)
+    assert gauges(b)["lbapp_cluster_leader"] == 1 and gauges(b)["lbapp_cluster_generation"] == second
 
 
 def test_a_leader_paused_past_its_lease_is_replaced_and_resumed_writes_nothing(lab, etcd):
