@@ -164,14 +164,19 @@ class LbApp(ApiEntries, ClusterSeat, app_manager.OSKenApp):
                 LOG.exception("sending held replies failed")
         return False
 
-    def _call(self, method, *args, more_waiting: bool = False, started: float | None = None) -> None:
+    def _call(self, method, *args, more_waiting: bool = False, started: float | None = None,
+              atomic: bool = False) -> None:
         """Run one entry point of the logic under the lock and hand what it returns to the
         sender. With ``more_waiting`` (packet-ins, more bytes from the switch already arrived)
         replies may wait (why: :meth:`lbapp.sender.Sender.add`); ``started``: a new connection's
-        arrival time."""
+        arrival time; ``atomic``: a takeover, each switch changes over in one bundle."""
         with self.lock:  # sent under the lock too: threads' outputs reach the switch in order
             out = method(*args)
-            if self.member is None or self.member.leads():  # a member that does not lead never writes
+            if self.member is not None and not self.member.leads():  # a member that does not lead never writes
+                return
+            if atomic:
+                self.sender.send_atomic(out)
+            else:
                 self.sender.add(out, more_waiting=more_waiting, started=started)
 
     def reload(self) -> None:
@@ -197,12 +202,12 @@ class LbApp(ApiEntries, ClusterSeat, app_manager.OSKenApp):
         if taken:
             self._switch_in_use(dpid, relearn=True)
 
-    def _switch_in_use(self, dpid: int, relearn: bool) -> None:
+    def _switch_in_use(self, dpid: int, relearn: bool, atomic: bool = False) -> None:
         """A connection now speaks for ``dpid``: the switch gets its pipeline (without ``relearn``, a
         connection taking over: its ports stay as learned). In a cluster, as its master only."""
         if self.member is not None and not self._claim(dpid, self.member.leads(), self.member.generation()):
             return
-        self._call(self.balancer.switch_connected, dpid, time.time(), relearn)
+        self._call(self.balancer.switch_connected, dpid, time.time(), relearn, atomic=atomic)
         if dpid in self.balancer.running.sites:  # its datapath may be new: the zone policy again
             threading.Thread(target=self._keep_conntrack, args=(dpid,), name="zone-policy", daemon=True).start()
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from collections import Counter
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
+
+from lbapp.labcluster import ControllerProcess, EtcdCluster, free_port  # noqa: F401 (free_port: the labs' helpers)
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPOLOGIES = ROOT / "topologies"
@@ -64,17 +65,6 @@ def load_topology(name: str) -> ModuleType:
     return module
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.2):
     deadline = time.monotonic() + timeout
     while True:
@@ -98,10 +88,12 @@ class MininetLab:
     services (``services``: host -> process), each as the object that started it. Changed only
     through its methods; ``stop`` ends what it started, by object and pid, never by name."""
 
-    def __init__(self, topology: str, workdir: Path, config: Path | None = None, debug: bool = True) -> None:
+    def __init__(self, topology: str, workdir: Path, config: Path | None = None, debug: bool = True,
+                 controllers: int = 1, lease: int = 2) -> None:
         """``debug``: the controller logs every connection (``lbapp run -v``: the demo and the
         tests read those lines); benchmarks turn it off, as a log line per connection costs the
-        controller about as much as the connection's pick."""
+        controller about as much as the connection's pick. ``controllers`` > 1: a cluster of
+        that many on a 3-member etcd on loopback, with a lease of ``lease`` seconds."""
         from lbapp.config import load_config
 
         self.module = load_topology(topology)
@@ -109,12 +101,27 @@ class MininetLab:
         self.cfg = load_config(self.config)
         self.workdir = workdir
         self.net = None
-        self.controller: subprocess.Popen | None = None
         self.services: dict[str, subprocess.Popen] = {}  # backend host -> its service
-        self.controller_log = workdir / "controller.log"
         self.debug = debug
-        self.api_url = ""  # the controller's HTTP API, once it runs
-        self.openflow = ""  # the controller's OpenFlow target (tcp:IP:PORT), once it runs
+        self.lease = lease
+        self.etcd: EtcdCluster | None = EtcdCluster(workdir) if controllers > 1 else None
+        names = ["controller"] if controllers == 1 else [f"c{i + 1}" for i in range(controllers)]
+        urls = self.etcd.urls if self.etcd is not None else None
+        self.members = [ControllerProcess(name, self.config, workdir, debug, urls, lease=lease) for name in names]
+        self.controller_log = self.members[0].log
+        self.api_url = self.members[0].api_url  # the (first) controller's HTTP API
+        self.openflow = self.members[0].openflow  # its OpenFlow target (tcp:IP:PORT)
+
+    @property
+    def controller(self) -> subprocess.Popen | None:
+        """The (first) controller's process."""
+        return self.members[0].proc
+
+    def leader(self) -> ControllerProcess | None:
+        """The member that says it leads (the only one, without a cluster), if any."""
+        if self.etcd is None:
+            return self.members[0]
+        return next((m for m in self.members if m.running() and m.leads()), None)
 
     # --- lifecycle ---
 
@@ -145,19 +152,20 @@ class MininetLab:
         self.workdir.mkdir(parents=True, exist_ok=True)
         topo = self.module.topos[next(iter(self.module.topos))]()
         self._remove_leftovers(topo)
-        port, api_port = free_port(), free_port()
-        self.api_url, self.openflow = f"http://127.0.0.1:{api_port}", f"tcp:127.0.0.1:{port}"
-        self.controller = subprocess.Popen(
-            [sys.executable, "-m", "lbapp.cli.main", "run", "-c", str(self.config), "--listen", "127.0.0.1",
-             "--port", str(port), "--api-port", str(api_port), *(["-v"] if self.debug else [])],
-            stdout=open(self.controller_log, "w"),
-            stderr=subprocess.STDOUT, cwd=ROOT)
-        wait_for(lambda: _listening(port) or self.controller.poll() is not None, 30, "the controller to listen")
-        if self.controller.poll() is not None:
-            raise LabError(f"the controller exited: see {self.controller_log}")
+        if self.etcd is not None:
+            self.etcd.start()
+        for member in self.members:
+            member.log.write_text("")
+            try:
+                member.start()
+            except RuntimeError as exc:
+                raise LabError(str(exc)) from None
+        if self.etcd is not None:
+            wait_for(self.leader, 30, "a controller to lead the cluster")
         setLogLevel("warning")
         self.net = Mininet(topo=topo, controller=None, autoSetMacs=False, build=False, waitConnected=False)
-        self.net.addController("c0", controller=AlreadyListening, ip="127.0.0.1", port=port)
+        for i, member in enumerate(self.members):  # each switch is given every controller
+            self.net.addController(f"c{i}", controller=AlreadyListening, ip="127.0.0.1", port=member.port)
         self.net.build()
         self.net.start()
         from lbapp import ctzone
@@ -167,7 +175,7 @@ class MininetLab:
                      f"the controller to program {switch.name} (see {self.controller_log})")
         # the controller applies the zone policy to the local datapath as each balancer connects
         # (lbapp.ctkeeper): pins outlive OVS's 30 s SYN_SENT timeout
-        wait_for(lambda: "conntrack zone policy applied" in self.controller_log.read_text(), 30,
+        wait_for(lambda: any(m.said("conntrack zone policy applied") for m in self.members), 30,
                  f"the controller to apply the conntrack zone policy (see {self.controller_log})")
         lab = self.module.LAB
         for name, _ in lab.backends:
@@ -213,14 +221,12 @@ class MininetLab:
                     for switch in net.switches:  # in case Mininet stopped half-way
                         run("ovs-vsctl", "--if-exists", "del-br", switch.name, check=False)
         finally:
-            if self.controller is not None and self.controller.poll() is None:
-                self.controller.send_signal(signal.SIGINT)
-                try:
-                    self.controller.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.controller.kill()
-                    self.controller.wait()
-            self.controller = None
+            try:
+                for member in self.members:
+                    member.stop()
+            finally:
+                if self.etcd is not None:
+                    self.etcd.stop()
 
     @staticmethod
     def _remove_leftovers(topo) -> None:
@@ -235,11 +241,8 @@ class MininetLab:
     # --- observing and driving ---
 
     def state(self) -> dict:
-        """The controller's ``GET /v1/state``."""
-        import json
-        import urllib.request
-        with urllib.request.urlopen(f"{self.api_url}/v1/state", timeout=10) as answer:
-            return json.load(answer)
+        """The (first) controller's ``GET /v1/state``."""
+        return self.members[0].state(timeout=10)
 
     def dump_flows(self, switch: str, *filters: str) -> str:
         return run("ovs-ofctl", "-O", "OpenFlow13", "dump-flows", switch, *filters, check=False)

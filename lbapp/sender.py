@@ -108,3 +108,38 @@ class Sender:
             self.bundle_id = self.bundle_id % 0xFFFFFFFF + 1
             raw = bundles.bundled(raw, self.bundle_id, self.bundle_min)
         dp.send(b"".join(raw))
+
+    def send_atomic(self, out: list[Out]) -> None:
+        """Send ``out``, a pipeline taken over from another controller, so that each switch
+        changes over with no gap between the old flows going and ours coming: its meter changes
+        first (OVS bundles no meter-mod), then its group and flow changes as one ONF bundle
+        (deleting a group deletes the flows that use it: inside the bundle they are back in
+        the same commit), then the rest in order (statistics requests, packet-outs)."""
+        self.flush()
+        by_switch: dict[int, list[Any]] = {}
+        for dpid, msg in out:
+            by_switch.setdefault(dpid, []).append(msg)
+        for dpid, messages in by_switch.items():
+            dp = self._datapath(dpid)
+            if dp is None:
+                LOG.debug("switch %016x not connected; dropped %d messages", dpid, len(messages))
+                continue
+            raw = [_serialised(dp, m) for m in messages]
+            self.bundle_id = self.bundle_id % 0xFFFFFFFF + 1
+            table_changes = [m for m in raw if m[1] in bundles.TABLE_CHANGES]
+            dp.send(b"".join([m for m in raw if m[1] == bundles.OFPT_METER_MOD]
+                             + [bundles.control(self.bundle_id, bundles.OPEN_REQUEST, self.bundle_id)]
+                             + [bundles.add(self.bundle_id, m) for m in table_changes]
+                             + [bundles.control(self.bundle_id, bundles.COMMIT_REQUEST, self.bundle_id)]
+                             + [m for m in raw if m[1] not in bundles.TABLE_CHANGES | {bundles.OFPT_METER_MOD}]))
+
+
+def _serialised(dp, msg) -> bytes:
+    """``msg``'s bytes, as os-ken's ``send_msg`` makes them (its xid set by the datapath)."""
+    if isinstance(msg, RawMessage):
+        return msg.buf
+    msg.datapath = dp
+    if msg.xid is None:
+        dp.set_xid(msg)
+    msg.serialize()
+    return bytes(msg.buf)

@@ -17,7 +17,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from lbapp import packets
 from lbapp.config import Config
-from lbapp.handlers import adoption, arp, connections, epochs, picking, verdicts
+from lbapp.handlers import adoption, arp, connections, epochs, picking, succession, verdicts
 from lbapp.handlers.readings import FlowStat, Readings, epoch_copy
 from lbapp.healthcheck import Checker, origin_of
 from lbapp.pipeline import assembly, cookies, meters
@@ -151,8 +151,8 @@ class Balancer:
             out += [arp.gateway_probe(site, dpid, gw.ip) for gw in site.next_hops.due_probes(now)]
         return out
 
-    def inherit_health(self, findings: dict[str, str]) -> list[Out]:  # a cluster's new leader (lbapp.cluster)
-        return self._apply_verdicts(self.checker.checks.inherit(findings))
+    def inherit(self, findings: dict[str, str], now: float) -> list[Out]:  # a cluster's new leader (lbapp.cluster)
+        return self._apply_verdicts(succession.inherit(self.running, self.checker.checks, findings, now))
 
     def barrier_reply(self, dpid: int, xid: int, now: float) -> list[Out]:  # judges late probes (lbapp.healthcheck)
         return self._apply_verdicts(self.checker.barrier_reply(dpid, xid, now))

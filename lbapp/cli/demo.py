@@ -23,6 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("topology", nargs="?", default="cross_vlan", help="a topology in topologies/ (default cross_vlan)")
     p.add_argument("--rounds", type=int, default=3, help="request cycles per VIP (default 3)")
     p.add_argument("--keep", action="store_true", help="keep the work folder (controller log, flow dumps)")
+    p.add_argument("--cluster", action="store_true",
+                   help="three controllers on etcd instead: kill the leader under load and report the failover")
     p.set_defaults(func=run)
 
 
@@ -66,6 +68,12 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     if not console.is_terminal:
         console.width = max(console.width, 120)
+    if args.cluster:
+        from lbapp.cli.democluster import run_cluster
+        from lbapp.lab import LabError
+        if args.topology != "cross_vlan":
+            raise LabError(f"the cluster demo runs on cross_vlan, not {args.topology}")
+        return run_cluster(console, args.keep)
     module = load_topology(args.topology)
     config_path = Path(module.__file__).with_suffix(".yaml")
     cfg = load_config(config_path)

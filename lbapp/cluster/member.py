@@ -79,11 +79,12 @@ class Member:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            failed = True
             try:
                 self.step(time.time())
                 if self._unreachable:
                     LOG.warning("cluster: etcd answers again")
-                self._unreachable = False
+                self._unreachable = failed = False
             except EtcdUnavailable as exc:
                 if not self._unreachable:  # once per outage, not four times a second
                     LOG.warning("cluster: %s", exc)
@@ -92,21 +93,25 @@ class Member:
                 LOG.exception("cluster: a step failed")
             if self.leadership.leader and not self.leads():  # the lease may be gone: stop writing now
                 self._lose("its lease was not renewed in time")
-            self._stop.wait(self.ttl / 4)
+            # after a failure (etcd electing its own leader, a member gone) again soon: the lead
+            # is trusted for 0.8 of the lease from the last renewal sent
+            self._stop.wait(self.ttl / (20 if failed else 4))
 
     def step(self, now: float) -> None:
-        """One round: the cluster's config, if another member changed it; then a leader renews
-        its lease, a follower campaigns (its lease granted once)."""
+        """One round: a leader renews its lease; the cluster's config, if another member
+        changed it; then a leader shares its findings, a follower campaigns (its lease granted
+        once)."""
+        if self.leadership.leader:  # the renewal first: nothing else may make it late
+            if not self.etcd.keepalive(self.lease):
+                self._lose("its lease expired")
+                return
+            self.leadership.refreshed(now)
         changed = self.shared.newer()
         if changed is not None and self.on_config is not None:
             self.on_config(changed)
         if self.leadership.leader:
-            if self.etcd.keepalive(self.lease):
-                self.leadership.refreshed(now)
-                self._share_findings()
-                self._roll_call()
-            else:
-                self._lose("its lease expired")
+            self._share_findings()
+            self._roll_call()
             return
         if self.lease is None or not self.etcd.keepalive(self.lease):
             self.lease = self.etcd.grant(self.ttl)

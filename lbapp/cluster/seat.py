@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from lbapp.cluster.roles import role_request
+from lbapp.handlers import succession
 
 LOG = logging.getLogger("lbapp")
 ROLES = {True: "master", False: "slave"}
@@ -29,8 +31,8 @@ class ClusterSeat:
         with self.lock:
             dpids = sorted(self.switches.datapaths)
         for dpid in dpids:
-            if leads:
-                self._switch_in_use(dpid, relearn=True)  # a takeover, as after a restart: read back, not wiped
+            if leads:  # a takeover as after a restart (read back, not wiped), in one bundle, next hops inherited
+                self._switch_in_use(dpid, relearn=False, atomic=True)
             else:
                 self._claim(dpid, False, generation)
 
@@ -40,11 +42,11 @@ class ClusterSeat:
         return self.member.as_data(now) | {"switches": roles}
 
     def _findings(self) -> dict:
-        """The health checks' findings, for the next leader."""
+        """The health checks' findings and the next hops, for the next leader."""
         with self.lock:
-            return self.balancer.checker.checks.findings()
+            return succession.findings(self.balancer.running, self.balancer.checker.checks)
 
     def _inherit_findings(self, findings: dict) -> None:
         """Won the lead: the previous leader's findings first (before any switch is taken)."""
-        self._call(self.balancer.inherit_health, findings)
-        LOG.info("cluster: %d health findings taken over from the previous leader", len(findings))
+        self._call(self.balancer.inherit, findings, time.time())
+        LOG.info("cluster: %d findings (health checks, next hops) taken over from the previous leader", len(findings))

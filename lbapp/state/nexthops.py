@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lbapp import mac as macs
 from lbapp.shared import IPv4
 
 LAPSE_PROBES = 3  # probe intervals without an answer on the trusted port, after which another port may take over
+UNKNOWN_RETRY_S = 0.5  # a gateway not known (yet, or any more) is asked again this soon: its traffic waits for it
 
 
 @dataclass
@@ -84,6 +86,8 @@ class NextHops:
             gw.refused += 1
             return Learned(gw, refused=refused)
         old = (gw.mac, gw.port)
+        if not gw.known:  # found: asked again at the interval, no longer soon
+            gw.next_probe = now + self.probe_interval
         gw.mac, gw.port, gw.learned_at = mac, port, now
         return Learned(gw, changed=old != (mac, port), old_mac=old[0], old_port=old[1])
 
@@ -111,9 +115,26 @@ class NextHops:
     def due_probes(self, now: float) -> list[Gateway]:
         """Gateways to probe now; each is then scheduled one interval later."""
         due = [g for g in self.by_name.values() if g.next_probe <= now]
-        for g in due:
-            g.next_probe = now + self.probe_interval
+        for g in due:  # an ARP can be lost (a burst of packet-ins at a takeover): the unknown are asked again soon
+            g.next_probe = now + (self.probe_interval if g.known else min(self.probe_interval, UNKNOWN_RETRY_S))
         return due
+
+    def findings(self, dpid: int) -> dict[str, str]:
+        """What is known, for a cluster's next leader: ``{"next hop DPID NAME": "MAC PORT"}``."""
+        return {_finding(dpid, g): f"{macs.format_mac(g.mac)} {g.port}" for g in self.by_name.values() if g.known}
+
+    def inherit(self, findings: dict[str, str], dpid: int, now: float) -> None:
+        """A new leader takes its predecessor's findings (as :meth:`findings` wrote them) as
+        learned ``now``: the switch keeps forwarding while the next probe confirms them. What
+        does not parse is left alone."""
+        for g in self.by_name.values():
+            mac, _, port = findings.get(_finding(dpid, g), "").partition(" ")
+            try:
+                mac_value, port_value = macs.parse_mac(mac), int(port)
+            except (ValueError, macs.MacError):
+                continue
+            if not g.ports or port_value in g.ports:
+                g.mac, g.port, g.learned_at = mac_value, port_value, now
 
     def probe_soon(self) -> None:
         """On demand (a switch connected): probe every gateway at the next tick."""
@@ -124,3 +145,7 @@ class NextHops:
         """The balancer switch reconnected: ports may have been renumbered; relearn."""
         for g in self.by_name.values():
             g.mac = g.port = None
+
+
+def _finding(dpid: int, gw: Gateway) -> str:
+    return f"next hop {dpid:016x} {gw.name}"

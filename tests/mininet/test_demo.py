@@ -25,6 +25,19 @@ def test_demo_every_check_holds(topology):
         assert "every balancer took connections" in out.stdout  # and, as every check, it held
 
 
+def test_the_cluster_demo_kills_the_leader_and_every_check_holds():
+    require_tier("Mininet", mininet=True)
+    out = subprocess.run([sys.executable, "-m", "lbapp.cli.main", "demo", "--cluster"], capture_output=True,
+                         text=True, cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    text = " ".join(out.stdout.split())
+    assert "kill 1: kill -9" in text and "kill 2: SIGSTOP" in text
+    assert "no long-lived connection broke ok" in text and "lost no new connection ok" in text
+    refused = subprocess.run([sys.executable, "-m", "lbapp.cli.main", "demo", "large", "--cluster"],
+                             capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert refused.returncode == 1 and refused.stderr.strip() == "error: the cluster demo runs on cross_vlan, not large"
+
+
 def test_interrupted_demo_cleans_up():
     import signal
     import time

@@ -23,7 +23,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                "lbapp.predict")),
     ("service", ("lbapp.service",)),
     ("tools", ("lbapp.flows", "lbapp.trace", "lbapp.topograph", "lbapp.configedit", "lbapp.ctzone")),
-    ("runtime", ("lbapp.oskenfix", "lbapp.sender", "lbapp.api", "lbapp.apientries", "lbapp.app", "lbapp.lab", "lbapp.ctkeeper",
+    ("runtime", ("lbapp.oskenfix", "lbapp.sender", "lbapp.api", "lbapp.apientries", "lbapp.app", "lbapp.lab",
+                 "lbapp.labcluster", "lbapp.labfailover", "lbapp.ctkeeper",
                  "lbapp.switches", "lbapp.pinreader", "lbapp.cluster")),
     ("cli", ("lbapp.cli",)),
 ]

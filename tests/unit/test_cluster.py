@@ -3,6 +3,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from lbapp.cluster.leadership import TRUSTED_SHARE, Leadership
 from lbapp.cluster.roles import is_stale, role_request
+from lbapp.handlers import succession
 
 
 def test_a_leader_trusts_its_lead_only_until_its_lease_may_have_expired():
@@ -42,9 +43,9 @@ def test_a_new_leader_starts_from_the_findings_the_last_one_shared():
     old, new = Balancer(parse_config(doc)), Balancer(parse_config(doc))
     for state, target in zip(("down", "up", "up"), sorted(old.checker.checks.status, key=lambda t: int(t.backend))):
         old.checker.checks.status[target].state = state
-    shared = old.checker.checks.findings()
+    shared = succession.findings(old.running, old.checker.checks)
     assert shared == {"tcp 10.11.12.11:80": "down", "tcp 10.11.12.12:80": "up", "tcp 10.11.12.13:80": "up"}
-    new.inherit_health(shared)
+    new.inherit(shared, 0.0)
     weights = {b["ip"]: b["effective_weight"] for b in new.snapshot(0.0)["vips"][0]["backends"]}
     assert weights == {"10.11.12.11": 0, "10.11.12.12": 1, "10.11.12.13": 1}
-    assert new.inherit_health(shared) == []  # decided already: nothing changes twice
+    assert new.inherit(shared, 0.0) == []  # decided already: nothing changes twice

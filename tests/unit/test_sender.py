@@ -211,3 +211,36 @@ def test_setup_latency_runs_from_each_packet_ins_arrival_to_the_send_of_its_repl
     assert observed[0] >= 0.002 and 0 <= observed[1] < observed[0]
     sender.add([(1, flow_mod(4))], started=time.perf_counter())
     assert len(observed) == 3
+
+
+class XidDatapath(FakeDatapath):
+    """A datapath that numbers messages as os-ken's does (the sender serialises them itself)."""
+
+    ofproto, ofproto_parser = ofp, parser
+    xid = 0x100
+
+    def set_xid(self, msg) -> None:
+        self.xid += 1
+        msg.set_xid(self.xid)
+
+
+def test_a_takeover_goes_meters_first_then_groups_and_flows_in_one_bundle_then_the_rest():
+    """A cluster's new leader replaces the pipeline with no gap: the group delete and re-add and
+    the flow sweep and adds commit together; OVS bundles no meter-mod, so those go first."""
+    log = []
+    dp = XidDatapath("s1", log)
+    meter = parser.OFPMeterMod(None, command=ofp.OFPMC_ADD, flags=ofp.OFPMF_PKTPS, meter_id=0x1C,
+                               bands=[parser.OFPMeterBandDrop(rate=1000)])
+    group_del = parser.OFPGroupMod(None, command=ofp.OFPGC_DELETE, group_id=7)
+    sweep = parser.OFPFlowMod(None, table_id=0, command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY,
+                              out_group=ofp.OFPG_ANY, match=parser.OFPMatch())
+    stats = parser.OFPFlowStatsRequest(None, table_id=20)
+    Sender({1: dp}).send_atomic([(1, group_del), (1, sweep), (1, meter), (1, flow_mod(3)), (1, stats),
+                                 (1, packet_out(4))])
+    [(name, buf)] = log
+    msgs = [decode(m) for m in split(buf)]
+    assert msgs[0][1] == ofp.OFPT_METER_MOD
+    assert msgs[1][0] == "open" and msgs[5] == ("commit", msgs[1][1])
+    assert [m[0] for m in msgs[2:5]] == ["add"] * 3
+    assert [m[2][1] for m in msgs[2:5]] == [ofp.OFPT_GROUP_MOD, ofp.OFPT_FLOW_MOD, ofp.OFPT_FLOW_MOD]  # in order
+    assert [m[1] for m in msgs[6:]] == [ofp.OFPT_MULTIPART_REQUEST, ofp.OFPT_PACKET_OUT]

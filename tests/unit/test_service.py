@@ -103,10 +103,37 @@ def test_garbage_packet_in_is_counted_not_raised():
     assert lb.snapshot(1.0)["counters"] == {"bad_packet": 2}
 
 
-def test_probes_follow_the_interval():
-    lb, _ = connected()
-    assert without_pick_reading(lb.tick(1.0)) == []
-    assert len(without_pick_reading(lb.tick(CFG.balancer.probe_interval + 0.5))) == 1
+def test_an_unknown_gateway_is_asked_again_soon_and_a_known_one_at_the_interval():
+    lb, _ = connected()  # asked at once
+    assert without_pick_reading(lb.tick(0.3)) == []
+    assert len(without_pick_reading(lb.tick(0.6))) == 1  # no answer yet (an ARP can be lost): again
+    lb.packet_in(1, 3, GW_ARP, arp_request("aa:bb:cc:dd:ee:ff", "10.0.0.1", "10.0.0.2"), 0.7)
+    assert without_pick_reading(lb.tick(1.2)) == []
+    assert without_pick_reading(lb.tick(0.7 + CFG.balancer.probe_interval - 0.1)) == []
+    assert len(without_pick_reading(lb.tick(0.7 + CFG.balancer.probe_interval + 0.1))) == 1
+
+
+def test_a_new_leader_forwards_through_the_next_hops_its_predecessor_learned():
+    """A cluster's new leader takes the switch over with the gateway's MAC it inherited (through
+    etcd): its route sends to that MAC and port from the first flow, before any ARP is answered."""
+    from lbapp.handlers import succession
+
+    old, _ = connected()
+    old.packet_in(1, 3, GW_ARP, arp_request("aa:bb:cc:dd:ee:ff", "10.0.0.1", "10.0.0.2"), 1.0)
+    shared = succession.findings(old.running, old.checker.checks)
+    assert shared["next hop 0000000000000001 router"] == "aa:bb:cc:dd:ee:ff 3"
+    new = Balancer(CFG)
+    new.inherit(shared, 5.0)
+    routes = [m for _, m in new.switch_connected(1, 5.0, relearn=False) if isinstance(m, parser.OFPFlowMod)
+              and m.command == ofp.OFPFC_ADD and m.table_id == TABLES["next_hop"].table_id]
+    actions = [a for m in routes for i in m.instructions for a in getattr(i, "actions", [])]
+    sent = {a.value for a in actions if getattr(a, "key", None) == "eth_dst"}
+    ports = {a.port for a in actions if hasattr(a, "port")}
+    assert sent == {"aa:bb:cc:dd:ee:ff"} and ports == {3, ofp.OFPP_IN_PORT}
+    # what does not parse is left alone: the gateway stays unknown, and is asked for
+    garbled = Balancer(CFG)
+    garbled.inherit({"next hop 0000000000000001 router": "not-a-mac 3", "tcp 1.2.3.4:80": "sideways"}, 5.0)
+    assert garbled.snapshot(5.0)["balancers"][0]["next_hops"][0]["mac"] is None
 
 
 def _cfg_with(**vip0):
