@@ -32,7 +32,7 @@ def test_the_cluster_demo_kills_the_leader_and_every_check_holds():
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     text = " ".join(out.stdout.split())
     assert "kill 1: kill -9" in text and "kill 2: SIGSTOP" in text
-    assert "no long-lived connection broke ok" in text and "lost no new connection ok" in text
+    assert "no long-lived connection broke" in text and "FAILED" not in text  # every check held (exit 0 too)
     refused = subprocess.run([sys.executable, "-m", "lbapp.cli.main", "demo", "large", "--cluster"],
                              capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert refused.returncode == 1 and refused.stderr.strip() == "error: the cluster demo runs on cross_vlan, not large"
