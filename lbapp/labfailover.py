@@ -113,10 +113,19 @@ def read_connections(path: Path) -> list[tuple[float, bool, float]]:
     return out
 
 
-def served_after(connections: list[tuple[float, bool, float]], at: float) -> float:
-    """When the first connection started after ``at`` that was answered at its first SYN (in
-    under a second: TCP's first retransmission) began; ``at`` if none was."""
-    return next((start for start, ok, took in connections if start >= at and ok and took < 1.0), at)
+def served_after(connections: list[tuple[float, bool, float]], at: float, run: int = 20) -> float:
+    """When new connections started after ``at`` were steadily answered at their first SYN (in
+    under a second: TCP's first retransmission) again: the start of the first ``run`` of them
+    in a row (single early answers happen: a SYN that meets a flow still in the switch); ``at``
+    if there is none."""
+    streak: list[float] = []
+    for start, ok, took in connections:
+        if start < at:
+            continue
+        streak = streak + [start] if ok and took < 1.0 else []
+        if len(streak) == run:
+            return streak[0]
+    return at
 
 
 def failed_around(connections: list[tuple[float, bool, float]], windows: list[tuple[float, float]]) -> tuple[int, int]:

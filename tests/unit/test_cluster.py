@@ -1,4 +1,5 @@
 """The lead as one member's clock sees it (lbapp.cluster.leadership), and the role requests."""
+import pytest
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from lbapp.cluster.leadership import TRUSTED_SHARE, Leadership
@@ -49,3 +50,18 @@ def test_a_new_leader_starts_from_the_findings_the_last_one_shared():
     weights = {b["ip"]: b["effective_weight"] for b in new.snapshot(0.0)["vips"][0]["backends"]}
     assert weights == {"10.11.12.11": 0, "10.11.12.12": 1, "10.11.12.13": 1}
     assert new.inherit(shared, 0.0) == []  # decided already: nothing changes twice
+
+
+def test_the_failover_measure_counts_failures_in_and_out_of_hand_overs():
+    """lbapp.labfailover: the hand-over as new connections see it begins a steady run of
+    answers at the first SYN (a lone early answer does not end it); failures are placed by
+    their start."""
+    from lbapp.labfailover import failed_around, served_after
+
+    fast, retried = (True, 0.01), (True, 1.5)
+    starts = [(10.0 + i / 100, *(retried if 12.0 <= 10.0 + i / 100 < 13.0 and i % 7 else fast)) for i in range(500)]
+    starts[210] = (12.1, False, 3.0)  # in the hand-over
+    starts[450] = (14.5, False, 3.0)  # after it
+    assert served_after(starts, 12.0) == 13.0
+    assert served_after(starts, 12.0, run=1) == pytest.approx(12.03)  # a lone early answer
+    assert failed_around(starts, [(9.0, 13.0)]) == (1, 1)
