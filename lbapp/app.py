@@ -50,7 +50,7 @@ cfg.CONF.register_opts([cfg.StrOpt("config", default=None, help="lbapp YAML conf
                                                             "plane)"),
                         cfg.StrOpt("cluster", default="lbapp", help="the cluster's name (its keys in etcd)"),
                         cfg.StrOpt("member", default="", help="this member's name (default host:api_port)"),
-                        cfg.IntOpt("lease", default=3,  # 2-60, checked by lbapp run
+                        cfg.IntOpt("lease", default=5,  # 2-60, checked by lbapp run
                                    help="seconds: a leader that cannot renew its etcd lease in that time stops "
                                         "writing, and another takes over")],
                        group="lbapp")

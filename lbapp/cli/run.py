@@ -72,7 +72,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "writes to the switches; give every switch every controller: see the printed command)")
     p.add_argument("--cluster", help="the cluster's name: its keys in etcd (default lbapp)")
     p.add_argument("--member", help="this member's name (default host:api-port)")
-    p.add_argument("--lease", type=int, help="seconds a leader may go without renewing its etcd lease (default 3)")
+    p.add_argument("--lease", type=int, help="seconds a leader may go without renewing its etcd lease (default 5: "
+                                             "longer than etcd takes to elect a leader of its own, with its defaults)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (SIGHUP reloads the config)")
     p.set_defaults(func=run)
 
