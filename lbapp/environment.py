@@ -101,3 +101,40 @@ def require_listen_port(host: str, port: int, options: tuple[str, str] = ("--lis
                 raise EnvironmentProblem(f"{host}:{port}: binding a port below 1024 needs root: run with sudo "
                                          f"or choose another {options[1]}") from None
             raise EnvironmentProblem(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def listens(host: str, port: int) -> bool:
+    """Whether a socket listens on ``host:port`` (a bind there fails: as the check above, so
+    nothing connects to the listener, which a TLS server would count as a failed handshake)."""
+    family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(sockaddr)
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def require_tls(key: str, cert: str, ca: str) -> None:
+    """The three TLS files load as a server would load them: the CA and the certificate are PEM
+    certificates, the key is a PEM private key and it is the certificate's."""
+    import ssl
+
+    for option, path in (("--tls-ca", ca), ("--tls-cert", cert)):
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=path)
+        except (ssl.SSLError, ValueError):
+            raise EnvironmentProblem(f"TLS: {option} {path}: not a PEM certificate") from None
+        except OSError as exc:
+            raise EnvironmentProblem(f"TLS: {option} {path}: {exc.strerror}") from None
+    asked = []  # an encrypted key asks for its passphrase, which os-ken has no way to give
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=lambda: asked.append(1) or b"")
+    except ssl.SSLError as exc:
+        if "MISMATCH" in str(exc).upper():
+            raise EnvironmentProblem(f"TLS: --tls-key {key} is not the key of --tls-cert {cert}") from None
+        raise EnvironmentProblem(f"TLS: --tls-key {key}: " + ("encrypted: give it without a passphrase" if asked
+                                                               else "not a PEM private key")) from None
+    except OSError as exc:
+        raise EnvironmentProblem(f"TLS: --tls-key {key}: {exc.strerror}") from None

@@ -27,6 +27,8 @@ class ApiRefused(Exception):
 
 
 def call(api: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    if not api.startswith(("http://", "https://")):
+        raise EnvironmentProblem(f"--api {api[:100]!r}: not an HTTP URL (like {DEFAULT_API})")
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(api.rstrip("/") + path, data=data, method="POST" if data is not None else "GET",
                                      headers={"Content-Type": "application/json"})

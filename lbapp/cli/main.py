@@ -6,6 +6,7 @@ import sys
 
 from lbapp import __version__
 from lbapp.cli import backend, check, ctpolicy, demo, draw, flows, mac, pipeline, run, status, trace
+from lbapp.cli.apiclient import ApiRefused
 from lbapp.config import ConfigError
 from lbapp.environment import EnvironmentProblem
 from lbapp.lab import LabError
@@ -35,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (EnvironmentProblem, LabError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ApiRefused as exc:  # a command that expects no refusal (lbapp status): is it lbapp's API at all?
+        print(f"error: the API at {getattr(args, 'api', '?')} answered {exc.status}: {str(exc)[:200]} "
+              "(is it lbapp's?)", file=sys.stderr)
         return 1
     except OSError as exc:  # a file, a port, a program the machine does not give us
         where = f" ({exc.filename})" if exc.filename else ""

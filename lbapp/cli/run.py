@@ -18,14 +18,17 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from lbapp.config import load_config
 from lbapp.config.load import read_config_text
-from lbapp.environment import EnvironmentProblem, require_listen_port
+from lbapp.environment import EnvironmentProblem, listens, require_listen_port, require_tls
 from lbapp.pipeline.bundles import BUNDLE_MIN_DEFAULT
+
+LISTEN_WAIT_S = 10  # for os-ken's OpenFlow server to listen
 
 DEFAULT_LISTEN = "127.0.0.1"  # switches on this machine only, unless told otherwise
 DEFAULT_PORT = 6653
@@ -58,10 +61,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tls-cert", metavar="FILE", help="the controller's certificate (PEM)")
     p.add_argument("--tls-ca", metavar="FILE",
                    help="the CA certificate(s) (PEM) that must have signed each switch's certificate")
-    p.add_argument("--burst", type=int,
+    p.add_argument("--burst", type=at_least(1),
                    help="while packet-ins queue, hold up to this many replies and write them together "
                         "(default 256; 1 sends each at once)")
-    p.add_argument("--bundle-min", type=int,
+    p.add_argument("--bundle-min", type=at_least(0),
                    help="a held burst with at least this many session flow-mods goes to the switch as one "
                         f"ONF bundle, one flow-table change (default {BUNDLE_MIN_DEFAULT}; 0: never)")
     p.add_argument("--api-listen", help="address of the HTTP API (default 127.0.0.1)")
@@ -92,6 +95,19 @@ class Settings:
     tls: bool
 
 
+def at_least(lowest: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``lowest`` on."""
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = lowest - 1
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"{text!r}: give a whole number from {lowest} on")
+        return value
+    return whole
+
+
 def run(args: argparse.Namespace) -> int:
     from lbapp import oskenfix
 
@@ -108,15 +124,14 @@ def run(args: argparse.Namespace) -> int:
         require_listen_port(settings.api_listen, settings.api_port, ("--api-listen", "--api-port"))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("lbapp").info("lbapp: OpenFlow%s on %s:%d, config %s%s", " over TLS" if settings.tls else "",
-                                    settings.listen, settings.port, settings.config,
-                                    f", with {', '.join(args.app)}" if args.app else "")
+    opened = (f"lbapp: OpenFlow{' over TLS' if settings.tls else ''} on {settings.listen}:{settings.port}, config "
+              f"{settings.config}{', with ' + ', '.join(args.app) if args.app else ''}")
     if cfg_etcd():
         logging.getLogger("lbapp").info(
             "lbapp: a cluster member: give every switch every member, e.g. ovs-vsctl set-controller BRIDGE "
             "tcp:%s:%d tcp:OTHER:PORT ...", settings.listen, settings.port)
-    serve(["lbapp.app", *args.app],
-          on_hup=lambda apps: next(a for a in apps if type(a).__name__ == "LbApp").reload())
+    serve(["lbapp.app", *args.app], on_hup=lambda apps: next(a for a in apps if type(a).__name__ == "LbApp").reload(),
+          listening=(settings.listen, settings.port, opened))
     return 0
 
 
@@ -166,6 +181,8 @@ def configure(config_files: list[str], given: dict[str, Any]) -> Settings:
     for path in filter(None, tls):
         if not Path(path).is_file():
             raise EnvironmentProblem(f"TLS: {path}: no such file")
+    if settings.tls:
+        require_tls(*tls)
     if settings.tls:  # os-ken then listens on its TLS port alone: the one asked for
         conf.set_override("ofp_ssl_listen_port", settings.port)
     if settings.burst < 1:
@@ -216,8 +233,12 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
 
 
-def serve(app_modules: list[str], on_hup: Callable[[list], None] | None = None) -> None:
+def serve(app_modules: list[str], on_hup: Callable[[list], None] | None = None,
+          listening: tuple[str, int, str] | None = None) -> None:
     """Run os-ken apps (options set: :func:`configure`) until SIGINT/SIGTERM, then exit the process.
+    ``listening``: (host, port, line): the OpenFlow port os-ken opens on a thread of its own,
+    where a failure is only a traceback there; the line is logged once it listens, else the
+    process ends with one line after LISTEN_WAIT_S.
 
     Not AppManager.run_apps: with os-ken 4's native-thread hub its shutdown path calls a kill()
     that threads lack, and the app threads cannot be killed either, so after closing the apps
@@ -235,6 +256,18 @@ def serve(app_modules: list[str], on_hup: Callable[[list], None] | None = None) 
         raise EnvironmentProblem(f"loading {', '.join(app_modules[1:]) or app_modules[0]}: {_first_line(exc)}"
                                  ) from None
     manager.instantiate_apps(**manager.create_contexts())
+    log = logging.getLogger("lbapp")
+    if listening is not None:
+        host, port, opened = listening
+        deadline = time.monotonic() + LISTEN_WAIT_S
+        while not listens(host, port):
+            if time.monotonic() > deadline:
+                log.error("lbapp: nothing listens on %s:%d after %d s: the OpenFlow server did not start (see above)",
+                          host, port, LISTEN_WAIT_S)
+                logging.shutdown()
+                os._exit(1)
+            time.sleep(0.05)
+        log.info("%s", opened)
     # Long-lived start-up objects out of the collector's way, and fewer young-generation
     # collections: each session makes a few objects, and full collections showed in the p99.
     gc.freeze()
@@ -254,7 +287,6 @@ def serve(app_modules: list[str], on_hup: Callable[[list], None] | None = None) 
                     on_hup(list(manager.applications.values()))
                 except Exception:  # noqa: BLE001 - nothing a reload does may end this loop or its signals
                     logging.getLogger("lbapp").exception("reload failed; the running config stays")
-    log = logging.getLogger("lbapp")
     log.info("lbapp: stopping")
     manager.close()
     log.info("lbapp: stopped")

@@ -17,10 +17,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_api_option(p)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="the API's snapshot as JSON")
-    out.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C")
+    out.add_argument("--watch", type=seconds, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C")
     p.add_argument("--rate", action="store_true",
                    help="new connections per second over the controller's last second, and the setup latency")
     p.set_defaults(func=run)
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(render(state, rate=args.rate or bool(args.watch)))
         if not args.watch:
             return 0
-        time.sleep(max(args.watch, 0.1))
+        time.sleep(max(args.watch, 0.1))  # (a refresh at most ten times a second)
 
 
 def render(state: dict, rate: bool = False) -> Group:

@@ -116,3 +116,54 @@ def test_an_os_ken_config_file_sets_what_the_command_line_does_not(tmp_path):
         # ...unless the command line says otherwise
         one_line_error(lbapp("run", "--config-file", str(conf), "--port", str(other.getsockname()[1])),
                        f"127.0.0.1:{other.getsockname()[1]} is taken")
+
+
+def test_run_refuses_tls_files_that_would_not_load_in_one_line(tmp_path):
+    """Before, garbage PEM files or a key of another certificate were accepted, "OpenFlow over
+    TLS" was logged, and nothing listened (issue 25)."""
+    from tests.helpers.pki import make_pki
+
+    pki = make_pki(tmp_path)
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("hello\n")
+    encrypted = tmp_path / "encrypted.key"
+    subprocess.run(["openssl", "pkey", "-in", str(pki["controller.key"]), "-aes256", "-passout", "pass:secret",
+                    "-out", str(encrypted)], check=True, capture_output=True, timeout=30)
+    good = {"key": pki["controller.key"], "cert": pki["controller.pem"], "ca": pki["ca"]}
+    cases = [({"key": garbage}, f"TLS: --tls-key {garbage}: not a PEM private key"),
+             ({"cert": garbage}, f"TLS: --tls-cert {garbage}: not a PEM certificate"),
+             ({"ca": garbage}, f"TLS: --tls-ca {garbage}: not a PEM certificate"),
+             ({"key": pki["stranger.key"]}, f"TLS: --tls-key {pki['stranger.key']} is not the key of --tls-cert"),
+             ({"key": encrypted}, f"TLS: --tls-key {encrypted}: encrypted: give it without a passphrase")]
+    for bad, said in cases:
+        files = good | bad
+        one_line_error(lbapp("run", "-c", EXAMPLE, "--tls-key", str(files["key"]), "--tls-cert", str(files["cert"]),
+                             "--tls-ca", str(files["ca"])), said)
+
+
+def test_status_against_no_url_or_another_server_is_one_line(tmp_path):
+    """Before: without a scheme "unknown url type", against a server answering 404 a traceback."""
+    import http.server
+    import threading
+
+    one_line_error(lbapp("status", "--api", "127.0.0.1:8553"), "--api '127.0.0.1:8553': not an HTTP URL")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        one_line_error(lbapp("status", "--api", url), f"the API at {url} answered 404", "(is it lbapp's?)")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("args, said", [
+    (["status", "--watch=-1"], "argument --watch: '-1': give a number of seconds above 0"),
+    (["status", "--watch", "nan"], "argument --watch: 'nan': give a number of seconds above 0"),
+    (["run", "--burst", "0", "-c", EXAMPLE], "argument --burst: '0': give a whole number from 1 on"),
+    (["run", "--bundle-min", "-1", "-c", EXAMPLE], "argument --bundle-min: '-1': give a whole number from 0 on"),
+])
+def test_a_number_out_of_range_is_named_with_its_option(args, said):
+    """Before: --watch -1 refreshed without a pause; --burst 0 was blamed on --config-file."""
+    out = lbapp(*args)
+    assert out.returncode == 2 and said in out.stderr.splitlines()[-1] and "Traceback" not in out.stderr
