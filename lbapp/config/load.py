@@ -7,6 +7,9 @@ UTF-8, no YAML aliases, whose few bytes can stand for millions of nodes, nesting
 deep), and values are cut short in messages."""
 from __future__ import annotations
 
+import difflib
+import functools
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,19 @@ class _BoundedLoader(yaml.SafeLoader):
     """PyYAML's safe loader without aliases and with bounded nesting."""
 
     depth = 0
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001 (PyYAML's signature)
+        """A key given twice is refused (PyYAML keeps the last: a second ``vips:`` would
+        replace the first without a word)."""
+        first: dict[str, int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                line = key_node.start_mark.line + 1
+                if key_node.value in first:
+                    raise _Refused(f"line {line}: key {shown(key_node.value)} given twice (first on line "
+                                   f"{first[key_node.value]})")
+                first[key_node.value] = line
+        return super().construct_mapping(node, deep=deep)
 
     def compose_node(self, parent, index):  # noqa: ANN001 (PyYAML's signature)
         mark = self.peek_event().start_mark
@@ -71,8 +87,26 @@ def _pydantic_errors(exc: pydantic.ValidationError) -> list[FieldError]:
         if err["type"] not in ("missing", "extra_forbidden") and "input" in err \
                 and repr(err["input"]) not in msg:
             msg = f"{msg} (got {shown(err['input'])})"
+        if err["type"] == "extra_forbidden" and err["loc"]:
+            close = difflib.get_close_matches(str(err["loc"][-1]), _field_names(), n=1)
+            msg += f" (did you mean {close[0]!r}?)" if close else ""
         errors.append(FieldError(_loc_to_path(err["loc"]), msg))
     return errors
+
+
+@functools.cache
+def _field_names() -> list[str]:
+    """Every field name of the config's models: what a misspelt key is compared with."""
+    names, todo = set(), [Config]
+    while todo:
+        model = todo.pop()
+        for name, field in model.model_fields.items():
+            names.add(name)
+            todo += [t for t in typing.get_args(field.annotation) + (field.annotation,)
+                     if isinstance(t, type) and issubclass(t, pydantic.BaseModel)]
+            todo += [a for t in typing.get_args(field.annotation) for a in typing.get_args(t)
+                     if isinstance(a, type) and issubclass(a, pydantic.BaseModel)]
+    return sorted(names)
 
 
 def parse_config(data: Any, source: str = "config") -> Config:

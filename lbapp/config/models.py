@@ -42,6 +42,9 @@ def _parse_dpid(value: Any) -> int:
 
 
 def _check_mac(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):  # YAML 1.1 reads 12:34:56 as base 60
+        raise ValueError("an unquoted MAC address made of digits reads as a number in YAML: quote it, "
+                         "like \"12:34:56:00:00:01\"")
     if not isinstance(value, str):
         raise ValueError("MAC address must be a string like 02:00:00:00:00:01")
     return macs.format_mac(macs.parse_mac(value))

@@ -192,3 +192,19 @@ def test_too_many_vips_for_the_cookie():
     doc["vips"] = [vip | {"name": f"v{i}", "port": 1 + i} for i in range(4095)]
     with pytest.raises(ConfigError, match="at most 4094 fit the flow cookies"):
         parse_config(doc)
+
+
+@pytest.mark.parametrize("edit, said", [
+    # before: PyYAML kept the last, and a second vips: replaced the first without a word
+    (lambda t: t + "\nvips: []\n", "line 35: key 'vips' given twice (first on line 19)"),
+    (lambda t: t.replace("scheduler: rr", "schedular: rr", 1),
+     "vips[0].schedular: Extra inputs are not permitted (did you mean 'scheduler'?)"),
+    (lambda t: t.replace('mac: "02:00:00:00:00:02"', "mac: 12:34:56:00:00:02"),
+     "balancer.mac: an unquoted MAC address made of digits reads as a number in YAML: quote it"),
+])
+def test_a_first_day_mistake_is_named_with_what_to_do(edit, said):
+    from lbapp.config.load import config_from_text
+
+    with pytest.raises(ConfigError) as err:
+        config_from_text(edit(EXAMPLE.read_text()))
+    assert said in str(err.value)
