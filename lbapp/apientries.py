@@ -6,6 +6,7 @@ import logging
 import time
 from pathlib import Path
 
+from lbapp import __version__
 from lbapp.api import ApiError
 from lbapp.config import ConfigError
 from lbapp.config.errors import FieldError
@@ -25,7 +26,8 @@ class ApiEntries:
         with self.lock:
             now = time.time()
             self.balancer.readings.watched(now)  # someone looks: keep the bytes and packets current
-            state = self.balancer.snapshot(now) | {"ct_policy": self.zone_policy.as_data()}
+            state = self.balancer.snapshot(now) | {"ct_policy": self.zone_policy.as_data(),
+                                                   "reloads": dict(self.reloads), "version": __version__}
             return state | ({"cluster": self._cluster_data(now)} if self.member is not None else {})
 
     def api_sessions(self, vip: str) -> list | None:
@@ -59,13 +61,18 @@ class ApiEntries:
         first (every member then applies it), unless another member changed that meanwhile."""
         with self.edit_lock:  # not between an API change's write and its apply
             path = Path(self.config_path)
-            text = read_config_text(path)
-            new = config_from_text(text, str(path))
-            shared = self.member.shared if self.member is not None else None
-            if shared is not None and text != shared.text and not shared.publish(text):
-                raise ConfigError([FieldError("", "the cluster's config changed meanwhile (another member's change): "
-                                                  "reload again")], str(path))
+            try:
+                text = read_config_text(path)
+                new = config_from_text(text, str(path))
+                shared = self.member.shared if self.member is not None else None
+                if shared is not None and text != shared.text and not shared.publish(text):
+                    raise ConfigError([FieldError("", "the cluster's config changed meanwhile (another member's "
+                                                      "change): reload again")], str(path))
+            except ConfigError:
+                self.reloads["refused"] += 1
+                raise
             self._apply(new)
+            self.reloads["applied"] += 1
 
     def _config_published(self, text: str) -> None:
         """Another member changed the cluster's config (lbapp.cluster.member): our file becomes

@@ -9,6 +9,7 @@ import os
 import random
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 from os_ken import cfg
@@ -85,6 +86,7 @@ class LbApp(ApiEntries, ClusterSeat, app_manager.OSKenApp):
         self.zone_policy = ZonePolicyKeeper()
         self.pin_reader = PinReader(self.balancer.remember_pins, self.lock, self._pins_to_read)
         self.api = None
+        self.reloads: Counter[str] = Counter()  # of the config file (SIGHUP, the API): applied, refused
         self.switch_roles: dict[int, str] = {}  # dpid -> the role last asked of it (lbapp.cluster.seat)
         self.member = cluster_member(cfg.CONF.lbapp, self._lead_changed, read_config_text(Path(self.config_path)),
                                      self._config_published, self._findings, self._inherit_findings)  # None: alone

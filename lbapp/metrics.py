@@ -25,7 +25,10 @@ class SnapshotCollector:
         sessions = GaugeMetricFamily("lbapp_backend_sessions", "Live sessions (connections) on a backend", labels=labels)
         connections = CounterMetricFamily("lbapp_backend_connections", "Connections scheduled to a backend",
                                           labels=labels)
-        up = GaugeMetricFamily("lbapp_backend_up", "1 unless the backend's health check says down", labels=labels)
+        up = GaugeMetricFamily("lbapp_backend_up", "1 while the backend may take new connections: not set down "
+                               "and not found down by its health check", labels=labels)
+        admin = GaugeMetricFamily("lbapp_backend_admin_state", "1 for the backend's administrative state "
+                                  "(up, drain or down: the config and runtime changes)", labels=labels + ["state"])
         weight = GaugeMetricFamily("lbapp_backend_effective_weight", "The weight new connections are shared by",
                                    labels=labels)
         sent = CounterMetricFamily("lbapp_backend_bytes", "Bytes of clients' traffic sent to a backend "
@@ -37,11 +40,13 @@ class SnapshotCollector:
                 key = [vip["name"], b["ip"]]
                 sessions.add_metric(key, b["sessions"])
                 connections.add_metric(key, b["connections"])
-                up.add_metric(key, 0 if b["health"] == "down" else 1)
+                up.add_metric(key, 0 if "down" in (b["health"], b["admin"]) else 1)
+                for state in ("up", "drain", "down"):
+                    admin.add_metric(key + [state], 1 if b["admin"] == state else 0)
                 weight.add_metric(key, b["effective_weight"])
                 sent.add_metric(key, b.get("bytes", 0))
                 packets.add_metric(key, b.get("packets", 0))
-        yield from (sessions, connections, up, weight, sent, packets)
+        yield from (sessions, connections, up, admin, weight, sent, packets)
         connected = GaugeMetricFamily("lbapp_switch_connected", "1 while the balancer switch is connected",
                                       labels=["switch"])
         age = GaugeMetricFamily("lbapp_next_hop_age_seconds", "Time since the gateway's MAC was last learned",
@@ -65,6 +70,13 @@ class SnapshotCollector:
             buckets=[(repr(bound), n) for bound, n in latency["buckets"]] + [("+Inf", latency["count"])],
             sum_value=latency["sum"])
         yield setup
+        build = GaugeMetricFamily("lbapp_build_info", "Always 1: the running lbapp's version", labels=["version"])
+        build.add_metric([s.get("version", "")], 1)
+        reloads = CounterMetricFamily("lbapp_config_reloads", "Reloads of the config file (SIGHUP, the API), by "
+                                      "result", labels=["result"])
+        for result in ("applied", "refused"):
+            reloads.add_metric([result], s.get("reloads", {}).get(result, 0))
+        yield from (build, reloads)
         if s.get("cluster"):
             yield from cluster_gauges(s["cluster"])
 

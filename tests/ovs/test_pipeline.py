@@ -520,6 +520,11 @@ def test_a_hostile_file_on_reload_is_refused_at_once_and_a_good_one_still_applie
     lab.controller_proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "reconfigured" in lab.controller_log.read_text(), 5, "the good reload")
     assert len(max(lab.controller_log.read_text().splitlines(), key=len)) < 2000  # no line echoes a bomb
+    import urllib.request
+    with urllib.request.urlopen(f"{lab.api_url}/metrics", timeout=5) as r:
+        metrics = r.read().decode()
+    assert 'lbapp_config_reloads_total{result="refused"} 3.0' in metrics
+    assert 'lbapp_config_reloads_total{result="applied"} 1.0' in metrics
 
 
 def test_counts_follow_the_switch_after_flows_vanished_while_it_was_away(lab, tmp_path):

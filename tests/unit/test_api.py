@@ -122,9 +122,13 @@ def test_metrics_in_the_prometheus_text_format():
     class WithState(Controller):
         def api_state(self):
             return {"vips": [{"name": "web", "backends": [
-                        {"ip": "10.11.12.11", "sessions": 2, "connections": 7, "health": "up", "effective_weight": 1},
-                        {"ip": "10.11.12.12", "sessions": 0, "connections": 3, "health": "down",
+                        {"ip": "10.11.12.11", "sessions": 2, "connections": 7, "health": "up", "admin": "up",
+                         "effective_weight": 1},
+                        {"ip": "10.11.12.12", "sessions": 0, "connections": 3, "health": "down", "admin": "up",
+                         "effective_weight": 0},
+                        {"ip": "10.11.12.13", "sessions": 1, "connections": 3, "health": "up", "admin": "down",
                          "effective_weight": 0}]}],
+                    "reloads": {"applied": 2, "refused": 1}, "version": "9.9.9",
                     "balancers": [{"dpid": "0000000000000001", "connected": True,
                                    "next_hops": [{"gateway": "r0", "age": 1.5}]}],
                     "packet_ins": 12, "counters": {"refused_no_backend": 2}, "setup_latency": latency.as_data()}
@@ -142,7 +146,12 @@ def test_metrics_in_the_prometheus_text_format():
     web = lambda ip: (("backend", ip), ("vip", "web"))  # noqa: E731
     assert samples[("lbapp_backend_connections_total", web("10.11.12.11"))] == 7
     assert samples[("lbapp_backend_sessions", web("10.11.12.11"))] == 2
-    assert samples[("lbapp_backend_up", web("10.11.12.12"))] == 0
+    assert samples[("lbapp_backend_up", web("10.11.12.12"))] == 0  # found down
+    assert samples[("lbapp_backend_up", web("10.11.12.13"))] == 0  # set down (before: 1)
+    assert samples[("lbapp_backend_admin_state", tuple(sorted(web("10.11.12.13") + (("state", "down"),))))] == 1
+    assert samples[("lbapp_backend_admin_state", tuple(sorted(web("10.11.12.13") + (("state", "up"),))))] == 0
+    assert samples[("lbapp_build_info", (("version", "9.9.9"),))] == 1
+    assert samples[("lbapp_config_reloads_total", (("result", "refused"),))] == 1
     assert samples[("lbapp_next_hop_age_seconds", (("gateway", "r0"), ("switch", "0000000000000001")))] == 1.5
     assert samples[("lbapp_packet_ins_total", ())] == 12
     assert samples[("lbapp_not_served_total", (("reason", "refused_no_backend"),))] == 2
