@@ -55,21 +55,26 @@ def render(state: dict, rate: bool = False) -> Group:
     """The snapshot as tables: VIPs with their backends, then balancers and next hops."""
     vips = Table(title=f"lbapp: generation {state['generation']}, {state['sessions']} sessions, switches "
                        f"{', '.join(state['switches_connected']) or 'none'} connected", title_justify="left")
-    cols = ["VIP / backend", "scheduler", "weight", "effective", "admin", "health", "active", "connections"]
+    cols = ["VIP / backend", "scheduler", "weight", "effective", "admin", "health", "active", "connections", "bytes",
+            "packets"]
     for col in cols + (["conn/s"] if rate else []):
         vips.add_column(col, justify="left" if col in ("VIP / backend", "scheduler", "admin", "health") else "right")
     for v in state["vips"]:
         picks = f"{v['selection']}, conntrack pins" if v.get("pin") == "conntrack" and v["selection"] == "controller" \
             else v["selection"]
         state_of_vip = "[red]panic[/red]" if v.get("panic") else "handed to the switch" if v.get("overloaded") else ""
+        # the switch holds these connections (its select group, conntrack): the controller lists none
+        listed = v["selection"] != "switch" and v.get("pin") != "conntrack"
+        backends = v["backends"]
         vips.add_row(f"[bold]{v['name']}[/bold] {v['vip']}", f"{v['scheduler']} ({picks})", "", "", "", state_of_vip,
-                     str(v["sessions"]), str(v["connections"]),
+                     str(v["sessions"]) if listed else "in switch", str(v["connections"]),
+                     _count(sum(b.get("bytes", 0) for b in backends)), _count(sum(b.get("packets", 0) for b in backends)),
                      *([f"{v['connections_per_second']:.1f}"] if rate else []))
-        for b in v["backends"]:
+        for b in backends:
             health = {"down": "[red]down[/red]", "up": "[green]up[/green]"}.get(b["health"], b["health"])
             vips.add_row(f"  -> {b['ip']}", "", str(b["weight"]), str(b["effective_weight"]), b["admin"], health,
-                         str(b["sessions"]), str(b["connections"]),
-                         *([f"{b['connections_per_second']:.1f}"] if rate else []))
+                         str(b["sessions"]) if listed else "-", str(b["connections"]), _count(b.get("bytes", 0)),
+                         _count(b.get("packets", 0)), *([f"{b['connections_per_second']:.1f}"] if rate else []))
     hops = Table(title="balancers and next hops", title_justify="left")
     for col in ("balancer", "dpid", "connected", "gateway", "ip", "mac", "port", "age (s)"):
         hops.add_column(col)
@@ -103,6 +108,14 @@ def cluster_lines(cluster: dict) -> list[str]:
     roles = ", ".join(f"{dpid} {role}" for dpid, role in cluster["switches"].items()) or "no switch connected"
     lines.append(f"this member: {cluster['member']}, {cluster['role']}; switches: {roles}")
     return lines
+
+
+def _count(n: int) -> str:
+    """A byte or packet count, short: 1234567 -> 1.2M."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
 
 
 def _ms(seconds: float | None) -> str:
