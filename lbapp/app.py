@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import signal
 import threading
 import time
 from collections import Counter
@@ -70,6 +71,9 @@ class LbApp(ApiEntries, ClusterSeat, app_manager.OSKenApp):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         oskenfix.apply()  # before any switch connects: ended connections must not keep their threads
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:  # loaded by a plain os-ken manager
+            self._reload_on_sighup()  # before any thread of the apps starts: they inherit the mask
         oskenfix.intercept_events(self, self._first_look)
         self.config_path = cfg.CONF.lbapp.config or os.environ.get("LBAPP_CONFIG")
         if not self.config_path:
@@ -106,6 +110,21 @@ class LbApp(ApiEntries, ClusterSeat, app_manager.OSKenApp):
         if cfg.CONF.lbapp.api_port:
             self.api = api.serve(self, cfg.CONF.lbapp.api_listen, cfg.CONF.lbapp.api_port)
         return thread
+
+    def _reload_on_sighup(self) -> None:
+        """SIGHUP reloads instead of ending the process (``lbapp run`` handles it itself). Its
+        main thread sleeps in os-ken's join, where a Python signal handler may never run: the
+        signal is blocked here, so the threads started from now on inherit that, and one thread
+        of ours takes it with sigwait."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+        # a thread started before (another app's) may still take it: then a late reload, not an end
+        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=self.reload, daemon=True).start())
+
+        def take() -> None:
+            while True:
+                signal.sigwait({signal.SIGHUP})
+                self.reload()
+        threading.Thread(target=take, name="sighup", daemon=True).start()
 
     def stop(self) -> None:
         oskenfix.take_raw(ofproto_v1_3.OFP_VERSION, ofproto_v1_3.OFPT_PACKET_IN, None)

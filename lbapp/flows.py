@@ -20,9 +20,11 @@ from lbapp.config import Config
 from lbapp.pipeline import cookies
 from lbapp.pipeline.context import Context
 from lbapp.pipeline.tables import BY_STAGE, PIPELINE, Table, group_vip
+from lbapp.reference import NOT_A_FLOW as _NOT_A_FLOW
+from lbapp.reference import denormalized as _denormalized
+from lbapp.reference import normalize  # noqa: F401 (lbapp.flows.normalize: the CLI's and the tests')
 
 # ovs-ofctl headers and blank lines are not flows
-_NOT_A_FLOW = re.compile(r"^\s*$|^(OFPST_FLOW|NXST_FLOW)")
 
 
 @dataclass
@@ -254,12 +256,16 @@ def _session(flow: Flow, endpoints: Endpoints, namer: Namer, c: cookies.Cookie) 
 
 
 def explain(text: str, cfg: Config | None = None) -> Explanation:
+    """A dump (``ovs-ofctl dump-flows``, or :func:`normalize`'s) explained stage by stage."""
     namer = Namer(cfg)
     out = Explanation(stages={t.name: [] for t in PIPELINE})
     roles: dict[tuple[str, int], str | None] = {}
+    normalized = 0
     for line in text.splitlines():
         if _NOT_A_FLOW.match(line):
             continue
+        line, was_normalized = _denormalized(line, normalized + 1)
+        normalized += was_normalized
         parsed = _fast_parse(line) or _reference_parse(line)
         if parsed is None:
             out.unparsed.append(line.strip())
@@ -277,7 +283,10 @@ def explain(text: str, cfg: Config | None = None) -> Explanation:
         flow.owner = owner_of(namer, table, flow.role, c)
         out.stages[table.name].append(flow)
         if table.name == "session" and flow.role == "connection":
-            out.sessions.append(_session(flow, _endpoints(source), namer, c))
+            session = _session(flow, _endpoints(source), namer, c)
+            if was_normalized:  # its id and client port were blanked: say so rather than invent them
+                session.client = session.client.rsplit(":", 1)[0] + ":*"
+            out.sessions.append(session)
     out.stages = {k: v for k, v in out.stages.items() if v}
     return out
 
@@ -315,36 +324,3 @@ def explain_groups(text: str, cfg: Config | None = None) -> list[Group]:
         out.append(Group(group_id, namer.vip(vip_id) if vip_id else "not lbapp's", kind.group(1) if kind else "?",
                          dict(sorted(slots.items()))))
     return out
-
-
-_VOLATILE = re.compile(r"\b(duration|n_packets|n_bytes|idle_age|hard_age)=[^ ,]+,? ?")
-
-
-def normalize(text: str, sessions: bool = True) -> str:
-    """A dump reduced to what a pipeline change would alter: counters, durations and ages
-    dropped, the cookie's generation and session ids blanked, lines sorted. ``sessions=False``
-    leaves out per-connection flows (when ECMP decides which balancer gets a connection)."""
-    lines = []
-    for line in text.splitlines():
-        if _NOT_A_FLOW.match(line):
-            continue
-        line = _VOLATILE.sub("", line.strip())
-        match = re.search(r"cookie=(0x[0-9a-f]+)", line)
-        if match:
-            value = int(match.group(1), 16)
-            c = cookies.decode(value)
-            if c is not None:
-                value &= ~cookies.GEN_MASK
-                shown = f"{value:#x}"
-                # per-connection flows carry generation 0 (static ones, like the pins, 1..255)
-                per_connection = c.stage == cookies.STAGE_SESSION and c.generation == 0 and c.obj
-                if per_connection and not sessions:
-                    continue
-                if per_connection:
-                    # a session: its id and the client's ephemeral port vary from run to run
-                    shown = f"{value & ~cookies.OBJECT_MASK:#x}+session"
-                    line = re.sub(r"\b(tp_src|tcp_src|udp_src)=\d+", r"\1=*", line)
-                line = line.replace(match.group(0), f"cookie={shown}")
-        lines.append(line)
-    return "\n".join(sorted(lines)) + "\n"
-

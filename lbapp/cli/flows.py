@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lbapp.config import load_config
-from lbapp.environment import ovs, require_ovs
+from lbapp.environment import EnvironmentProblem, ovs, require_ovs
 from lbapp.flows import Explanation, Group, explain, explain_groups, normalize
 from lbapp.pipeline.tables import TABLES
 
@@ -52,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config) if args.config else None
     with _collector_paused():
         result = explain(text, cfg)
+        if args.file and result.unparsed and not result.stages and not result.foreign:
+            raise EnvironmentProblem(f"{args.file}: no flow in it could be read (is it the output of "
+                                     "ovs-ofctl dump-flows?)")
         groups = explain_groups(read_groups(args.bridge), cfg) if args.bridge else []
         if args.json:
             sys.stdout.writelines(json_text(result.to_json() | {"groups": [asdict(g) for g in groups]}))
@@ -113,8 +116,8 @@ def show(result: Explanation, console: Console) -> None:
             table.add_row(str(f.priority), f.role or "?", f.owner, f.match or "*", f.actions, _count(f.packets),
                           _count(f.bytes))
         console.print(table)
-    rows = [(str(s.session_id), s.client, s.vip, f"{s.backend} ({s.fabricated_mac})", str(s.packets),
-             str(s.bytes), _age(s.idle_age), _age(s.duration))
+    rows = [(str(s.session_id), s.client, s.vip, f"{s.backend} ({s.fabricated_mac})", _count(s.packets),
+             _count(s.bytes), _age(s.idle_age), _age(s.duration))
             for s in sorted(result.sessions, key=lambda s: s.session_id)]
     print_table(console, lambda: _sessions_table(len(rows)), rows)
     if result.foreign:

@@ -52,8 +52,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "cluster, member, lease); "
                         "repeatable; options given here win")
     p.add_argument("--app", action="append", default=[], metavar="MODULE",
-                   help="another os-ken application module to run beside lbapp (repeatable), "
-                        "e.g. os_ken.app.ofctl_rest")
+                   help="another os-ken application module to run beside lbapp (repeatable): a module "
+                        "of yours, importable (on PYTHONPATH); os-ken 4 ships no example apps")
     p.add_argument("--listen", help=f"OpenFlow listen address (default {DEFAULT_LISTEN}: switches on this "
                                      "machine only)")
     p.add_argument("--port", type=int, help=f"OpenFlow listen port (default {DEFAULT_PORT})")
@@ -255,8 +255,18 @@ def serve(app_modules: list[str], on_hup: Callable[[list], None] | None = None,
     except Exception as exc:  # noqa: BLE001 - another app's module that fails to load: one line, not a traceback
         raise EnvironmentProblem(f"loading {', '.join(app_modules[1:]) or app_modules[0]}: {_first_line(exc)}"
                                  ) from None
-    manager.instantiate_apps(**manager.create_contexts())
     log = logging.getLogger("lbapp")
+    # ours before any app starts: a signal during the start is not lost, nor a KeyboardInterrupt
+    stop, hup = threading.Event(), threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: hup.set())
+    try:
+        manager.instantiate_apps(**manager.create_contexts())
+    except Exception as exc:  # noqa: BLE001 - an app whose start raises: one line, and no process left hanging
+        log.error("lbapp: an app failed to start (%s): %s", type(exc).__name__, _first_line(exc))
+        logging.shutdown()
+        os._exit(1)  # the apps already started run threads that would keep the process alive
     if listening is not None:
         host, port, opened = listening
         deadline = time.monotonic() + LISTEN_WAIT_S
@@ -275,10 +285,6 @@ def serve(app_modules: list[str], on_hup: Callable[[list], None] | None = None,
     # os-ken 4 runs receive, dispatch and send on three native threads: hand the GIL over
     # sooner than the default 5 ms, or a reply can wait a whole interval behind another thread.
     sys.setswitchinterval(0.0005)
-    stop, hup = threading.Event(), threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: hup.set())
     while not stop.wait(0.5):
         if hup.is_set():
             hup.clear()

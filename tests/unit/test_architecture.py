@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("rooms", ("lbapp.cluster.roles", "lbapp.probes", "lbapp.healthcheck", "lbapp.reload", "lbapp.handlers", "lbapp.snapshot",
                "lbapp.predict")),
     ("service", ("lbapp.service",)),
-    ("tools", ("lbapp.flows", "lbapp.trace", "lbapp.topograph", "lbapp.configedit", "lbapp.ctzone")),
+    ("tools", ("lbapp.flows", "lbapp.reference", "lbapp.trace", "lbapp.topograph", "lbapp.configedit", "lbapp.ctzone")),
     ("runtime", ("lbapp.oskenfix", "lbapp.sender", "lbapp.api", "lbapp.apientries", "lbapp.app", "lbapp.lab",
                  "lbapp.labcluster", "lbapp.labfailover", "lbapp.ctkeeper",
                  "lbapp.switches", "lbapp.pinreader", "lbapp.cluster")),

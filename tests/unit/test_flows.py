@@ -243,3 +243,25 @@ def test_cli_table_of_a_dump_without_config():
     text = flows_explain.dump(50)
     out = subprocess.run(args, input=text, capture_output=True, text=True, cwd=ROOT)
     assert "sessions: 50" in out.stdout and "117.78.6.19:80 " in out.stdout and out.returncode == 0
+
+
+def test_the_projects_own_reference_dumps_read_whole():
+    """Before: the normalized session lines of flows/*.flows were "could not parse" and the
+    sessions 0 (issue 25). Each line reads now; a session shows its client port as blanked."""
+    from lbapp.config import load_config as load
+
+    for dump in sorted((ROOT / "flows").glob("*.flows")):
+        topology = dump.name.split(".")[0]
+        text = dump.read_text()
+        result = explain(text, load(ROOT / "topologies" / f"{topology}.yaml"))
+        assert result.unparsed == [], (dump.name, result.unparsed[:2])
+        assert len(result.sessions) == text.count("+session"), dump.name
+        assert all(s.client.endswith(":*") for s in result.sessions)
+        assert normalize(normalize(text)) == normalize(text)
+
+
+def test_flows_of_a_file_that_is_no_dump_is_one_line():
+    out = subprocess.run([sys.executable, "-m", "lbapp.cli.main", "flows", "-f", "README.md"], capture_output=True,
+                         text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 1 and out.stderr == ("error: README.md: no flow in it could be read (is it the output "
+                                                  "of ovs-ofctl dump-flows?)\n")
