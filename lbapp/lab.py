@@ -250,9 +250,11 @@ class MininetLab:
     def dump_ports(self, switch: str) -> str:
         return run("ovs-ofctl", "-O", "OpenFlow13", "dump-ports", switch, check=False)
 
-    def http_get(self, client: str, url: str, timeout: float = 3) -> str | None:
-        """One request on a new TCP connection; the body, or None on failure."""
-        out = self.net.get(client).cmd(f"curl -s -m {timeout} {url}")
+    def http_get(self, client: str, url: str, timeout: float = 3, local_port: int | None = None) -> str | None:
+        """One request on a new TCP connection; the body, or None on failure. ``local_port``: its
+        source port (one above the ephemeral range: no session flow of an earlier connection
+        can match it)."""
+        out = self.net.get(client).cmd(f"curl -s -m {timeout} {f'--local-port {local_port} ' if local_port else ''}{url}")
         return out.strip() if out.strip().startswith("backend=") else None
 
     def udp_ask(self, client: str, ip: str, port: int, timeout: float = 2) -> str | None:

@@ -132,8 +132,9 @@ def test_a_new_leader_forwards_through_the_next_hops_its_predecessor_learned():
     assert sent == {"aa:bb:cc:dd:ee:ff"} and ports == {3, ofp.OFPP_IN_PORT}
     # what does not parse is left alone: the gateway stays unknown, and is asked for
     garbled = Balancer(CFG)
-    garbled.inherit({"next hop 0000000000000001 router": "not-a-mac 3", "tcp 1.2.3.4:80": "sideways"}, 5.0)
-    assert garbled.snapshot(5.0)["balancers"][0]["next_hops"][0]["mac"] is None
+    for text in ("not-a-mac 3", "01:00:5e:00:00:01 3", "aa:bb:cc:dd:ee:ff 0", "aa:bb:cc:dd:ee:ff 4294967295"):
+        garbled.inherit({"next hop 0000000000000001 router": text, "tcp 1.2.3.4:80": "sideways"}, 5.0)
+        assert garbled.snapshot(5.0)["balancers"][0]["next_hops"][0]["mac"] is None, text
 
 
 def _cfg_with(**vip0):
