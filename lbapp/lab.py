@@ -46,11 +46,16 @@ def require_lab() -> None:
     require_tools("ethtool", "curl", "ip")
 
 
+def topology_names() -> list[str]:
+    """The topologies in topologies/: the modules that define ``topos`` (not their helpers)."""
+    return sorted(p.stem for p in TOPOLOGIES.glob("*.py") if not p.stem.startswith("_")
+                  and "\ntopos = " in p.read_text())
+
+
 def load_topology(name: str) -> ModuleType:
     path = TOPOLOGIES / f"{name}.py"
-    if not path.exists():
-        known = ", ".join(sorted(p.stem for p in TOPOLOGIES.glob("*.py") if not p.stem.startswith("_")))
-        raise LabError(f"no topology {name!r} in {TOPOLOGIES} (have: {known})")
+    if name not in topology_names():
+        raise LabError(f"no topology {name!r} in {TOPOLOGIES} (have: {', '.join(topology_names())})")
     if str(TOPOLOGIES) not in sys.path:
         sys.path.insert(0, str(TOPOLOGIES))  # the topologies import their shared node classes
     spec = importlib.util.spec_from_file_location(f"lbapp_topology_{name}", path)

@@ -167,3 +167,9 @@ def test_a_number_out_of_range_is_named_with_its_option(args, said):
     """Before: --watch -1 refreshed without a pause; --burst 0 was blamed on --config-file."""
     out = lbapp(*args)
     assert out.returncode == 2 and said in out.stderr.splitlines()[-1] and "Traceback" not in out.stderr
+
+
+def test_draw_of_a_helper_module_is_one_line():
+    """Before: ``lbapp draw common`` (the topologies' shared helpers) was a traceback."""
+    one_line_error(lbapp("draw", "common", "-o", "/tmp/lbapp-draw-test"),
+                   "no topology 'common'", "have: cross_vlan, large, two_balancers, worked_example")
