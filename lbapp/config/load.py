@@ -7,6 +7,7 @@ UTF-8, no YAML aliases, whose few bytes can stand for millions of nodes, nesting
 deep), and values are cut short in messages."""
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import typing
@@ -109,6 +110,24 @@ def _field_names() -> list[str]:
     return sorted(names)
 
 
+def _rules_despite_unknown_keys(data: dict, exc: pydantic.ValidationError) -> list[FieldError]:
+    """When unknown keys (typos) are the only shape errors, the whole-file rules' errors too, as
+    the file reads without them: ``lbapp check`` shows every mistake at once."""
+    if any(err["type"] != "extra_forbidden" for err in exc.errors()):
+        return []
+    stripped = copy.deepcopy(data)
+    for err in exc.errors():
+        *parents, key = err["loc"]
+        node = stripped
+        for part in parents:
+            node = node[part]
+        node.pop(key, None)
+    try:
+        return semantic_errors(Config.model_validate(stripped))
+    except pydantic.ValidationError:
+        return []
+
+
 def parse_config(data: Any, source: str = "config") -> Config:
     """Validate a parsed YAML document; raise :class:`ConfigError` listing every problem."""
     if not isinstance(data, dict):
@@ -116,7 +135,7 @@ def parse_config(data: Any, source: str = "config") -> Config:
     try:
         cfg = Config.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise ConfigError(_pydantic_errors(exc), source) from None
+        raise ConfigError(_pydantic_errors(exc) + _rules_despite_unknown_keys(data, exc), source) from None
     errors = semantic_errors(cfg)
     if errors:
         raise ConfigError(errors, source)

@@ -208,3 +208,15 @@ def test_a_first_day_mistake_is_named_with_what_to_do(edit, said):
     with pytest.raises(ConfigError) as err:
         config_from_text(edit(EXAMPLE.read_text()))
     assert said in str(err.value)
+
+
+def test_a_typo_does_not_hide_a_rule_error():
+    """Before: a file with a misspelt key and a route via an unknown gateway reported the typo
+    only, though check promises every error at once (issue 25)."""
+    from lbapp.config.load import config_from_text
+
+    text = EXAMPLE.read_text().replace("scheduler: rr", "schedular: rr", 1).replace("via: router", "via: nowhere")
+    with pytest.raises(ConfigError) as err:
+        config_from_text(text)
+    said = str(err.value)
+    assert "vips[0].schedular: Extra inputs are not permitted" in said and "nowhere" in said, said
