@@ -228,3 +228,43 @@ class FakeSwitch:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """A fake switch against a running controller (``lbapp run -c topologies/worked_example.yaml``
+    listens on 6653): new connections to the config's first VIP for a while, then the rate."""
+    import argparse
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from lbapp.pipeline import cookies
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=6653, help="the controller's OpenFlow port")
+    parser.add_argument("--dpid", type=int, default=1, help="the balancer's datapath id in the config")
+    parser.add_argument("--vip", default="117.78.6.19")
+    parser.add_argument("--vip-port", type=int, default=80)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--window", type=int, default=64, help="new connections outstanding at most")
+    args = parser.parse_args(argv)
+    try:
+        switch = FakeSwitch(args.host, args.port, args.dpid, cookies.make(cookies.STAGE_SESSION, vip=1), args.vip,
+                            args.vip_port)
+    except OSError as exc:
+        print(f"error: no controller at {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    try:
+        switch.handshake()
+        result = switch.run(args.seconds, args.window)
+    finally:
+        switch.close()
+    print(f"{result.completed} new connections set up in {result.seconds:.1f} s: {result.rate:.0f}/s, "
+          f"latency p50 {result.percentile(50):.0f} us, p99 {result.percentile(99):.0f} us; "
+          f"{result.flow_mods} flow-mods")
+    return 0 if result.completed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -48,3 +48,32 @@ def test_flows_explain_benchmark_runs_and_explains_every_session():
     assert run.returncode == 0, run.stderr
     assert re.search(r"^\s*300 table\s+[\d.]+$", run.stdout, re.M) and re.search(r"^\s*300 json\s+[\d.]+$",
                                                                                  run.stdout, re.M), run.stdout
+
+
+def test_the_fake_switch_has_a_command_line_that_loads_a_running_controller():
+    """Before: ``bench/ofswitch.py --help`` printed nothing, so the README's status example
+    could not be reproduced without writing code (issue 25)."""
+    import subprocess
+    import sys
+    import time
+
+    from lbapp.labcluster import free_port, listening
+
+    helped = subprocess.run([sys.executable, "bench/ofswitch.py", "--help"], capture_output=True, text=True,
+                            cwd=ROOT, timeout=60)
+    assert helped.returncode == 0 and "--seconds" in helped.stdout
+    port = free_port()
+    controller = subprocess.Popen([sys.executable, "-m", "lbapp.cli.main", "run", "-c",
+                                   str(ROOT / "topologies" / "worked_example.yaml"), "--port", str(port),
+                                   "--api-port", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while not listening(port):
+            assert time.monotonic() < deadline and controller.poll() is None
+            time.sleep(0.1)
+        out = subprocess.run([sys.executable, "bench/ofswitch.py", "--port", str(port), "--seconds", "1"],
+                             capture_output=True, text=True, cwd=ROOT, timeout=60)
+    finally:
+        controller.terminate()
+        controller.wait(timeout=20)
+    assert out.returncode == 0 and "new connections set up in" in out.stdout, out.stdout + out.stderr
