@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import signal
 import threading
 import time
 from collections import Counter
@@ -26,6 +25,7 @@ from lbapp.apientries import ApiEntries
 from lbapp.cluster.member import from_options as cluster_member
 from lbapp.cluster.roles import is_stale
 from lbapp.cluster.seat import ClusterSeat
+from lbapp.hangup import reload_on_sighup
 from lbapp.config import ConfigError, load_config
 from lbapp.config.load import read_config_text
 from lbapp.ctkeeper import ZonePolicyKeeper
@@ -71,9 +71,7 @@ class LbApp(ApiEntries, ClusterSeat, app_manager.OSKenApp):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         oskenfix.apply()  # before any switch connects: ended connections must not keep their threads
-        if threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:  # loaded by a plain os-ken manager
-            self._reload_on_sighup()  # before any thread of the apps starts: they inherit the mask
+        reload_on_sighup(self.reload)  # under a plain os-ken manager; before the apps' threads start
         oskenfix.intercept_events(self, self._first_look)
         self.config_path = cfg.CONF.lbapp.config or os.environ.get("LBAPP_CONFIG")
         if not self.config_path:
@@ -110,21 +108,6 @@ class LbApp(ApiEntries, ClusterSeat, app_manager.OSKenApp):
         if cfg.CONF.lbapp.api_port:
             self.api = api.serve(self, cfg.CONF.lbapp.api_listen, cfg.CONF.lbapp.api_port)
         return thread
-
-    def _reload_on_sighup(self) -> None:
-        """SIGHUP reloads instead of ending the process (``lbapp run`` handles it itself). Its
-        main thread sleeps in os-ken's join, where a Python signal handler may never run: the
-        signal is blocked here, so the threads started from now on inherit that, and one thread
-        of ours takes it with sigwait."""
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
-        # a thread started before (another app's) may still take it: then a late reload, not an end
-        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=self.reload, daemon=True).start())
-
-        def take() -> None:
-            while True:
-                signal.sigwait({signal.SIGHUP})
-                self.reload()
-        threading.Thread(target=take, name="sighup", daemon=True).start()
 
     def stop(self) -> None:
         oskenfix.take_raw(ofproto_v1_3.OFP_VERSION, ofproto_v1_3.OFPT_PACKET_IN, None)

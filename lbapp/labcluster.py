@@ -16,6 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from lbapp.environment import listens
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -23,11 +25,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _end(proc: subprocess.Popen, sig: int = signal.SIGINT, wait: float = 10) -> None:
@@ -142,7 +139,7 @@ class ControllerProcess:
         """Run it (its log appended to) and wait until it listens; RuntimeError if it exits."""
         self.proc = subprocess.Popen(self.args, stdout=open(self.log, "a"), stderr=subprocess.STDOUT, cwd=ROOT)
         deadline = time.monotonic() + timeout
-        while not listening(self.port):
+        while not listens("127.0.0.1", self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"controller {self.name} did not start listening: see {self.log}")
             time.sleep(0.1)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from lbapp.lab import LabError, wait_for
 from lbapp.labcluster import ControllerProcess
 
 VIP = "117.78.6.19"  # cross_vlan's
@@ -23,10 +24,6 @@ TIMEOUT = 3.0  # each new connection's (one SYN retransmission)
 INTERVAL = 0.2  # between a long-lived connection's lines
 
 HOW = {"kill -9": signal.SIGKILL, "SIGSTOP": signal.SIGSTOP}
-
-
-class FailoverError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -68,25 +65,16 @@ def slave_everywhere(member: ControllerProcess) -> bool:
     return bool(seats) and all(role == "slave" and connected for role, connected in seats)
 
 
-def _wait(predicate, timeout: float, what: str, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise FailoverError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-    return value
-
-
 def stop_leader(members: list[ControllerProcess], how: str, lease: float) -> Handover:
     """Stop the leader (``how``: a key of HOW), wait until another member is master of every
     switch, then bring the old one back: started again after a kill, resumed after a pause.
     Returns once it is a follower, seated as slave on every switch again."""
-    old = _wait(lambda: next((m for m in members if m.running() and master_everywhere(m)), None), 30,
+    old = wait_for(lambda: next((m for m in members if m.running() and master_everywhere(m)), None), 30,
                 "a member to be master of every switch")
     at = time.time()
     old.signal(HOW[how])
     try:
-        new = _wait(lambda: next((m for m in members if m is not old and master_everywhere(m)), None),
+        new = wait_for(lambda: next((m for m in members if m is not old and master_everywhere(m)), None),
                     lease * 3 + 15, f"another member to take the switches from {old.name}")
     finally:
         if how == "SIGSTOP":
@@ -100,7 +88,7 @@ def stop_leader(members: list[ControllerProcess], how: str, lease: float) -> Han
         old.proc.wait(timeout=10)
         old.start()
     # OVS retries a dropped controller with a growing back-off (up to 8 s)
-    _wait(lambda: slave_everywhere(old), 30, f"{old.name} to be back as a follower", interval=0.2)
+    wait_for(lambda: slave_everywhere(old), 30, f"{old.name} to be back as a follower", interval=0.2)
     return Handover(how, old.name, new.name, at, elected_at, _logged_at(claims[-1]) if claims else elected_at)
 
 
@@ -168,7 +156,7 @@ def under_load(lab, kills: int, rate: float, streams: int, period: float) -> Fai
             proc = lab.stream("h1", VIP, port, int(duration / INTERVAL), INTERVAL, timeout=20)
             first = proc.stdout.readline()
             if not first.startswith("backend="):
-                raise FailoverError(f"a long-lived connection to {name} did not start: {first!r}")
+                raise LabError(f"a long-lived connection to {name} did not start: {first!r}")
             long_lived.append((name, proc, parse_answer(first)["backend"]))
     logs = {name: lab.workdir / f"{name}.connections" for name in NEW_PORTS}
     client = TOPOLOGIES / "services" / "paced_client.py"

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from os_ken.ofproto import ofproto_v1_3 as ofp
+
 from lbapp import mac as macs
 from lbapp.shared import IPv4
 
 LAPSE_PROBES = 3  # probe intervals without an answer on the trusted port, after which another port may take over
-MAX_PORT = 0xFFFFFF00  # OpenFlow's physical ports are below OFPP_MAX
 UNKNOWN_RETRY_S = 0.5  # a gateway not known (yet, or any more) is asked again this soon: its traffic waits for it
 
 
@@ -134,7 +135,7 @@ class NextHops:
                 mac_value, port_value = macs.parse_mac(mac), int(port)
             except (ValueError, macs.MacError):
                 continue
-            if macs.is_multicast(mac_value) or not 0 < port_value < MAX_PORT:  # as an ARP would not be believed
+            if macs.is_multicast(mac_value) or not 0 < port_value <= ofp.OFPP_MAX:  # as an ARP would not be believed
                 continue
             if not g.ports or port_value in g.ports:
                 g.mac, g.port, g.learned_at = mac_value, port_value, now

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from lbapp.lab import free_port
+from lbapp.labfailover import switch_roles
 from tests.helpers.etcd import EtcdCluster
 from tests.helpers.net import PYTHON, ROOT, sh, wait_for
 
@@ -58,9 +59,8 @@ def start(lab, etcd, name: str, text: str | None = None) -> Controller:
 
 
 def roles(br: str) -> dict[int, str]:
-    """The bridge's controllers, by port: their OpenFlow role as OVS sees it."""
-    rows = json.loads(sh("ovs-vsctl", "--format=json", "--columns=target,role", "find", "controller"))["data"]
-    return {int(target.rsplit(":", 1)[1]): role if isinstance(role, str) else "" for target, role in rows}
+    """The bridge's controllers (its test's only bridge), by port: their OpenFlow role as OVS sees it."""
+    return {port: seats[0][0] for port, seats in switch_roles().items()}
 
 
 def static_flows(lab, br: str) -> set[str]:

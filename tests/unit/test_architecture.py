@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("service", ("lbapp.service",)),
     ("tools", ("lbapp.flows", "lbapp.reference", "lbapp.trace", "lbapp.topograph", "lbapp.configedit", "lbapp.ctzone")),
     ("runtime", ("lbapp.oskenfix", "lbapp.sender", "lbapp.api", "lbapp.apientries", "lbapp.app", "lbapp.lab",
-                 "lbapp.labcluster", "lbapp.labfailover", "lbapp.ctkeeper",
+                 "lbapp.labcluster", "lbapp.labfailover", "lbapp.hangup", "lbapp.ctkeeper",
                  "lbapp.switches", "lbapp.pinreader", "lbapp.cluster")),
     ("cli", ("lbapp.cli",)),
 ]

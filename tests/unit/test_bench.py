@@ -57,7 +57,8 @@ def test_the_fake_switch_has_a_command_line_that_loads_a_running_controller():
     import sys
     import time
 
-    from lbapp.labcluster import free_port, listening
+    from lbapp.environment import listens
+    from lbapp.labcluster import free_port
 
     helped = subprocess.run([sys.executable, "bench/ofswitch.py", "--help"], capture_output=True, text=True,
                             cwd=ROOT, timeout=60)
@@ -68,7 +69,7 @@ def test_the_fake_switch_has_a_command_line_that_loads_a_running_controller():
                                    "--api-port", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
         deadline = time.monotonic() + 30
-        while not listening(port):
+        while not listens("127.0.0.1", port):
             assert time.monotonic() < deadline and controller.poll() is None
             time.sleep(0.1)
         out = subprocess.run([sys.executable, "bench/ofswitch.py", "--port", str(port), "--seconds", "1"],

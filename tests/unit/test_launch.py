@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from lbapp.labcluster import free_port, listening
+from lbapp.environment import listens
+from lbapp.labcluster import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = str(ROOT / "topologies" / "worked_example.yaml")
@@ -40,7 +41,7 @@ def test_a_launcher_script_calling_lbapps_entry_point_reloads_on_sighup_and_ends
                  f"raise SystemExit(main(['run', '-c', {EXAMPLE!r}, '--port', '{port}', '--api-port', '0', "
                  "'--app', 'tests.helpers.side_app']))", log)
     try:
-        wait(lambda: listening(port) and "OpenFlow on" in log.read_text(), log)
+        wait(lambda: listens("127.0.0.1", port) and "OpenFlow on" in log.read_text(), log)
         os.kill(proc.pid, signal.SIGHUP)
         wait(lambda: "reconfigured" in log.read_text() or "reloading" in log.read_text(), log)
         assert proc.poll() is None
@@ -66,7 +67,7 @@ def test_loaded_by_a_plain_os_ken_manager_sighup_reloads_instead_of_killing(tmp_
                  "from os_ken.base.app_manager import AppManager\n"
                  "AppManager.run_apps(['lbapp.app'])\n", log)
     try:
-        wait(lambda: listening(port), log)
+        wait(lambda: listens("127.0.0.1", port), log)
         os.kill(proc.pid, signal.SIGHUP)
         wait(lambda: "reloading" in log.read_text() or proc.poll() is not None, log)  # the default action kills at once
         assert proc.poll() is None, log.read_text()[-2000:]
