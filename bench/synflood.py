@@ -26,7 +26,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
-from lbapp import ctzone  # noqa: E402
+from lbapp import apitoken, ctzone  # noqa: E402
 from lbapp.lab import SYSTEM_PYTHON, TOPOLOGIES, MininetLab, wait_for  # noqa: E402
 
 CLIENT = TOPOLOGIES / "services" / "paced_client.py"
@@ -45,7 +45,8 @@ def write_config(path: Path, mode: str) -> None:
 def api(lab, path: str, body: dict | None = None, timeout: float = 5.0):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(lab.api_url + path, data=data, method="POST" if data else "GET",
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": f"Bearer {apitoken.read(lab.api_token_file)}"})
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read())
 

@@ -10,11 +10,15 @@ applied as a reload. Listens on 127.0.0.1 unless told otherwise.
     POST /v1/reload                         re-read the config file (as SIGHUP does)
 
 VIP is a name or ``ip:port/protocol`` (URL-encoded). Errors are JSON ``{"error": ..., "errors":
-[field-path messages]}`` with 400 (bad request or config), 404 (no such thing), 413 (a body
-over 64 KiB) or 500.
+[field-path messages]}`` with 400 (bad request or config), 401 (no token), 403 (a wrong token),
+404 (no such thing), 413 (a body over 64 KiB) or 500.
+
+A POST needs ``Authorization: Bearer TOKEN``, the token in the file only the controller's user
+can read (lbapp.apitoken); a GET needs it too when it comes from another host than this one.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import threading
@@ -23,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote
 
-from lbapp import metrics
+from lbapp import apitoken, metrics
 from lbapp.config import ConfigError
 from lbapp.configedit import NotFound
 from lbapp.predict import BadClient
@@ -56,9 +60,10 @@ class ApiError(Exception):
         self.status, self.errors = status, errors or []
 
 
-def serve(controller: Controller, host: str, port: int) -> ThreadingHTTPServer:
-    """Start the API in a daemon thread; returns the server (``shutdown()`` stops it)."""
-    handler = type("Handler", (_Handler,), {"controller": controller,
+def serve(controller: Controller, host: str, port: int, token: str, token_file: str = "") -> ThreadingHTTPServer:
+    """Start the API in a daemon thread; returns the server (``shutdown()`` stops it). Writes need
+    ``token`` (kept in ``token_file``, named in the refusal)."""
+    handler = type("Handler", (_Handler,), {"controller": controller, "token": token, "token_file": token_file,
                                             "metrics": metrics.registry_for(controller.api_state)})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
@@ -73,6 +78,8 @@ class _Handler(BaseHTTPRequestHandler):
     which take its locks."""
 
     controller: Controller
+    token: str
+    token_file: str
     timeout = REQUEST_TIMEOUT_S  # a client that stalls holds its thread this long at most
     server_version = "lbapp"
 
@@ -91,6 +98,8 @@ class _Handler(BaseHTTPRequestHandler):
             _slots.release()
 
     def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+        if not self._from_this_host() and not self._authorized():
+            return
         if self.path.split("?", 1)[0] == "/metrics":
             self._metrics()
             return
@@ -109,7 +118,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_POST(self) -> None:  # noqa: N802
-        self._answer(self._post)
+        if self._authorized():
+            self._answer(self._post)
+
+    def _from_this_host(self) -> bool:
+        return ipaddress.ip_address(self.client_address[0]).is_loopback
+
+    def _authorized(self) -> bool:
+        """Whether the request carries the token; if not, it is answered (401 or 403) here."""
+        given = self.headers.get("Authorization")
+        if apitoken.accepts(self.token, given):
+            return True
+        where = f" (the token is in {self.token_file}: lbapp backend reads it)" if self.token_file else ""
+        status, why = (401, "this needs the API token") if given is None else (403, "wrong API token")
+        LOG.warning("API: %s %s from %s refused: %s", self.command, self.path[:200], self.client_address[0], why)
+        self._send_json(status, {"error": why + where, "errors": []})
+        self.close_connection = True  # the body, if any, is left unread
+        return False
 
     def _get(self, parts: list[str]) -> Any:
         if parts == ["v1", "state"]:
@@ -188,6 +213,9 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # the API never takes the controller down; the log has the cause
             LOG.exception("API: %s %s failed", self.command, self.path)
             status, result = 500, {"error": "internal error (see the controller's log)", "errors": []}
+        self._send_json(status, result)
+
+    def _send_json(self, status: int, result: Any) -> None:
         data = json.dumps(result, indent=1).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

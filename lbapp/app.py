@@ -20,7 +20,7 @@ from os_ken.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, HANDS
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from lbapp import api, oskenfix
+from lbapp import api, apitoken, oskenfix
 from lbapp.apientries import ApiEntries
 from lbapp.cluster.member import from_options as cluster_member
 from lbapp.cluster.roles import is_stale
@@ -47,6 +47,9 @@ cfg.CONF.register_opts([cfg.StrOpt("config", default=None, help="lbapp YAML conf
                         cfg.StrOpt("api_listen", default="127.0.0.1", help="address of the HTTP API"),
                         cfg.IntOpt("api_port", default=0, min=0, max=65535,
                                    help="port of the HTTP API (0: no API)"),
+                        cfg.StrOpt("api_token_file", default="",
+                                   help="the API's write token, made 0600 at first start (default "
+                                        "/run/lbapp/api-PORT.token as root)"),
                         cfg.StrOpt("etcd", default="", help="etcd member URLs, comma-separated: join a cluster of "
                                                             "lbapp controllers (none: this one is the whole control "
                                                             "plane)"),
@@ -106,7 +109,9 @@ class LbApp(ApiEntries, ClusterSeat, app_manager.OSKenApp):
         if self.member is not None:
             self.member.start()
         if cfg.CONF.lbapp.api_port:
-            self.api = api.serve(self, cfg.CONF.lbapp.api_listen, cfg.CONF.lbapp.api_port)
+            token_file = cfg.CONF.lbapp.api_token_file or str(apitoken.default_path(cfg.CONF.lbapp.api_port))
+            self.api = api.serve(self, cfg.CONF.lbapp.api_listen, cfg.CONF.lbapp.api_port,
+                                 apitoken.ensure(token_file), token_file)
         return thread
 
     def stop(self) -> None:

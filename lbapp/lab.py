@@ -115,6 +115,7 @@ class MininetLab:
         self.members = [ControllerProcess(name, self.config, workdir, debug, urls, lease=lease) for name in names]
         self.controller_log = self.members[0].log
         self.api_url = self.members[0].api_url  # the (first) controller's HTTP API
+        self.api_token_file = self.members[0].token_file  # what its writes need (lbapp.apitoken)
         self.openflow = self.members[0].openflow  # its OpenFlow target (tcp:IP:PORT)
 
     @property

@@ -119,11 +119,12 @@ class ControllerProcess:
                  cluster_name: str = "lbapp", lease: int = 2, extra: tuple[str, ...] = ()) -> None:
         self.name, self.config, self.debug = name, config, debug
         self.port, self.api_port = free_port(), free_port()
-        self.log = workdir / f"{name}.log"
+        self.log, self.token_file = workdir / f"{name}.log", workdir / f"{name}.token"
         joining = ["--etcd", ",".join(cluster), "--cluster", cluster_name, "--member", name,
                    "--lease", str(lease)] if cluster else []
         self.args = [sys.executable, "-m", "lbapp.cli.main", "run", "-c", str(config), "--listen", "127.0.0.1",
-                     "--port", str(self.port), "--api-port", str(self.api_port), *joining, *extra,
+                     "--port", str(self.port), "--api-port", str(self.api_port),
+                     "--api-token-file", str(self.token_file), *joining, *extra,
                      *(["-v"] if debug else [])]
         self.proc: subprocess.Popen | None = None
 

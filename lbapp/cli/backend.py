@@ -24,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     body = {"action": args.action} | ({"weight": args.weight} if args.weight is not None else {})
     try:
-        answer = call(args.api, f"/v1/vips/{_quote(args.vip)}/backends/{_quote(args.backend)}", body)
+        answer = call(args.api, f"/v1/vips/{_quote(args.vip)}/backends/{_quote(args.backend)}", body,
+                      token_file=args.token_file)
     except ApiRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         for line in exc.errors:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lbapp.config import load_config
 from lbapp.lab import ROOT, load_topology
 from lbapp.topograph import draw
 
@@ -19,5 +20,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name in args.topology:
-        print(draw(load_topology(name), out / f"{name}.png"))
+        print(draw(load_topology(name), out / f"{name}.png", balancer_addresses(name)))
     return 0
+
+
+def balancer_addresses(name: str) -> dict[int, str]:
+    """Each balancer switch's address, by dpid, from the topology's config."""
+    cfg = load_config(ROOT / "topologies" / f"{name}.yaml")
+    return {b.dpid: str(b.address.ip) for _, b in cfg.all_balancers()}

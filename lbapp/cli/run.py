@@ -3,7 +3,7 @@
 Its settings are os-ken's own oslo.config options, so lbapp drops into an os-ken deployment:
 ``--config-file`` reads them in the format os-ken apps use (``[DEFAULT]`` ofp_listen_host,
 ofp_tcp_listen_port, ctl_privkey, ctl_cert, ca_certs; ``[lbapp]`` config, burst, bundle_min,
-api_listen, api_port), options given on the command line win, and ``--app`` runs further
+api_listen, api_port, api_token_file), options given on the command line win, and ``--app`` runs further
 os-ken applications beside lbapp in the same manager, as ryu-manager runs several.
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from lbapp import apitoken
 from lbapp.config import load_config
 from lbapp.config.load import read_config_text
 from lbapp.environment import EnvironmentProblem, listens, require_listen_port, require_tls
@@ -38,7 +39,7 @@ DEFAULT_API_PORT = 8553
 _OVERRIDES = {"config": ("config", "lbapp"), "listen": ("ofp_listen_host", None),
               "port": ("ofp_tcp_listen_port", None), "burst": ("burst", "lbapp"),
               "bundle_min": ("bundle_min", "lbapp"), "api_listen": ("api_listen", "lbapp"),
-              "api_port": ("api_port", "lbapp"), "tls_key": ("ctl_privkey", None),
+              "api_port": ("api_port", "lbapp"), "api_token_file": ("api_token_file", "lbapp"), "tls_key": ("ctl_privkey", None),
               "tls_cert": ("ctl_cert", None), "tls_ca": ("ca_certs", None), "etcd": ("etcd", "lbapp"),
               "cluster": ("cluster", "lbapp"), "member": ("member", "lbapp"), "lease": ("lease", "lbapp")}
 
@@ -48,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-c", "--config", help="the balancer's YAML config (or [lbapp] config in a --config-file)")
     p.add_argument("--config-file", action="append", default=[], metavar="FILE",
                    help="an oslo.config file, as os-ken apps read ([DEFAULT] ofp_listen_host, ofp_tcp_listen_port, "
-                        "ctl_privkey, ctl_cert, ca_certs; [lbapp] config, burst, bundle_min, api_listen, api_port, etcd, "
+                        "ctl_privkey, ctl_cert, ca_certs; [lbapp] config, burst, bundle_min, api_listen, api_port, api_token_file, etcd, "
                         "cluster, member, lease); "
                         "repeatable; options given here win")
     p.add_argument("--app", action="append", default=[], metavar="MODULE",
@@ -70,6 +71,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--api-listen", help="address of the HTTP API (default 127.0.0.1)")
     p.add_argument("--api-port", type=int,
                    help=f"port of the HTTP API: state, sessions, runtime changes (default {DEFAULT_API_PORT}; 0: none)")
+    p.add_argument("--api-token-file", metavar="FILE",
+                   help="the token the API's writes need, made 0600 at first start (default "
+                        "/run/lbapp/api-PORT.token as root, else in $XDG_RUNTIME_DIR/lbapp)")
     p.add_argument("--etcd", metavar="URL[,URL...]",
                    help="join a cluster of lbapp controllers through these etcd members (one leader at a time "
                         "writes to the switches; give every switch every controller: see the printed command)")
@@ -90,6 +94,7 @@ class Settings:
     port: int
     api_listen: str
     api_port: int
+    api_token_file: str
     burst: int
     bundle_min: int
     tls: bool
@@ -122,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     require_listen_port(settings.listen, settings.port)
     if settings.api_port:
         require_listen_port(settings.api_listen, settings.api_port, ("--api-listen", "--api-port"))
+        apitoken.ensure(settings.api_token_file)  # made, or one line on why not, before anything starts
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     opened = (f"lbapp: OpenFlow{' over TLS' if settings.tls else ''} on {settings.listen}:{settings.port}, config "
@@ -166,7 +172,8 @@ def configure(config_files: list[str], given: dict[str, Any]) -> Settings:
                 conf.set_override(option, value, group=group)
         tls = [conf.ctl_privkey, conf.ctl_cert, conf.ca_certs]
         settings = Settings(conf.lbapp.config or os.environ.get("LBAPP_CONFIG") or "", conf.ofp_listen_host,
-                            conf.ofp_tcp_listen_port, conf.lbapp.api_listen, conf.lbapp.api_port, conf.lbapp.burst,
+                            conf.ofp_tcp_listen_port, conf.lbapp.api_listen, conf.lbapp.api_port,
+                            conf.lbapp.api_token_file or str(apitoken.default_path(conf.lbapp.api_port)), conf.lbapp.burst,
                             conf.lbapp.bundle_min, all(tls))
     except (oslo.Error, ValueError) as exc:
         raise EnvironmentProblem(f"--config-file: {_first_line(exc)}") from None

@@ -36,13 +36,13 @@ def seconds(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     if args.json:
-        print(json.dumps(call(args.api, "/v1/state"), indent=1))
+        print(json.dumps(call(args.api, "/v1/state", token_file=args.token_file), indent=1))
         return 0
     console = Console()
     if not console.is_terminal:
         console.width = max(console.width, 120)
     while True:
-        state = call(args.api, "/v1/state")
+        state = call(args.api, "/v1/state", token_file=args.token_file)
         if args.watch:
             console.clear()
         console.print(render(state, rate=args.rate or bool(args.watch)))

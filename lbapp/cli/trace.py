@@ -31,14 +31,14 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(text)
     connection = connection_of(args.flow)
     if opens_connection(hits) and connection is not None:
-        print(pick_line(args.api, *connection))
+        print(pick_line(args.api, *connection, token_file=args.token_file))
     return 0
 
 
-def pick_line(api: str, vip: str, client: str) -> str:
+def pick_line(api: str, vip: str, client: str, token_file: str | None = None) -> str:
     """One line: the backend a new connection from ``client`` to ``vip`` would get now, and why."""
     try:
-        pick = call(api, f"/v1/vips/{quote(vip, safe='')}/pick?client={quote(client)}")
+        pick = call(api, f"/v1/vips/{quote(vip, safe='')}/pick?client={quote(client)}", token_file=token_file)
     except (EnvironmentProblem, ApiRefused) as exc:
         return f"New connection: its backend is the controller's to pick; not asked ({exc})"
     if pick["picked_by"] == "switch":

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lbapp import apitoken
+from lbapp.environment import listens
 from lbapp.lab import free_port, wait_for  # noqa: F401  (the tests' polling helpers too)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,6 +61,7 @@ class Lab:
         self.links: list[str] = []
         self.procs: list[subprocess.Popen] = []
         self.controller_log: Path | None = None
+        self.token_files: list[Path] = []  # the API tokens our controllers made in the default place
 
     # --- pieces ---
 
@@ -106,6 +109,8 @@ class Lab:
         self.api_url = f"http://127.0.0.1:{free_port()}"
         self.controller_log = self.artifacts / "controller.log"
         api_port = self.api_url.rsplit(":", 1)[1]
+        self.api_token_file = apitoken.default_path(int(api_port))  # as a user's controller would
+        self.token_files.append(self.api_token_file)
         if conf_file:
             conf = self.artifacts / "os_ken.conf"
             conf.write_text(f"[DEFAULT]\nofp_listen_host = 127.0.0.1\nofp_tcp_listen_port = {port}\n\n"
@@ -120,6 +125,7 @@ class Lab:
         self.controller_proc = proc
         for br in bridges:
             sh("ovs-vsctl", "set-controller", br, f"{scheme}:127.0.0.1:{port}")
+        wait_for(lambda: listens("127.0.0.1", int(api_port)) or proc.poll() is not None, 20, "the controller's API")
         for br in bridges:
             wait_for(lambda: "table=0" in self.dump(br), 20, f"the controller to program {br}")
 
@@ -172,6 +178,8 @@ class Lab:
             sh("ip", "link", "del", link, check=False)
         for ns in self.namespaces:
             sh("ip", "netns", "del", ns, check=False)
+        for path in self.token_files:
+            path.unlink(missing_ok=True)
 
 
 def lab_with_config(topology: str, workdir: Path, doc: dict):

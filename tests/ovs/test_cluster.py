@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from lbapp import apitoken
 from lbapp.lab import free_port
 from lbapp.labfailover import switch_roles
 from tests.helpers.etcd import EtcdCluster
@@ -33,6 +34,15 @@ class Controller:
     log: Path
     api: str
     config: Path
+    token_file: Path
+
+    def post(self, path: str, body: dict) -> int:
+        """POST ``body`` to its API with its token; the HTTP status."""
+        request = urllib.request.Request(f"{self.api}{path}", method="POST", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {apitoken.read(self.token_file)}"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status
 
     def said(self, pattern: str) -> bool:
         return re.search(pattern, self.log.read_text()) is not None
@@ -48,14 +58,14 @@ def start(lab, etcd, name: str, text: str | None = None) -> Controller:
     """``lbapp run`` as member ``name``, with its own copy of the worked example (or ``text``)."""
     port, api = free_port(), free_port()
     log = lab.artifacts / f"{name}.log"
-    config = lab.artifacts / f"{name}.yaml"
+    config, token_file = lab.artifacts / f"{name}.yaml", lab.artifacts / f"{name}.token"
     config.write_text(text or (ROOT / "topologies" / "worked_example.yaml").read_text())
     proc = subprocess.Popen([PYTHON, "-m", "lbapp.cli.main", "run", "-c", str(config),
                              "--listen", "127.0.0.1", "--port", str(port), "--api-port", str(api),
-                             "--etcd", ",".join(etcd.urls), "--cluster", lab.prefix, "--member", name,
+                             "--api-token-file", str(token_file), "--etcd", ",".join(etcd.urls), "--cluster", lab.prefix, "--member", name,
                              "--lease", str(LEASE), "-v"], stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=ROOT)
     lab.procs.append(proc)
-    return Controller(name, proc, port, log, f"http://127.0.0.1:{api}", config)
+    return Controller(name, proc, port, log, f"http://127.0.0.1:{api}", config, token_file)
 
 
 def roles(br: str) -> dict[int, str]:
@@ -142,11 +152,7 @@ def test_a_drain_through_a_followers_api_reaches_the_leader_and_every_file(lab, 
     """The cluster's config lives in etcd, each member's file a copy: a runtime change made on
     any member goes there first, and every member applies it."""
     br, a, b = two_members(lab, etcd)
-    request = urllib.request.Request(f"{b.api}/v1/vips/web/backends/10.11.12.12", method="POST",
-                                     data=json.dumps({"action": "drain"}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        assert answer.status == 200
+    assert b.post("/v1/vips/web/backends/10.11.12.12", {"action": "drain"}) == 200
     wait_for(lambda: a.said(r"cluster: applied the config another member changed"), 10, "a to apply b's change")
     assert a.config.read_text() == b.config.read_text() and "drain: true" in a.config.read_text()
     with urllib.request.urlopen(f"{a.api}/v1/state", timeout=10) as answer:
@@ -154,9 +160,7 @@ def test_a_drain_through_a_followers_api_reaches_the_leader_and_every_file(lab, 
     assert {x["ip"]: x["admin"] for x in backends}["10.11.12.12"] == "drain"
     # a file edited on one member and reloaded there becomes the cluster's too
     a.config.write_text(a.config.read_text().replace("idle_timeout: 30", "idle_timeout: 45"))
-    with urllib.request.urlopen(urllib.request.Request(f"{a.api}/v1/reload", method="POST", data=b"{}"),
-                                timeout=10) as answer:
-        assert answer.status == 200
+    assert a.post("/v1/reload", {}) == 200
     wait_for(lambda: "idle_timeout: 45" in b.config.read_text(), 10, "b to take a's reloaded file")
 
 

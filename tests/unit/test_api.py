@@ -44,10 +44,13 @@ class Controller:
         return {"backend": "10.11.12.11", "client": client} if vip == "web" else None
 
 
+TOKEN = "a-token-for-tests"
+
+
 @pytest.fixture
 def served():
     controller = Controller()
-    server = api.serve(controller, "127.0.0.1", 0)
+    server = api.serve(controller, "127.0.0.1", 0, TOKEN, "/run/lbapp/api-8553.token")
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", controller
     finally:
@@ -55,9 +58,10 @@ def served():
         server.server_close()
 
 
-def request(url, body=None, raw=None, headers=None):
+def request(url, body=None, raw=None, headers=None, token=TOKEN):
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET", headers=headers or {})
+    headers = ({"Authorization": f"Bearer {token}"} if token else {}) | (headers or {})
+    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=5) as r:
             return r.status, json.loads(r.read())
@@ -93,6 +97,36 @@ def test_bad_requests_get_4xx_with_one_clear_message(served):
     status, answer = request(backend, raw=b"{}", headers={"Content-Length": "99999999"})
     assert status == 413
     assert controller.changes == []
+
+
+def test_a_write_without_the_token_is_refused_and_changes_nothing(served):
+    base, controller = served
+    backend = f"{base}/v1/vips/web/backends/10.11.12.12"
+    assert request(backend, {"action": "drain"}, token=None) == (401, {
+        "error": "this needs the API token (the token is in /run/lbapp/api-8553.token: lbapp backend reads it)",
+        "errors": []})
+    assert request(f"{base}/v1/reload", {}, token="guessed")[0] == 403
+    assert request(backend, {"action": "drain"}, headers={"Authorization": "Basic " + TOKEN})[0] == 403
+    assert controller.changes == []
+    assert request(f"{base}/v1/state", token=None)[0] == 200  # reads from this host stay open
+    assert request(backend, {"action": "drain"})[0] == 200 and len(controller.changes) == 1
+
+
+def test_the_cli_sends_the_token_from_its_file_and_says_in_one_line_when_it_cannot(served, tmp_path):
+    from lbapp.cli.apiclient import call
+    from lbapp.environment import EnvironmentProblem
+
+    base, controller = served
+    token_file = tmp_path / "api.token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    assert call(base, "/v1/reload", {}, token_file=str(token_file))["done"] == "reloaded"
+    with pytest.raises(EnvironmentProblem, match=r"api.token.missing: no such file .*--token-file"):
+        call(base, "/v1/reload", {}, token_file=str(tmp_path / "api.token.missing"))
+    token_file.chmod(0o644)
+    with pytest.raises(EnvironmentProblem, match=r"mode 0644 lets others read or write it: chmod 600"):
+        call(base, "/v1/reload", {}, token_file=str(token_file))
+    assert call(base, "/v1/state", token_file=None)["generation"] == 3  # a read needs none
 
 
 def test_a_pick_prediction_takes_the_client_from_the_query(served):
@@ -133,7 +167,7 @@ def test_metrics_in_the_prometheus_text_format():
                                    "next_hops": [{"gateway": "r0", "age": 1.5}]}],
                     "packet_ins": 12, "counters": {"refused_no_backend": 2}, "setup_latency": latency.as_data()}
 
-    server = api.serve(WithState(), "127.0.0.1", 0)
+    server = api.serve(WithState(), "127.0.0.1", 0, TOKEN)
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/metrics", timeout=5) as r:
             assert r.headers["Content-Type"].startswith("text/plain")
@@ -179,7 +213,7 @@ def test_a_negative_or_stalled_body_is_refused(served):
                 answer += chunk
         return answer.decode()
 
-    answer = exchange(b"POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n" + b"x" * 100_000)
+    answer = exchange(b"POST /v1/reload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: -1\r\n\r\n" + b"x" * 100_000)
     assert answer.startswith("HTTP/1.0 400") and "Content-Length -1: not a length" in answer
-    answer = exchange(b"POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")  # then nothing
+    answer = exchange(b"POST /v1/reload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: 100\r\n\r\n{")  # then nothing
     assert answer.startswith("HTTP/1.0 400") and "stalled" in answer

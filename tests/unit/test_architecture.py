@@ -14,7 +14,7 @@ PACKAGE = ROOT / "lbapp"
 # Lowest first. A module belongs to the first layer with a prefix that names it (a package
 # prefix covers its modules); it may import from its own layer and the layers below.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("ground", ("lbapp", "lbapp.shared", "lbapp.mac", "lbapp.environment", "lbapp.feedback", "lbapp.metrics")),
+    ("ground", ("lbapp", "lbapp.shared", "lbapp.mac", "lbapp.environment", "lbapp.apitoken", "lbapp.feedback", "lbapp.metrics")),
     ("schedulers", ("lbapp.schedulers",)),
     ("config", ("lbapp.config",)),
     ("pipeline", ("lbapp.pipeline", "lbapp.packets")),

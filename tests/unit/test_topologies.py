@@ -35,3 +35,18 @@ def test_topology_picture(name, tmp_path):
     path = draw(module, tmp_path / f"{name}.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (ROOT / "docs" / "topologies" / f"{name}.png").exists()  # the README shows it
+
+
+def test_a_picture_names_each_node_with_its_addresses_and_keeps_its_title_whole():
+    from lbapp.cli.draw import balancer_addresses
+    from lbapp.topograph import COLOURS, graph, legend, title_of
+
+    module = load_topology("cross_vlan")
+    g = graph(module, balancer_addresses("cross_vlan"))
+    labels = {n: d["label"].split("\n") for n, d in g.nodes(data=True)}
+    assert labels["r0"] == ["r0", "200.1.1.1", "10.0.0.1", "10.11.12.1", "10.11.13.1"]
+    assert labels["s1"] == ["s1", "10.0.0.2"] and labels["b3"] == ["b3", "10.11.13.13"]
+    title = title_of(module)
+    assert title.endswith("external DR director.") and all(len(line) <= 110 for line in title.splitlines())
+    assert [kind for kind, _ in legend(g)] == ["client", "router", "balancer", "director", "edge", "backend"]
+    assert len(set(COLOURS.values())) == len(COLOURS)  # no two kinds share a colour
