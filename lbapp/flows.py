@@ -85,7 +85,8 @@ class Namer:
             "route": lambda c: self.route(c.obj), "backend": lambda c: self.backend(c.obj),
             "fabricated": lambda c: self.fabricated_owner(c.obj), "session": lambda c: f"session {c.obj}",
             "vip_or_balancer": lambda c: self.vip(c.vip) if c.vip else "balancer address",
-            "vip_backend": lambda c: f"{self.vip(c.vip)} / {self.backend(c.obj)}"}
+            "vip_backend": lambda c: f"{self.vip(c.vip)} / {self.backend(c.obj)}",
+            "affinity": lambda c: f"persistence of {self.vip(c.vip)}"}
         self._macs: dict[int, tuple[str, str]] = {}
         self._vips: dict[int, str] = {}
 

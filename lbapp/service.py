@@ -30,6 +30,7 @@ from lbapp.state.groups import SelectGroups
 from lbapp.state.health import Change
 from lbapp.state.latency import LatencyHistogram
 from lbapp.state.lingering import Lingering
+from lbapp.state.affinity import AffinityMemory
 from lbapp.state.pinmemory import PinMemory
 from lbapp.state.rates import Rates, followed
 from lbapp.state.running import Running, derive, take
@@ -43,9 +44,9 @@ _REASONS = {ofp.OFPRR_IDLE_TIMEOUT: "idle", ofp.OFPRR_HARD_TIMEOUT: "hard timeou
 class Balancer:
     """The controller's whole state, and the one way to change it. It owns ``running`` (the
     config and what it implies, replaced whole by a reload), ``sessions``, ``pin_memory``
-    (``pin: conntrack`` picks), ``connected``, ``groups`` (installed), ``lingering`` (removed
-    backends' flows), ``readings`` (the switches' counters), ``checker``, ``rates``, ``counters``
-    (packets not served) and ``setup_latency``: the rooms of lbapp.handlers get what each needs."""
+    (``pin: conntrack`` picks), ``affinities`` (persistence entries it wrote), ``connected``,
+    ``groups`` (installed), ``lingering`` (removed backends' flows), ``readings`` (the switches'
+    counters), ``checker``, ``rates``, ``counters`` (packets not served) and ``setup_latency``."""
 
     def __init__(self, cfg: Config, generation: int = 1, first_session_id: int = 1) -> None:
         self.running: Running = derive(cfg, generation)
@@ -55,7 +56,7 @@ class Balancer:
         self.groups = SelectGroups()
         self.lingering = Lingering()
         self.readings = Readings()
-        self.pin_memory = PinMemory()  # pin: conntrack picks, for a switch that loses its conntrack
+        self.pin_memory, self.affinities = PinMemory(), AffinityMemory()  # pin: conntrack picks; persistence
         self.counters: Counter[str] = Counter()
         self.packet_ins = 0
         self.rates = Rates()  # connections/s per (VIP, backend), packet-ins/s
@@ -185,7 +186,7 @@ class Balancer:
         try:
             if stage == cookies.STAGE_SESSION:
                 return connections.new_connection(self.running, self.sessions, self.readings.pinned, self.pin_memory,
-                                                  self.counters, dpid, in_port, data, now)
+                                                  self.affinities, self.counters, dpid, in_port, data, now)
             if stage == cookies.STAGE_CLASSIFY:
                 out, not_believed = arp.gateway_arp(site, dpid, in_port, data, now)
                 if not_believed:

@@ -23,6 +23,7 @@ def snapshot(balancer, now: float) -> dict[str, Any]:
             "selection": "director" if vip.model.external_director else vip.model.selection,
             # where its connections are held to their backend
             "pin": None if vip.model.external_director else "conntrack" if vip.held_in_conntrack else "flow",
+            "persistence": vip.model.persistence.model_dump() if vip.model.persistence else None,
             "sessions": sum(counts.values()),
             "connections": sum(sessions.total[(vip.id, s.ip)] for s in backends.of_vip(vip.id)),
             "connections_per_second": round(rate(vip.id), 2),

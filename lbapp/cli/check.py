@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     for vip in cfg.vips:
         for b in vip.backends:
             route = cfg.route_for(b.ip)
-            table.add_row(f"{vip.name} {vip.ip}:{vip.port}/{vip.protocol}", vip.scheduler, str(b.ip),
+            scheduler = vip.scheduler + (f", {vip.persistence.summary()}" if vip.persistence else "")
+            table.add_row(f"{vip.name} {vip.ip}:{vip.port}/{vip.protocol}", scheduler, str(b.ip),
                           str(b.weight), macs.format_mac(scheme.encode(b.ip)),
                           str(route.dst) if route else "-", route.via if route else "-",
                           edge_of.get(b.ip, "-"))

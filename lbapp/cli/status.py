@@ -10,6 +10,7 @@ from rich.console import Console, Group
 from rich.table import Table
 
 from lbapp.cli.apiclient import add_api_option, call
+from lbapp.config.models import PersistenceModel
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -66,7 +67,9 @@ def render(state: dict, rate: bool = False) -> Group:
         # the switch holds these connections (its select group, conntrack): the controller lists none
         listed = v["selection"] != "switch" and v.get("pin") != "conntrack"
         backends = v["backends"]
-        vips.add_row(f"[bold]{v['name']}[/bold] {v['vip']}", f"{v['scheduler']} ({picks})", "", "", "", state_of_vip,
+        persistence = f", {PersistenceModel(**v['persistence']).summary()}" if v.get("persistence") else ""
+        vips.add_row(f"[bold]{v['name']}[/bold] {v['vip']}", f"{v['scheduler']} ({picks}){persistence}", "", "", "",
+                     state_of_vip,
                      str(v["sessions"]) if listed else "in switch", str(v["connections"]),
                      _count(sum(b.get("bytes", 0) for b in backends)), _count(sum(b.get("packets", 0) for b in backends)),
                      *([f"{v['connections_per_second']:.1f}"] if rate else []))

@@ -196,6 +196,25 @@ class BackendModel(_Model):
         return admin_weight(self.weight, self.admin_state)
 
 
+class PersistenceModel(_Model):
+    """Client persistence (IPVS ``-p``, OVN's affinity): a client's new connections go to the
+    backend its earlier ones went to, while it opens one within ``timeout`` of the last. Held in
+    the switch, so a controller restart or a new leader keeps it."""
+
+    timeout: int = Field(ge=1, le=65535, description="seconds after a client's last new connection that its "
+                                                     "backend is kept for it (IPVS -p; an OpenFlow idle timeout)")
+    netmask: int = Field(32, ge=1, le=32, description="prefix length of the client address that counts (IPVS -M): "
+                                                      "24 keeps the clients of a /24 together")
+    group: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
+                              description="VIPs naming one group share one persistence: a client keeps its "
+                                          "backend across their ports (IPVS's port 0 and firewall marks)")
+
+    def summary(self) -> str:
+        """One line for tables: ``persistent 300 s``, with the netmask and group when given."""
+        return " ".join(["persistent", f"{self.timeout} s", *([f"/{self.netmask}"] if self.netmask < 32 else []),
+                         *([f"group {self.group}"] if self.group else [])])
+
+
 class VipModel(_Model):
     """One VIP: its key, scheduler, who picks and where its connections are pinned, its backends and
     health check."""
@@ -222,6 +241,8 @@ class VipModel(_Model):
                             "last idle_timeout). selection: switch always pins in conntrack")
     backends: list[BackendModel] = Field(min_length=1)
     health: HealthModel | None = Field(None, description="the health check of every backend (none: not checked)")
+    persistence: PersistenceModel | None = Field(None, description="client persistence (none: each connection "
+                                                                   "is picked on its own)")
     panic_below: int = Field(
         1, ge=0, le=100, description="percent: while fewer of the backends in service pass their checks (and no sorry "
                                      "server can serve), the VIP panics: it balances over all of them, health ignored, "

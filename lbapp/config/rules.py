@@ -302,6 +302,34 @@ def source_nat_unambiguous(cfg: Config) -> Iterator[FieldError]:
             owner.setdefault(key, i)
 
 
+def persistence_usable(cfg: Config, path: str, vip: VipModel) -> Iterator[FieldError]:
+    """Persistence needs a VIP the balancer schedules."""
+    if vip.persistence is not None and vip.external_director:
+        yield FieldError(f"{path}.persistence", "an external director's VIP is scheduled by the director: "
+                                                "persistence is the director's to keep")
+
+
+def persistence_groups_agree(cfg: Config) -> Iterator[FieldError]:
+    """VIPs sharing a persistence group have one backend set, one timeout and one netmask (a
+    client's backend must be a backend of each)."""
+    first: dict[str, int] = {}
+    for i, vip in enumerate(cfg.vips):
+        if vip.persistence is None or vip.persistence.group is None:
+            continue
+        j = first.setdefault(vip.persistence.group, i)
+        if j == i:
+            continue
+        lead = cfg.vips[j]
+        if {b.ip for b in vip.backends} != {b.ip for b in lead.backends}:
+            yield FieldError(f"vips[{i}].persistence.group", f"group {vip.persistence.group!r}: its VIPs need the "
+                                                              f"same backends (vips[{j}] has others)")
+        for key in ("timeout", "netmask"):
+            if getattr(vip.persistence, key) != getattr(lead.persistence, key):
+                yield FieldError(f"vips[{i}].persistence.{key}",
+                                 f"group {vip.persistence.group!r}: {getattr(vip.persistence, key)}, but vips[{j}] "
+                                 f"has {getattr(lead.persistence, key)}: one group, one {key}")
+
+
 RULES: tuple[Rule, ...] = (  # in the order their errors are reported
     balancer_identities_unique, balancer_macs_unicast,
     gateways_unique, each("gateways", gateway_on_link),
@@ -309,8 +337,9 @@ RULES: tuple[Rule, ...] = (  # in the order their errors are reported
     mac_table_one_to_one, computed_macs_unicast_and_distinct, table_macs_unicast_and_distinct,
     vips_unique_within_cookie_limits,
     each("vips", vip_address_free, scheduler_known, selection_compatible, maglev_table_prime, backends_unique,
-         vip_takes_connections, health_checks_usable,
+         vip_takes_connections, health_checks_usable, persistence_usable,
          each("backends", backend_routed, backend_mac_unicast_and_distinct)),
+    persistence_groups_agree,
     edges_list_backends_once, edges_unique, edges_cover_backends,
     source_nat_unambiguous,
 )

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from lbapp import packets
+from lbapp.handlers import persistence
 from lbapp.pipeline.actions import output
 from lbapp.pipeline.fastpath import PickTemplate, packet_out, packet_out_to_table
 from lbapp.shared import ConnKey, IPv4
+from lbapp.state.affinity import AffinityMemory
 from lbapp.state.pinmemory import PinMemory
 from lbapp.state.pinned import PinnedCounts
 from lbapp.state.running import Running
@@ -27,11 +29,13 @@ Out = tuple[int, Any]
 
 
 def new_connection(running: Running, sessions: Sessions, pinned: PinnedCounts, memory: PinMemory,
-                   refusals: Counter[str], dpid: int, in_port: int, data: bytes, now: float) -> list[Out]:
+                   affinities: AffinityMemory, refusals: Counter[str], dpid: int, in_port: int, data: bytes,
+                   now: float) -> list[Out]:
     """What answers the first packet ``data`` of a connection to a VIP the controller picks
     for (or a later one the switch no longer holds). A pick goes into ``sessions`` (and, for
-    ``pin: conntrack``, ``pinned`` and ``memory``); a refusal is counted in ``refusals``.
-    Raises PacketError for a packet that is no such connection's."""
+    ``pin: conntrack``, ``pinned`` and ``memory``; for a persistent VIP, ``affinities`` and the
+    switch's entry); a refusal is counted in ``refusals``. Raises PacketError for a packet that
+    is no such connection's."""
     key = packets.connection_key(data)
     vip = running.vips.by_key.get((key.dst_ip, key.protocol, key.dst_port))
     if vip is None or vip.model.external_director:
@@ -42,41 +46,62 @@ def new_connection(running: Running, sessions: Sessions, pinned: PinnedCounts, m
         if slots is not None and None in slots[1]:
             return refuse(vip, refusals, dpid, in_port, data, key)
         return []  # a reload's race (an older flow punted it): its retransmission finds the group
+
+    def pick() -> IPv4 | None:
+        def by_scheduler() -> IPv4 | None:
+            return vip.scheduler.pick(key, sessions.counts(vip.id), now)
+        if vip.model.persistence is None:
+            return by_scheduler()
+        return persistence.choose(running, affinities, vip, key, data, now, by_scheduler)
+
     if isinstance(vip.template, PickTemplate):
-        return _pin_in_conntrack(running, vip, sessions, pinned, memory, refusals, dpid, in_port, data, key, now)
+        backend = _pin_in_conntrack(running, vip, sessions, pinned, memory, dpid, key, now, pick)
+        if backend is None:
+            return refuse(vip, refusals, dpid, in_port, data, key)
+        return _with_entry(running, affinities, vip, key, dpid, now, backend, [
+            (dpid, vip.template.render(backend, running.ctx.scheme.encode(backend), in_port, data))])
     sess = sessions.get(key)
     if sess is not None:  # a retransmission raced the session flow, or the switch lost it: the same rule
         if sess.flow_vip != vip.id:  # taken back from an earlier run: its cookie now names this run's VIP id
             sessions.flow_under(sess, vip.id)
     else:
-        backend = vip.scheduler.pick(key, sessions.counts(vip.id), now)
+        backend = pick()
         if backend is None:
             return refuse(vip, refusals, dpid, in_port, data, key)
         sess = sessions.add(key, vip.id, backend, now, dpid)
         LOG.debug("session %d: %s:%d -> %s %s:%d -> %s", sess.session_id, key.src_ip, key.src_port,
                   vip.model.name, vip.key.ip, vip.key.port, backend)
     fab = running.ctx.scheme.encode(sess.backend)
-    return [(dpid, vip.template.render(key, sess.session_id, fab)),
-            # Re-enter the pipeline at table 0: the new session flow now carries it on.
-            (dpid, packet_out_to_table(data, in_port))]
+    return _with_entry(running, affinities, vip, key, dpid, now, sess.backend, [
+        (dpid, vip.template.render(key, sess.session_id, fab)),
+        # Re-enter the pipeline at table 0: the new session flow now carries it on.
+        (dpid, packet_out_to_table(data, in_port))])
+
+
+def _with_entry(running: Running, affinities: AffinityMemory, vip: Vip, key: ConnKey, dpid: int, now: float,
+                backend: IPv4, out: list[Out]) -> list[Out]:
+    """A persistent VIP's answer, its client's entry first (the switch has it before the
+    packet-out's packet, so the client's next connection finds it)."""
+    if vip.model.persistence is None:
+        return out
+    return [(dpid, persistence.written(running, affinities, vip, key, backend, now)), *out]
 
 
 def _pin_in_conntrack(running: Running, vip: Vip, sessions: Sessions, pinned: PinnedCounts, memory: PinMemory,
-                      refusals: Counter[str], dpid: int, in_port: int, data: bytes, key: ConnKey,
-                      now: float) -> list[Out]:
-    """A ``pin: conntrack`` VIP's new connection: one packet-out forwards its first packet to
-    the backend picked and commits it to conntrack with that backend as its mark; no flow. A
-    connection the controller remembers (the switch lost its pin, or a copy of its first
-    packet raced the commit) is pinned again to the backend it had, unless that one failed."""
+                      dpid: int, key: ConnKey, now: float, pick: Callable[[], IPv4 | None]) -> IPv4 | None:
+    """A ``pin: conntrack`` VIP's new connection: the backend one packet-out forwards its first
+    packet to, committing it to conntrack with that backend as its mark; no flow (None: no
+    backend). A connection the controller remembers (the switch lost its pin, or a copy of its
+    first packet raced the commit) is pinned again to the backend it had, unless that one failed."""
     backend = memory.recall(key, now)
     if backend is None or (vip.id, backend) in running.backends.withheld_pins():
-        backend = vip.scheduler.pick(key, sessions.counts(vip.id), now)
+        backend = pick()
         if backend is None:
-            return refuse(vip, refusals, dpid, in_port, data, key)
+            return None
         sessions.counted(vip.id, backend)
         pinned.picked(dpid, vip.id, backend)
     memory.remember(key, backend, now)
-    return [(dpid, vip.template.render(backend, running.ctx.scheme.encode(backend), in_port, data))]
+    return backend
 
 
 def remember_pins(running: Running, memory: PinMemory, found: Iterable[tuple[ConnKey, IPv4]], now: float) -> int:

@@ -110,6 +110,9 @@ def _move_slots(running: Running, groups: dict[int, set[int]], balancers: list[i
         ctx = running.sites[dpid].ctx
         out += [(dpid, session_flows.selection_group(ctx, vip_id, slots[vip_id][1], ofp.OFPGC_MODIFY))
                 for vip_id in moved if vip_id in groups.get(dpid, set())]
+        # a persistent VIP's clients follow their entries only to backends that still hold a slot
+        out += [(dpid, m) for vip_id in moved
+                for m in session_flows.persisted_moved(ctx, vip_id, running.vips.by_id[vip_id].model, slots[vip_id][1])]
     # no backend left, or one again: new connections go to be refused, or back to be picked
     flipped = [vip_id for vip_id in moved
                if (None in slots[vip_id][1]) != (None in before.get(vip_id, (None, [None]))[1])]

@@ -59,11 +59,28 @@ def resubmit(table_id: int) -> parser.NXActionResubmitTable:
     return parser.NXActionResubmitTable(table_id=table_id)
 
 
+NAT_SRC = 1  # NX_NAT_F_SRC (OVS's nicira-ext.h): the nat() rewrites the source
+
+
+def source_nat(ip: str) -> parser.NXActionNAT:
+    """nat(src=IP), inside a committing ct(): the connection's source becomes ``ip`` (its port
+    kept where it is free) and its replies are translated back."""
+    return parser.NXActionNAT(flags=NAT_SRC, range_ipv4_min=ip, range_ipv4_max=ip)
+
+
+def undo_nat() -> parser.NXActionNAT:
+    """nat with no range, inside ct(): the connection's own translation, in either direction."""
+    return parser.NXActionNAT(flags=0)
+
+
 def conntrack(zone: int, *, commit: bool = False, table: int | None = None,
-              mark_from: parser.NXActionRegMove | None = None, label: int | None = None) -> parser.NXActionCT:
+              mark_from: parser.NXActionRegMove | None = None, label: int | None = None,
+              nat: parser.NXActionNAT | None = None) -> parser.NXActionCT:
     """OVS's ct(): track in ``zone``, recirculate to ``table`` if given, commit with the mark
-    that ``mark_from`` moves into ct_mark and with ``label`` as ct_label."""
+    that ``mark_from`` moves into ct_mark and with ``label`` as ct_label, translating as ``nat``."""
     exec_actions = [mark_from] if mark_from is not None else []
+    if nat is not None:
+        exec_actions.append(nat)
     if label is not None:
         exec_actions.append(parser.OFPActionSetField(ct_label=label))
     return parser.NXActionCT(flags=1 if commit else 0, zone_src="", zone_ofs_nbits=zone,

@@ -37,7 +37,8 @@ def static_flows(running, lingering, dpid: int) -> StaticFlows:
         learned = {name: (gw.mac, gw.port) for name, gw in site.next_hops.by_name.items()}
         refusing = frozenset(vip_id for vip_id, (_, slots) in running.slots.items() if None in slots)
         views.append(("balancer", SwitchView(dpid, site.ctx, learned, running.backends.withheld_pins(), refusing,
-                                             frozenset(running.overloaded), dict(running.epochs))))
+                                             frozenset(running.overloaded), dict(running.epochs),
+                                             {vip_id: slots for vip_id, (_, slots) in running.slots.items()})))
         roles.append(f"balancer {site.ctx.balancer.name}")
     lingering_flows = lingering.edge_flows(running.ctx, dpid)
     if running.ctx.edges_of(dpid) or lingering_flows:

@@ -1,6 +1,7 @@
 """What the stage builders need from the config, with the ids that go into cookies."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lbapp import mac as macs
@@ -57,6 +58,14 @@ class Context:
         """The VIPs this balancer schedules itself (not those of an external director)."""
         return [(i, v) for i, v in self.vips() if not v.external_director]
 
+    def persistence_id(self, vip_id: int, vip: VipModel) -> int:
+        """A persistent VIP's persistence id: the lowest id among the VIPs sharing its group (its
+        own id without one). Ids stay with their VIPs through reloads; so does the id."""
+        group = vip.persistence.group if vip.persistence else None
+        if group is None:
+            return vip_id
+        return min(i for i, v in self.balanced_vips() if v.persistence and v.persistence.group == group)
+
     def routes(self) -> list[tuple[int, RouteModel]]:
         return [(i + 1, r) for i, r in enumerate(self.cfg.routes)]
 
@@ -106,3 +115,4 @@ class SwitchView:
     refusing: frozenset[int] = frozenset()  # VIPs with no backend to pick
     overloaded: frozenset[int] = frozenset()  # controller-picked VIPs the switch picks for meanwhile
     epochs: dict[int, int] = field(default_factory=dict)  # `pin: conntrack` VIP id -> its current epoch
+    slots: dict[int, Sequence[IPv4 | None]] = field(default_factory=dict)  # VIP id -> its slot table

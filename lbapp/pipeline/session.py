@@ -10,11 +10,12 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from lbapp import mac as macs
-from lbapp.pipeline import cookies
-from lbapp.pipeline.actions import (ETH_TYPE_IP, L4, PROTO_NAMES, conntrack, group, load, resubmit, set_field,
-                                    to_controller)
+from lbapp.pipeline import affinity, cookies
+from lbapp.pipeline.actions import (ETH_TYPE_IP, L4, PROTO_NAMES, conntrack, group, load, move, resubmit,
+                                    set_field, to_controller)
 from lbapp.pipeline.context import Context, SwitchView
-from lbapp.pipeline.tables import CT_EPOCH_BITS, CT_TRACKED, CT_ZONE, METER_PUNT, REG_PICKED, TABLES, vip_group_id
+from lbapp.pipeline.tables import (CT_EPOCH_BITS, CT_TRACKED, CT_ZONE, METER_PUNT, REG_KNOWN, REG_PERSIST, REG_PICKED,
+                                   REG_PORT_SEEN, TABLES, vip_group_id)
 from lbapp.shared import ConnKey, IPv4
 
 TABLE = TABLES["session"]
@@ -71,6 +72,7 @@ def balancer_flows(view: SwitchView) -> list:
         flows.append(TABLE.flow("new_connection", dict(to_vip, ct_state=(0, CT_TRACKED)), cookie=cookie,
                                 actions=[conntrack(CT_ZONE, table=TABLE.table_id)]))
         flows += pick_flows(ctx, vip_id, vip, refusing=vip_id in view.refusing, overloaded=vip_id in view.overloaded)
+        flows += persisted_flows(ctx, vip_id, vip, view.slots.get(vip_id, ()))
         # every backend the VIP names keeps its pinned connections, drained or down ones too,
         # unless its health check failed (then they are picked afresh)
         flows += [f for backend in vip.backends if (vip_id, backend.ip) not in view.withheld_pins
@@ -90,11 +92,45 @@ def pick_flows(ctx: Context, vip_id: int, vip, refusing: bool, overloaded: bool 
     to_controller_now = refusing or (vip.selection == "controller" and not overloaded)
     action = dict(actions=[to_controller() if to_controller_now else group(vip_group_id(vip_id))],
                   meter=METER_PUNT if to_controller_now else None)
+    if vip.persistence is not None and not refusing:  # the client's entry first (lbapp.pipeline.affinity)
+        lookup = affinity.lookup(ctx.persistence_id(vip_id, vip))
+        action = dict(actions=lookup + [to_controller() if to_controller_now else resubmit(TABLE.table_id)],
+                      meter=METER_PUNT if to_controller_now else None)
     tracked = dict(_vip_match(vip), ct_state=(CT_TRACKED, CT_TRACKED))
     if vip.protocol != "tcp":
         return [TABLE.flow("pick", tracked, cookie=cookie, **action)]
     return [TABLE.flow("pick", dict(tracked, tcp_flags=(TCP_SYN, TCP_SYN | TCP_ACK)), cookie=cookie, **action),
             TABLE.flow("no_session", tracked, cookie=cookie, **action)]
+
+
+def persisted_flows(ctx: Context, vip_id: int, vip, slots: Sequence[IPv4 | None]) -> list:
+    """Where a persistent VIP's connection goes when the switch picks for it, once its client was
+    looked up (back in this table with reg2 set): to the backend its entry names while that one
+    holds one of the VIP's ``slots`` (up, not drained, configured), else to the select group."""
+    if vip.persistence is None:
+        return []
+    cookie = cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id)
+    looked_up = dict(_vip_match(vip), ct_state=(CT_TRACKED, CT_TRACKED),
+                     **{REG_PERSIST: ctx.persistence_id(vip_id, vip)})
+    holding = sorted({ip for ip in slots if ip is not None})
+    return ([TABLE.flow("persisted", dict(looked_up, **{REG_KNOWN: 1, REG_PICKED: int(ip)}), cookie=cookie, goto="pin")
+             for ip in holding]
+            + [TABLE.flow("persisting", looked_up, cookie=cookie,
+                          actions=[move(L4[vip.protocol][1], REG_PORT_SEEN, 16), group(vip_group_id(vip_id))])])
+
+
+def persisted_moved(ctx: Context, vip_id: int, vip, slots: Sequence[IPv4 | None]) -> list:
+    """A persistent VIP's slots moved (a health verdict, a drain): its persisted flows again, and
+    the removal of the one of each backend that holds no slot now."""
+    if vip.persistence is None:
+        return []
+    holding = {ip for ip in slots if ip is not None}
+    looked_up = dict(_vip_match(vip), ct_state=(CT_TRACKED, CT_TRACKED),
+                     **{REG_PERSIST: ctx.persistence_id(vip_id, vip), REG_KNOWN: 1})
+    gone = [TABLE.delete(dict(looked_up, **{REG_PICKED: int(b.ip)}), priority="persisted",
+                         cookie=cookies.make(TABLE.stage, vip=vip_id), cookie_mask=cookies.stage_mask() | cookies.VIP_MASK)
+            for b in vip.backends if b.ip not in holding]
+    return gone + persisted_flows(ctx, vip_id, vip, slots)
 
 
 def pinned_flows(ctx: Context, vip_id: int, vip, backend: IPv4, epoch: int | None = None) -> list:

@@ -1,12 +1,14 @@
-"""Stage snat (table 50, edge switches): a backend's reply leaves with src = its VIP."""
+"""Stage snat (table 50, edge switches): a backend's reply leaves with src = its VIP; a backend
+that called its own VIP and was picked for itself (hairpin) gets the call from the VIP, through
+conntrack NAT at its edge (OVN's hairpin source address is the VIP too)."""
 from __future__ import annotations
 
 from ipaddress import IPv4Address
 
 from lbapp.pipeline import cookies
-from lbapp.pipeline.actions import ETH_TYPE_IP, L4, normal, set_field
+from lbapp.pipeline.actions import ETH_TYPE_IP, L4, conntrack, normal, set_field, source_nat, undo_nat
 from lbapp.pipeline.context import Context, SwitchView
-from lbapp.pipeline.tables import TABLES
+from lbapp.pipeline.tables import CT_TRACKED, CT_ZONE_HAIRPIN, TABLES
 from lbapp.shared import VipBackend
 
 TABLE = TABLES["snat"]
@@ -22,18 +24,40 @@ def _reply(vip_ip: IPv4Address, protocol: str, port: int, backend: IPv4Address, 
                       actions=[set_field(ipv4_src=str(vip_ip)), normal()])
 
 
+def _hairpin_matches(vip_ip: IPv4Address, protocol: str, port: int, backend: IPv4Address) -> tuple[dict, dict]:
+    """(the call, its answer) of a backend picked for its own call to ``vip_ip``; untracked only:
+    after conntrack they come back to this table and go on as any packet."""
+    proto, src_field, dst_field = L4[protocol]
+    untracked = {"eth_type": ETH_TYPE_IP, "ct_state": (0, CT_TRACKED), "ip_proto": proto}
+    return ({**untracked, "ipv4_src": str(backend), "ipv4_dst": str(backend), dst_field: port},
+            {**untracked, "ipv4_src": str(backend), src_field: port, "ipv4_dst": str(vip_ip)})
+
+
+def _hairpin(vip_ip: IPv4Address, protocol: str, port: int, backend: IPv4Address, cookie: int) -> list:
+    call, answer = _hairpin_matches(vip_ip, protocol, port, backend)
+    return [TABLE.flow("hairpin", call, cookie=cookie, actions=[
+                conntrack(CT_ZONE_HAIRPIN, commit=True, nat=source_nat(str(vip_ip)), table=TABLE.table_id)]),
+            TABLE.flow("hairpin", answer, cookie=cookie, actions=[
+                conntrack(CT_ZONE_HAIRPIN, nat=undo_nat(), table=TABLE.table_id)])]
+
+
+def _pair_flows(vip_ip: IPv4Address, protocol: str, port: int, backend: IPv4Address, cookie: int) -> list:
+    return [_reply(vip_ip, protocol, port, backend, cookie), *_hairpin(vip_ip, protocol, port, backend, cookie)]
+
+
 def lingering_flows(ctx: Context, pairs: list[VipBackend]) -> list:
-    """Source NAT for (VIP, backend) pairs no longer in the config."""
-    return [_reply(p.vip.ip, p.vip.protocol_name, p.vip.port, p.backend,
-                   cookies.make_lingering(TABLE.stage, ctx.generation, int(p.backend)))
-            for p in pairs]
+    """Source NAT (and hairpin) for (VIP, backend) pairs no longer in the config."""
+    return [flow for p in pairs
+            for flow in _pair_flows(p.vip.ip, p.vip.protocol_name, p.vip.port, p.backend,
+                                    cookies.make_lingering(TABLE.stage, ctx.generation, int(p.backend)))]
 
 
-def remove_lingering(pair: VipBackend):
-    """The removal of :func:`lingering_flows`' flow for ``pair``, any generation."""
-    return TABLE.delete(_reply_match(pair.vip.protocol_name, pair.vip.port, pair.backend),
-                        cookie=cookies.make_lingering(TABLE.stage, 0, int(pair.backend)),
-                        cookie_mask=cookies.object_mask())
+def remove_lingering(pair: VipBackend) -> list:
+    """The removal of :func:`lingering_flows`' flows for ``pair``, any generation."""
+    vip, protocol, port = pair.vip.ip, pair.vip.protocol_name, pair.vip.port
+    return [TABLE.delete(match, cookie=cookies.make_lingering(TABLE.stage, 0, int(pair.backend)),
+                         cookie_mask=cookies.object_mask())
+            for match in (_reply_match(protocol, port, pair.backend), *_hairpin_matches(vip, protocol, port, pair.backend))]
 
 
 def edge_flows(view: SwitchView) -> list:
@@ -45,7 +69,7 @@ def edge_flows(view: SwitchView) -> list:
         for b in vip.backends:
             if b.ip not in on_edge:
                 continue
-            flows.append(_reply(vip.ip, vip.protocol, vip.port, b.ip,
-                                cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id,
-                                             obj=ctx.backend_ids[b.ip])))
+            flows += _pair_flows(vip.ip, vip.protocol, vip.port, b.ip,
+                                 cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id,
+                                              obj=ctx.backend_ids[b.ip]))
     return flows

@@ -24,6 +24,9 @@ class PipelineError(ValueError):
 # Registers, each named once with what it holds.
 REG_ARP_SWAP = "reg0"  # scratch: the ARP target IP while the in-switch responder swaps spa/tpa
 REG_PICKED = "reg1"  # the backend a select-group bucket picked (its IPv4 address), for the pin stage
+REG_PERSIST = "reg2"  # a persistent VIP's persistence id (its group's lowest VIP id), while it is looked up
+REG_KNOWN = "reg3"  # bit 0: the client's persistence entry was found (reg1 and eth_dst then name its backend)
+REG_PORT_SEEN = "reg4"  # scratch: a new client's source port, read so OVS caches its datapath flow per connection
 
 # Groups: one select group per VIP whose backends the switch picks (``selection: switch``),
 # its id lbapp's tag over the VIP's id, so ``dump-groups`` shows whose it is.
@@ -53,6 +56,9 @@ METER_UNREACHABLE = 0x1D  # the probe stage's ICMP unreachables, at a tenth of b
 # happens in the pin stage: OVS runs group buckets as action sets, which drop ct().)
 CT_ZONE = 0x1B
 CT_TRACKED = 0x20  # the ct_state bit "+trk"
+# Hairpin (a backend calling a VIP of its own and picked for itself): its edge switch commits the
+# connection in this zone with the VIP as source (nat), and translates the replies back.
+CT_ZONE_HAIRPIN = 0x1C
 # Connections a `pin: conntrack` VIP's controller picked carry its current epoch in ct_label:
 # the first packet of a connection in an epoch re-commits it with the new value, and that flow's
 # packet counter then counts the connections the switch saw in the epoch (lbapp.state.pinned).
@@ -205,12 +211,13 @@ PIPELINE: tuple[Table, ...] = (
               "priority 0: drop")),
     Table("session", 20, cookies.STAGE_SESSION,
           "Per-connection translation rules: pin each connection to the backend its scheduler chose.",
-          frozenset(_ETH | _L4 | _CT | {"tcp_flags"}),
-          {"connection": 100, "pinned_seen": 31, "pinned": 30, "pick": 20, "no_session": 15, "new_connection": 10,
-           "kept": 1, "miss": 0},
-          next_tables=("translate",), session_owned=True,
-          owners={"connection": "session", "pinned_seen": "vip", "pinned": "vip", "pick": "vip", "no_session": "vip",
-                  "new_connection": "vip", "kept": "=table kept"},
+          frozenset(_ETH | _L4 | _CT | {"tcp_flags", REG_PERSIST, REG_KNOWN, REG_PICKED}),
+          {"connection": 100, "pinned_seen": 31, "pinned": 30, "persisted": 25, "persisting": 22, "pick": 20,
+           "no_session": 15, "new_connection": 10, "kept": 1, "miss": 0},
+          next_tables=("pin", "translate"), session_owned=True,
+          owners={"connection": "session", "pinned_seen": "vip", "pinned": "vip", "persisted": "vip",
+                  "persisting": "vip", "pick": "vip", "no_session": "vip", "new_connection": "vip",
+                  "kept": "=table kept"},
           flows_doc=(
               "for each live connection, a priority-100 flow matching its 5-tuple sets eth_dst to "
               "the backend's fabricated MAC and goes to translate; idle timeout from the VIP, "
@@ -232,6 +239,15 @@ PIPELINE: tuple[Table, ...] = (
               "hashes the five-tuple (dp_hash) into one of 256 buckets, each loading its slot's backend "
               "IP into reg1, setting eth_dst to its fabricated MAC and resubmitting to pin; the "
               "controller keeps the slots",
+              "for a persistent VIP (`persistence:`) the pick flows first look the client up in the "
+              "affinity table (reg2 = its persistence id, resubmit to 60): the controller gets the frame "
+              "with the entry's backend in eth_dst; where the switch picks, the packet comes back to this "
+              "table: a priority-25 flow per backend B holding one of the VIP's slots, matching `reg2=P, "
+              "reg3=1, reg1=B`, goes to pin (the entry's backend); a priority-22 flow matching `reg2=P` "
+              "sends the rest to the VIP's select group, whose pick the pin stage learns; it first copies "
+              "the source port into reg4, which makes OVS cache that step's datapath flow per connection: a "
+              "client's second connection, opened at once, is looked up again and finds the entry the "
+              "first one's learn() wrote",
               "a priority-1 flow matching `eth_type=0x88b5` (no VIP traffic) marks the table as kept: the "
               "controller adds it after reading the table back; a reading that does not find it means the "
               "switch lost its tables (a restart, a wipe, a flush), and the controller restores every "
@@ -240,10 +256,12 @@ PIPELINE: tuple[Table, ...] = (
     Table("pin", 25, cookies.STAGE_PIN,
           "Pin a new connection to the backend picked for it (by the switch's select group, or by the "
           "controller for a `pin: conntrack` VIP): commit it to conntrack with the backend as its mark.",
-          frozenset({"eth_type"}),
-          {"commit": 100, "miss": 0},
+          frozenset({"eth_type", REG_PERSIST}),
+          {"remember": 150, "commit": 100, "miss": 0},
           next_tables=("translate",), optional=True,
           flows_doc=(
+              "for each persistence group P the switch picks for, a priority-150 flow matching `ip, "
+              "reg2=P` does the same and learns the client's affinity entry (learn() into table 60)",
               "a priority-100 flow matching `ip` commits the connection in zone 27 with reg1 (the "
               "picked backend's IP) as ct_mark and goes to translate",
               "priority 0: drop")),
@@ -271,16 +289,38 @@ PIPELINE: tuple[Table, ...] = (
               "counters count what was lost)",
               "priority 0: drop")),
     Table("snat", 50, cookies.STAGE_SNAT,
-          "Edge source NAT: a backend's reply from its service port leaves with src = the VIP.",
-          frozenset(_ETH | _L4),
-          {"reply": 100, "miss": 0},
-          miss="normal", roles=("edge",), owners={"reply": "vip_backend"},
+          "Edge source NAT: a backend's reply from its service port leaves with src = the VIP; a "
+          "backend's own call to its VIP that came back to it arrives from the VIP (hairpin).",
+          frozenset(_ETH | _L4 | _CT),
+          {"hairpin": 200, "reply": 100, "miss": 0},
+          miss="normal", roles=("edge",),
+          owners={"hairpin": "vip_backend", "reply": "vip_backend"},
           flows_doc=(
+              "for each (VIP, backend B on this edge), two priority-200 flows for hairpin, both matching "
+              "`ct_state=-trk`: `ip, ip_proto, ipv4_src=B, ipv4_dst=B, tp_dst=port` (B's own call, "
+              "picked for B) commits it in conntrack zone 28 with nat(src=VIP) and goes back to snat, "
+              "then NORMAL takes it to B; `ip, ip_proto, ipv4_src=B, tp_src=port, ipv4_dst=VIP` (B's "
+              "answer to it) goes through zone 28's nat back to snat, where the reply flow below gives "
+              "it src=VIP on its way (through the router) to B",
               "for each (VIP, backend on this edge), a priority-100 flow matching "
               "`ip, ip_proto, ipv4_src=backend, tp_src=port` sets ipv4_src=VIP and outputs NORMAL",
               "for each (VIP, backend) the config no longer has while sessions to it live, the same flow "
               "(and its classify flow) under the lingering cookie, removed with the last session",
               "priority 0: NORMAL")),
+    Table("affinity", 60, cookies.STAGE_AFFINITY,
+          "Client persistence entries: a client (its address under the netmask) of a persistence "
+          "group and the backend its connections go to, kept while it opens new ones within the "
+          "timeout. Looked up (resubmit) by a persistent VIP's new connections.",
+          frozenset({"eth_type", "ipv4_src", REG_PERSIST}),
+          {"entry": 100, "none": 1, "miss": 0}, session_owned=True, optional=True,
+          owners={"entry": "affinity", "none": "affinity"},
+          flows_doc=(
+              "for each client C (masked) of persistence group P with backend B, a priority-100 flow matching "
+              "`ip, reg2=P, ipv4_src=C/netmask` sets eth_dst to B's fabricated MAC, reg1=B, reg3=1; idle "
+              "timeout: the persistence's. Learned by the switch (pin stage) for its picks, installed by "
+              "the controller for its own; generation 0: reloads and restarts leave them",
+              "for each persistence group P, a priority-1 flow matching `ip, reg2=P` does nothing: reg3 "
+              "stays 0 (its counter counts lookups that found no entry: new clients); priority 0: drop")),
 )
 
 TABLES: dict[str, Table] = {t.name: t for t in PIPELINE}

@@ -108,7 +108,7 @@ class Lingering:
             return []
         del self.nat[pair]
         LOG.info("backend %s: last session on %s ended; its source NAT goes", pair.backend, pair.vip)
-        out = [(dpid, snat.remove_lingering(pair))]
+        out = [(dpid, removal) for removal in snat.remove_lingering(pair)]
         if not any(p.backend == pair.backend and d == dpid for p, d in self.nat.items()):
             out.append((dpid, classify.remove_lingering(pair.backend)))
         return out

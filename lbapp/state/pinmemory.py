@@ -28,9 +28,9 @@ class PinMemory:
     def __len__(self) -> int:
         return len(self._picks)
 
-    def remember(self, key: ConnKey, backend: IPv4, now: float) -> None:
-        """``key`` was pinned to ``backend`` at ``now`` (kept ``remember_s`` from now)."""
-        until = now + self.remember_s
+    def remember(self, key: ConnKey, backend: IPv4, now: float, seconds: float | None = None) -> None:
+        """``key`` was pinned to ``backend`` at ``now`` (kept ``seconds``, else ``remember_s``, from now)."""
+        until = now + (self.remember_s if seconds is None else seconds)
         self._picks[key] = (backend, until)
         self._order.append((until, key))
         while len(self._picks) > self.limit:  # the oldest goes first

@@ -54,7 +54,9 @@ PORT_NAMES = {ofp.OFPP_NORMAL: "NORMAL", ofp.OFPP_CONTROLLER: "CONTROLLER", ofp.
               ofp.OFPP_ALL: "ALL", ofp.OFPP_LOCAL: "LOCAL"}
 ONF_EXPERIMENTER, ONF_BUNDLE_CONTROL, ONF_BUNDLE_ADD = 0x4F4E4600, 2300, 2301
 ACTIONS = (parser.OFPActionOutput, parser.OFPActionSetField, parser.OFPActionDecNwTtl, parser.OFPActionGroup,
-           parser.NXActionRegMove, parser.NXActionRegLoad, parser.NXActionResubmitTable, parser.NXActionCT)
+           parser.NXActionRegMove, parser.NXActionRegLoad, parser.NXActionResubmitTable, parser.NXActionCT,
+           parser.NXActionLearn)
+NAT_SRC = 1  # NX_NAT_F_SRC: nat(src=...); a nat with no flags undoes a connection's own translation
 
 
 def bits(name: str) -> int:
@@ -147,12 +149,30 @@ def check_actions(actions: Iterable[Any]) -> list:
         elif isinstance(a, parser.NXActionCT):
             if a.alg or a.zone_src:
                 raise ModelError("ct() with an ALG or a zone from a field is not modelled")
-            for e in check_actions(a.actions):
+            for e in a.actions:
+                if isinstance(e, parser.NXActionNAT):
+                    if e.flags not in (0, NAT_SRC) or e.range_ipv4_min != (e.range_ipv4_max or e.range_ipv4_min) \
+                            or e.range_proto_min is not None:
+                        raise ModelError("only nat(src=ONE_IP) and a plain nat are modelled")
+                    continue
+                check_actions([e])
                 if "ct_mark" not in (getattr(e, "key", None), getattr(e, "dst_field", None), getattr(e, "dst", None)):
                     raise ModelError(f"ct(exec(...)) may only set ct_mark, not run {type(e).__name__}")
+        elif isinstance(a, parser.NXActionLearn):
+            for spec in a.specs:
+                if not isinstance(spec, (parser.NXFlowSpecMatch, parser.NXFlowSpecLoad)):
+                    raise ModelError(f"learn() with {type(spec).__name__} is not modelled")
+                for end in (spec.src, spec.dst):
+                    if isinstance(end, tuple):
+                        _span(_oxm(end[0]), end[1], spec.n_bits)
         elif isinstance(a, parser.NXActionResubmitTable) and (a.in_port != 0xFFF8 or a.table_id == 255):
             raise ModelError("resubmit is modelled with in_port=IN_PORT and an explicit table only")
     return actions
+
+
+def _oxm(name: str) -> str:
+    """learn()'s field names are NXM's (``eth_dst_nxm``); the model's are the OXM ones."""
+    return name[:-4] if name.endswith("_nxm") else name
 
 
 def _ofs_nbits(a: parser.NXActionRegLoad) -> tuple[int, int]:
@@ -211,6 +231,8 @@ class Conntrack:
 
     def __init__(self) -> None:
         self.marks: dict[tuple, int] = {}
+        self.snat: dict[tuple, int] = {}  # committed connection -> the source its nat gave it
+        self.replies: dict[tuple, tuple] = {}  # a translated connection's reply 5-tuple -> the connection
 
     @staticmethod
     def key(pkt: dict[str, int], zone: int) -> tuple:
@@ -224,13 +246,28 @@ class Conntrack:
         zone_, proto, src, dst, sport, dport = key = self.key(pkt, zone)
         if key in self.marks:
             return CT_TRK | CT_EST, self.marks[key]
-        reply = (zone_, proto, dst, src, dport, sport)
+        reply = self.replies.get(key, (zone_, proto, dst, src, dport, sport))
         if reply in self.marks:
             return CT_TRK | CT_EST | CT_RPL, self.marks[reply]
         return CT_TRK | CT_NEW, 0
 
-    def commit(self, pkt: dict[str, int], zone: int, mark: int) -> None:
-        self.marks[self.key(pkt, zone)] = mark
+    def commit(self, pkt: dict[str, int], zone: int, mark: int, snat: int | None = None) -> None:
+        key = self.key(pkt, zone)
+        self.marks[key] = mark
+        if snat is not None and key not in self.snat:  # a connection's translation is fixed at its first commit
+            zone_, proto, src, dst, sport, dport = key
+            self.snat[key] = snat
+            self.replies[(zone_, proto, dst, snat, dport, sport)] = key
+
+    def translate(self, pkt: dict[str, int], zone: int) -> dict[str, int]:
+        """The packet as a ct(nat) leaves it: a translated connection's source rewritten, or its
+        reply's destination rewritten back; any other packet unchanged."""
+        key = self.key(pkt, zone)
+        if key in self.snat:
+            return dict(pkt, ipv4_src=self.snat[key])
+        if key in self.replies:
+            return dict(pkt, ipv4_dst=self.replies[key][2])
+        return pkt
 
     def mark_of(self, pkt: dict[str, Any], zone: int) -> int | None:
         return self.marks.get(self.key({n: value_of(n, v) for n, v in pkt.items()}, zone))
@@ -472,6 +509,8 @@ class Switch:
                 self._table(a.table_id, pkt, result, depth + 1)
             elif isinstance(a, parser.NXActionCT):
                 self._ct(a, pkt, result, depth)
+            elif isinstance(a, parser.NXActionLearn):
+                self._learn(a, pkt)
             else:
                 raise ModelError(f"the model does not know the action {type(a).__name__}")
 
@@ -496,16 +535,40 @@ class Switch:
             raise ModelError(f"bucket_for picked bucket {pick} of {len(group.buckets)}")
         self._run(group.buckets[pick], dict(pkt), result, cookie, depth + 1)
 
+    def _learn(self, a: parser.NXActionLearn, pkt: dict[str, int]) -> None:
+        """learn(): a flow in ``a.table_id`` whose match and loads take their values from the
+        packet (or constants), added as a flow-mod would be (one with the same match and
+        priority is replaced). Timeouts are not modelled."""
+        match: dict[str, tuple[int, int]] = {}
+        actions = []
+        for spec in a.specs:
+            value = spec.src if isinstance(spec.src, int) else _read(pkt, _oxm(spec.src[0]), spec.src[1], spec.n_bits)
+            field, ofs = _oxm(spec.dst[0]), spec.dst[1]
+            if isinstance(spec, parser.NXFlowSpecMatch):
+                old_value, old_mask = match.get(field, (0, 0))
+                bits_mask = ((1 << spec.n_bits) - 1) << ofs
+                match[field] = (old_value | (value << ofs), old_mask | bits_mask)
+            else:
+                actions.append(parser.NXActionRegLoad(ofs_nbits=(ofs << 6) | (spec.n_bits - 1), dst=field, value=value))
+        mod = parser.OFPFlowMod(datapath=None, cookie=a.cookie, table_id=a.table_id, command=ofp.OFPFC_ADD,
+                                priority=a.priority, match=parser.OFPMatch(**match),
+                                instructions=[parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)])
+        self._flow_mod(mod)
+
     def _ct(self, a: parser.NXActionCT, pkt: dict[str, int], result: Result, depth: int) -> None:
         """Track (and commit, running exec() on the mark), then recirculate a copy with the
         connection's state into ``recirc_table``; the original carries on with the next action."""
         zone = a.zone_ofs_nbits
         state, mark = self.conntrack.track(pkt, zone)
+        nat = next((e for e in a.actions if isinstance(e, parser.NXActionNAT)), None)
         if a.flags & CT_COMMIT:
             scratch = dict(pkt, ct_mark=mark)
-            self._run(a.actions, scratch, result, 0, depth)
+            self._run([e for e in a.actions if e is not nat], scratch, result, 0, depth)
             mark = scratch["ct_mark"]
-            self.conntrack.commit(pkt, zone, mark)
+            snat = value_of("ipv4_src", nat.range_ipv4_min) if nat is not None and nat.flags & NAT_SRC else None
+            self.conntrack.commit(pkt, zone, mark, snat)
+        if nat is not None:
+            pkt = self.conntrack.translate(pkt, zone)
         if a.recirc_table != NO_RECIRC:
             self._table(a.recirc_table, dict(pkt, ct_state=state, ct_mark=mark, ct_zone=zone), result, depth + 1)
 

@@ -205,3 +205,28 @@ def test_metrics_scraped_while_traffic_runs_count_what_the_clients_did(lab):
     wait_for(lambda: all(sent(s := _scrape(lab), "packets", h) - sent(before, "packets", h) >= 3 * served[h]
                          and sent(s, "bytes", h) - sent(before, "bytes", h) >= 3 * 54 * served[h] for h in names),
              15, "the flows' counters to be read")
+
+
+def test_a_backend_calling_its_own_vip_is_answered_wherever_the_pick_lands_itself_included(lab):
+    """Hairpin (issue 26): web's backends each ask web on new connections; a third land on the
+    caller. Every one is answered; the backend picked for its own call sees the VIP as the
+    client (its edge switch's conntrack NAT), the others see the caller's address."""
+    callers = {"b1": "10.11.12.11", "b2": "10.11.12.12", "b3": "10.11.13.13"}
+    seen = []
+    for i in range(102):
+        caller = list(callers)[i % 3]
+        answer = lab.http_get(caller, "http://117.78.6.19/", local_port=62000 + i)
+        assert answer, f"{caller}'s call {i} to its own VIP was not answered"
+        seen.append((caller, parse_answer(answer)))
+    itself = [(c, s) for c, s in seen if s["backend"] == c]
+    assert len(itself) >= 20, "too few calls landed on their caller to prove anything"
+    assert all(s["client"].split(":")[0] == "117.78.6.19" for _, s in itself), itself
+    assert all(s["client"].split(":")[0] == callers[c] for c, s in seen if s["backend"] != c)
+    # the same where the switch picks (stream-fast) and over UDP (echo-udp: b1 and b3)
+    vips = {v.name: v for v in lab.cfg.vips}
+    for name, askers in (("stream-fast", ("b1", "b2", "b3")), ("echo-udp", ("b1", "b3"))):
+        answers = [(caller, lab.ask(caller, vips[name])) for caller in askers for _ in range(6)]
+        assert all(a for _, a in answers), (name, answers)
+        landed = [(c, parse_answer(a)) for c, a in answers]
+        assert all(s["client"].split(":")[0] == ("117.78.6.19" if s["backend"] == c else callers[c])
+                   for c, s in landed), (name, landed)

@@ -285,6 +285,41 @@ def test_source_nat_unambiguous():
                                   "be given one source VIP")
 
 
+def test_persistence_usable():
+    d = doc()
+    d["vips"][0] |= {"persistence": {"timeout": 300}, "external_director": True}
+    assert vip_rule(rules.persistence_usable, model(d)) == [
+        ("vips[0].persistence", "an external director's VIP is scheduled by the director: persistence is the "
+                                "director's to keep")]
+
+
+def test_persistence_groups_agree():
+    d = doc()
+    d["vips"][0]["persistence"] = {"timeout": 300, "netmask": 24, "group": "shop"}
+    d["vips"].append(copy.deepcopy(d["vips"][0]) | {"name": "tls", "port": 443,
+                                                    "persistence": {"timeout": 600, "netmask": 24, "group": "shop"}})
+    assert found(rules.persistence_groups_agree(model(d))) == [
+        ("vips[1].persistence.timeout", "group 'shop': 600, but vips[0] has 300: one group, one timeout")]
+    d["vips"][1]["persistence"]["timeout"] = 300
+    d["vips"][1]["backends"] = d["vips"][1]["backends"][:2]
+    assert found(rules.persistence_groups_agree(model(d))) == [
+        ("vips[1].persistence.group", "group 'shop': its VIPs need the same backends (vips[0] has others)")]
+    d["vips"][1]["backends"] = d["vips"][0]["backends"]
+    assert found(rules.persistence_groups_agree(model(d))) == []
+
+
+def test_persistence_shapes_are_checked_with_their_field_path():
+    import pydantic
+
+    d = doc()
+    d["vips"][0]["persistence"] = {"timeout": 0, "netmask": 33, "group": "a b", "sticky": True}
+    with pytest.raises(pydantic.ValidationError) as exc:
+        model(d)
+    assert sorted(".".join(map(str, e["loc"])) for e in exc.value.errors()) == [
+        "vips.0.persistence.group", "vips.0.persistence.netmask", "vips.0.persistence.sticky",
+        "vips.0.persistence.timeout"]
+
+
 def test_rules_report_in_order():
     d = doc()
     d["edges"][0]["backends"] = ["10.11.12.11", "10.11.12.12"]

@@ -137,6 +137,10 @@ DRAINED_13 = cross_vlan_with("stream-fast", backends=[{"ip": "10.11.12.11"}, {"i
 CONTROLLER_ARP = cross_vlan_with(balancer={"arp_proxy": "controller"})
 
 
+# a backend's call to its own VIP after the balancer picked it for itself, as its edge gets it from the router
+HAIRPIN_CALL = tcp_frame(GW_MAC, "02:00:00:00:01:11", "10.11.12.11", "10.11.12.11", 40000, 80)
+
+
 class Case(NamedTuple):
     no: int
     what: str
@@ -242,6 +246,15 @@ CASES = [
     Case(23, "arp_proxy: controller: ARP for a backend is punted to the controller",
          CONTROLLER_ARP, (connected,), BALANCER, arp_request(HOST_MAC, HOST_IP, "10.11.13.13"), HOST_PORT,
          {"ports": ["CONTROLLER"], "path": ["classify", "arp_proxy"]}),
+    Case(24, "edge: hairpin: a backend's own call to its VIP, picked for itself, reaches it from the VIP",
+         WORKED, (connected,), EDGE, HAIRPIN_CALL, 3,
+         {"ports": ["NORMAL"], "path": ["classify", "snat", "snat"],
+          "fields": {"ipv4_src": VIP, "ipv4_dst": "10.11.12.11", "tcp_src": 40000, "tcp_dst": 80}}),
+    Case(25, "edge: hairpin: its answer to the VIP goes back to the caller's port, from the VIP",
+         WORKED, (connected, lambda rig: rig.send(EDGE, HAIRPIN_CALL, 3)), EDGE,
+         tcp_frame("02:00:00:00:01:11", GW_MAC, "10.11.12.11", VIP, 80, 40000), 1,
+         {"ports": ["NORMAL"], "path": ["classify", "snat", "snat"],
+          "fields": {"ipv4_src": VIP, "ipv4_dst": "10.11.12.11", "tcp_src": 80, "tcp_dst": 40000}}),
 ]
 
 
