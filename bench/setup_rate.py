@@ -7,7 +7,11 @@ packet-out that re-injects the packet, one setup at a time (under a full window 
 just window / rate, queueing, and says nothing more).
 
     python bench/setup_rate.py [--seconds 3] [--runs 3] [--window 64] [--schedulers rr,wrr,...]
-                               [--pins flow,conntrack]
+                               [--pins flow,conntrack] [--persistence]
+
+``--persistence``: each lbapp target also with ``persistence: {timeout: 300}`` beside it (the
+fake switch's connections all come from one client: every pick after the first is the
+client's remembered backend, and each setup also writes the client's entry).
 
 Prints a table (median of the runs) and writes bench/results/setup_rate.json.
 """
@@ -62,9 +66,9 @@ def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 30) -> No
     raise RuntimeError("controller did not listen")
 
 
-def config_for(scheduler: str, path: Path, pin: str = "flow") -> Path:
+def config_for(scheduler: str, path: Path, pin: str = "flow", persistence: bool = False) -> Path:
     doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
-    doc["vips"][0].update(scheduler=scheduler, pin=pin)
+    doc["vips"][0].update(scheduler=scheduler, pin=pin, **({"persistence": {"timeout": 300}} if persistence else {}))
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -126,6 +130,7 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--schedulers", default=",".join(registry.names()))
     parser.add_argument("--pins", default="flow", help="flow, conntrack or both (flow,conntrack): the VIP's pin")
+    parser.add_argument("--persistence", action="store_true", help="each lbapp target with persistence too")
     parser.add_argument("--out", default=str(BENCH / "results" / "setup_rate.json"))
     args = parser.parse_args()
 
@@ -133,9 +138,10 @@ def main() -> int:
     targets = [("null app", null_command)]
     for pin in args.pins.split(","):
         for name in args.schedulers.split(","):
-            cfg = config_for(name, tmp / f"{name}-{pin}.yaml", pin)
-            label = f"lbapp {name}" + (" ct" if pin == "conntrack" else "")
-            targets.append((label, lambda port, cfg=cfg: lbapp_command(cfg, port)))
+            for persistent in (False, True) if args.persistence else (False,):
+                cfg = config_for(name, tmp / f"{name}-{pin}-{persistent}.yaml", pin, persistent)
+                label = f"lbapp {name}" + (" ct" if pin == "conntrack" else "") + (" persist" if persistent else "")
+                targets.append((label, lambda port, cfg=cfg: lbapp_command(cfg, port)))
     results = {name: [] for name, _ in targets}
     for _ in range(args.runs):  # interleaved, so drift on a shared machine hits every target alike
         for name, cmd in targets:
@@ -143,10 +149,10 @@ def main() -> int:
             results[name].append(measure(cmd(port), port, args.seconds, args.window))
     summary = {name: median_of(runs) for name, runs in results.items()}
     ref = summary["null app"]
-    print(f"{'target':<17}{'setups/s':>10}{'x null':>8}{'p50 us':>9}{'p99 us':>9}{'null p99':>10}{'p99 x null':>11}")
+    print(f"{'target':<22}{'setups/s':>10}{'x null':>8}{'p50 us':>9}{'p99 us':>9}{'null p99':>10}{'p99 x null':>11}")
     for name, r in summary.items():
         r["rate_ratio"] = r["rate"] / ref["rate"]
-        print(f"{name:<17}{r['rate']:>10.0f}{r['rate_ratio']:>8.2f}{r['p50_us']:>9.0f}{r['p99_us']:>9.0f}"
+        print(f"{name:<22}{r['rate']:>10.0f}{r['rate_ratio']:>8.2f}{r['p50_us']:>9.0f}{r['p99_us']:>9.0f}"
               f"{r['null_p99_us']:>10.0f}{r['p99_ratio']:>11.2f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

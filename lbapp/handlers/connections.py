@@ -47,44 +47,41 @@ def new_connection(running: Running, sessions: Sessions, pinned: PinnedCounts, m
             return refuse(vip, refusals, dpid, in_port, data, key)
         return []  # a reload's race (an older flow punted it): its retransmission finds the group
 
+    fresh: list[IPv4] = []  # a persistent VIP's client picked now: its entry goes to the switch
+
     def pick() -> IPv4 | None:
         def by_scheduler() -> IPv4 | None:
             return vip.scheduler.pick(key, sessions.counts(vip.id), now)
         if vip.model.persistence is None:
             return by_scheduler()
-        return persistence.choose(running, affinities, vip, key, data, now, by_scheduler)
+        backend, new = persistence.choose(running, affinities, vip, key, data, now, by_scheduler)
+        if new and backend is not None:
+            fresh.append(backend)
+        return backend
 
     if isinstance(vip.template, PickTemplate):
         backend = _pin_in_conntrack(running, vip, sessions, pinned, memory, dpid, key, now, pick)
         if backend is None:
             return refuse(vip, refusals, dpid, in_port, data, key)
-        return _with_entry(running, affinities, vip, key, dpid, now, backend, [
-            (dpid, vip.template.render(backend, running.ctx.scheme.encode(backend), in_port, data))])
-    sess = sessions.get(key)
-    if sess is not None:  # a retransmission raced the session flow, or the switch lost it: the same rule
-        if sess.flow_vip != vip.id:  # taken back from an earlier run: its cookie now names this run's VIP id
-            sessions.flow_under(sess, vip.id)
+        out = [(dpid, vip.template.render(backend, running.ctx.scheme.encode(backend), in_port, data))]
     else:
-        backend = pick()
-        if backend is None:
-            return refuse(vip, refusals, dpid, in_port, data, key)
-        sess = sessions.add(key, vip.id, backend, now, dpid)
-        LOG.debug("session %d: %s:%d -> %s %s:%d -> %s", sess.session_id, key.src_ip, key.src_port,
-                  vip.model.name, vip.key.ip, vip.key.port, backend)
-    fab = running.ctx.scheme.encode(sess.backend)
-    return _with_entry(running, affinities, vip, key, dpid, now, sess.backend, [
-        (dpid, vip.template.render(key, sess.session_id, fab)),
-        # Re-enter the pipeline at table 0: the new session flow now carries it on.
-        (dpid, packet_out_to_table(data, in_port))])
-
-
-def _with_entry(running: Running, affinities: AffinityMemory, vip: Vip, key: ConnKey, dpid: int, now: float,
-                backend: IPv4, out: list[Out]) -> list[Out]:
-    """A persistent VIP's answer, its client's entry first (the switch has it before the
-    packet-out's packet, so the client's next connection finds it)."""
-    if vip.model.persistence is None:
-        return out
-    return [(dpid, persistence.written(running, affinities, vip, key, backend, now)), *out]
+        sess = sessions.get(key)
+        if sess is not None:  # a retransmission raced the session flow, or the switch lost it: the same rule
+            if sess.flow_vip != vip.id:  # taken back from an earlier run: its cookie now names this run's VIP id
+                sessions.flow_under(sess, vip.id)
+        else:
+            backend = pick()
+            if backend is None:
+                return refuse(vip, refusals, dpid, in_port, data, key)
+            sess = sessions.add(key, vip.id, backend, now, dpid)
+            LOG.debug("session %d: %s:%d -> %s %s:%d -> %s", sess.session_id, key.src_ip, key.src_port,
+                      vip.model.name, vip.key.ip, vip.key.port, backend)
+        out = [(dpid, vip.template.render(key, sess.session_id, running.ctx.scheme.encode(sess.backend))),
+               # Re-enter the pipeline at table 0: the new session flow now carries it on.
+               (dpid, packet_out_to_table(data, in_port))]
+    # the client's entry goes first: the switch has it before the packet-out's packet, so the
+    # client's next connection finds it
+    return [(dpid, persistence.written(running, affinities, vip, key, b, now)) for b in fresh] + out
 
 
 def _pin_in_conntrack(running: Running, vip: Vip, sessions: Sessions, pinned: PinnedCounts, memory: PinMemory,

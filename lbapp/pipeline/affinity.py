@@ -1,4 +1,4 @@
-"""Stage affinity (table 21): client persistence entries, held in the switch. An entry maps a
+"""Stage affinity (table 60): client persistence entries, held in the switch. An entry maps a
 client (its address under the VIP's netmask) of a persistence group to a backend: it sets the
 backend's fabricated MAC, reg1 = the backend and reg3 = 1 (found), and lives while the client
 opens a new connection within the timeout (an idle timeout: each lookup refreshes it).
@@ -39,7 +39,7 @@ def entry_cookie(persistence_id: int, backend_id: int = 0) -> int:
 
 def client_prefix(client: IPv4Address, netmask: int) -> IPv4Address:
     """The part of a client address that persistence counts."""
-    return IPv4Address(int(client) & _mask(netmask))
+    return client if netmask == 32 else IPv4Address(int(client) & _mask(netmask))
 
 
 def entry(persistence_id: int, netmask: int, timeout: int, client: IPv4Address, backend: IPv4Address,

@@ -34,6 +34,8 @@ class Context:
     balancer_mac: int = field(init=False)
     backend_ids: dict[IPv4, int] = field(init=False)
     backend_by_id: dict[int, IPv4] = field(init=False)
+    backend_by_mac: dict[int, IPv4] = field(init=False)  # fabricated MAC -> backend
+    _persistence_ids: dict[int, int] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.scheme = self.cfg.mac_scheme()
@@ -41,6 +43,7 @@ class Context:
         ips = sorted({b.ip for v in self.cfg.vips for b in v.backends})
         self.backend_ids = {ip: i + 1 for i, ip in enumerate(ips)}
         self.backend_by_id = {i: ip for ip, i in self.backend_ids.items()}
+        self.backend_by_mac = {self.scheme.encode(ip): ip for ip in ips}
 
     @property
     def balancer_ip(self) -> IPv4:
@@ -61,10 +64,12 @@ class Context:
     def persistence_id(self, vip_id: int, vip: VipModel) -> int:
         """A persistent VIP's persistence id: the lowest id among the VIPs sharing its group (its
         own id without one). Ids stay with their VIPs through reloads; so does the id."""
-        group = vip.persistence.group if vip.persistence else None
-        if group is None:
-            return vip_id
-        return min(i for i, v in self.balanced_vips() if v.persistence and v.persistence.group == group)
+        found = self._persistence_ids.get(vip_id)
+        if found is None:  # asked per connection: worked out once
+            group = vip.persistence.group if vip.persistence else None
+            found = self._persistence_ids[vip_id] = vip_id if group is None else min(
+                i for i, v in self.balanced_vips() if v.persistence and v.persistence.group == group)
+        return found
 
     def routes(self) -> list[tuple[int, RouteModel]]:
         return [(i + 1, r) for i, r in enumerate(self.cfg.routes)]

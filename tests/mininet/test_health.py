@@ -57,6 +57,10 @@ def requests_until(lab, ask, stop, limit: float = 30.0) -> list[tuple[float, str
 def test_a_stopped_service_is_taken_out_and_comes_back(lab):
     checks = (rf"http check of {B1}:80", rf"tcp check of {B1}:7002", rf"udp check of {B1}:5353")
     wait_for(lambda: all(logged(lab, f"{c}: up") for c in checks), 20, "every check of b1 to pass")
+    # the checks start with the switches, the services after: one probed before its service
+    # listened is down until its checks pass again
+    webs = [rf"http check of {ip}:80" for ip in ("10.11.12.12", "10.11.13.13")]
+    wait_for(lambda: all(last_state(lab, c) == "up" for c in webs), 20, "web's other backends to pass")
     web = lambda: lab.http_get("h1", f"http://{VIP}/", timeout=2)  # noqa: E731
     assert {parse_answer(web())["backend"] for _ in range(6)} == {"b1", "b2", "b3"}
 

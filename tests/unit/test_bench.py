@@ -11,12 +11,16 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_setup_rate_benchmark_runs_and_reports(tmp_path):
     out = tmp_path / "r.json"
     run = subprocess.run([sys.executable, "bench/setup_rate.py", "--seconds", "0.5", "--runs", "1", "--schedulers",
-                          "rr,mh", "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+                          "rr,mh", "--persistence", "--out", str(out)], capture_output=True, text=True, cwd=ROOT,
+                         timeout=180)
     assert run.returncode == 0, run.stderr
-    assert "null app" in run.stdout and "lbapp mh" in run.stdout
+    assert "null app" in run.stdout and "lbapp mh" in run.stdout and "lbapp rr persist" in run.stdout
     summary = json.loads(out.read_text())["summary"]
     assert all(r["rate"] > 0 and r["p99_us"] > 0 and r["null_p99_us"] > 0 for r in summary.values())
     assert summary["lbapp rr"]["flow_mods"] > 0  # lbapp installed session flows
+    # the fake switch's connections come from one client: its entry is written once, not per setup
+    persist = summary["lbapp rr persist"]
+    assert persist["completed"] > 0 and persist["flow_mods"] / persist["completed"] < 1.5
 
 
 def test_scale_benchmark_runs():
