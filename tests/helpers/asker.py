@@ -5,7 +5,8 @@ and print, as JSON, what each got (the echo service's answer line, or null).
 
 KIND is ``http`` (one GET) or ``line`` (one line to the stream echo). With TOGETHER=1 the
 connections of each pair of sources start at the same moment (two threads, a barrier): a
-client's back-to-back connections. Standard library only (Debian's python3 runs it)."""
+client's back-to-back connections. Standard library only (Debian's python3 runs it);
+:func:`backends_reached` runs it from a test."""
 import json
 import socket
 import sys
@@ -26,6 +27,17 @@ def ask(src, vip, port, kind, timeout=5.0):
         return line
     except OSError:
         return None
+
+
+def backends_reached(lab, vip, sources, port=80, kind="http", together=False):
+    """From a test: run this on ``lab``'s h1; the backend each source's connection reached (None: failed)."""
+    import shlex
+
+    from lbapp.lab import SYSTEM_PYTHON, parse_answer
+
+    out = lab.net.get("h1").cmd(f"{SYSTEM_PYTHON} {__file__} {vip} {port} {kind} {int(together)} "
+                                + " ".join(shlex.quote(s) for s in sources))
+    return [parse_answer(a)["backend"] if a else None for a in json.loads(out.strip().splitlines()[-1])]
 
 
 def main():

@@ -3,25 +3,22 @@
 addresses added to h1. Every connection of a client within the timeout reaches one backend,
 across a controller restart; back-to-back connections land together; clients spread as the
 weights say; an entry idles out after its timeout."""
-import json
-import shlex
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import yaml
 
-from lbapp.lab import SYSTEM_PYTHON, TOPOLOGIES, MininetLab, parse_answer, wait_for
-from tests.helpers.net import ROOT, require_tier
+from lbapp.lab import SYSTEM_PYTHON, TOPOLOGIES, MininetLab, wait_for
+from tests.helpers.asker import backends_reached
+from tests.helpers.net import require_tier
 
-ASKER = ROOT / "tests" / "helpers" / "asker.py"
 VIP = "117.78.6.19"
 CLIENTS = [f"200.1.1.{i}" for i in range(100, 220)]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    require_tier("Mininet", mininet=True)
-    workdir = tmp_path_factory.mktemp("persistence")
+def persistent_config(workdir: Path) -> Path:
+    """cross_vlan with web (wrr 1:2:1) and stream-fast persistent for 60 s, echo-udp for 2 s."""
     doc = yaml.safe_load((TOPOLOGIES / "cross_vlan.yaml").read_text())
     for vip in doc["vips"]:
         if vip["name"] == "web":
@@ -33,10 +30,22 @@ def lab(tmp_path_factory):
             vip["persistence"] = {"timeout": 2}
     config = workdir / "lb.yaml"
     config.write_text(yaml.safe_dump(doc))
-    with MininetLab("cross_vlan", workdir, config=config) as running:
-        h1 = running.net.get("h1")
-        for ip in CLIENTS:
-            h1.cmd(f"ip addr add {ip}/24 dev h1-eth0")
+    return config
+
+
+def add_clients(lab) -> None:
+    h1 = lab.net.get("h1")
+    for ip in CLIENTS:
+        h1.cmd(f"ip addr add {ip}/24 dev h1-eth0")
+
+
+def persistent_lab(tmp_path_factory, name: str, **options):
+    """The persistent cross_vlan lab (``options``: MininetLab's, e.g. controllers), its client
+    addresses added; its flows saved when it ends."""
+    require_tier("Mininet", mininet=True)
+    workdir = tmp_path_factory.mktemp(name)
+    with MininetLab("cross_vlan", workdir, config=persistent_config(workdir), **options) as running:
+        add_clients(running)
         try:
             yield running
         finally:
@@ -44,11 +53,14 @@ def lab(tmp_path_factory):
             print(f"lab state in {workdir}")
 
 
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    yield from persistent_lab(tmp_path_factory, "persistence")
+
+
 def ask(lab, sources: list[str], port: int = 80, kind: str = "http", together: bool = False) -> list[str | None]:
     """Each source opens one new connection (pairs at once with ``together``): the backend it reached."""
-    out = lab.net.get("h1").cmd(f"{SYSTEM_PYTHON} {ASKER} {VIP} {port} {kind} {int(together)} "
-                                + " ".join(shlex.quote(s) for s in sources))
-    return [parse_answer(a)["backend"] if a else None for a in json.loads(out.strip().splitlines()[-1])]
+    return backends_reached(lab, VIP, sources, port, kind, together)
 
 
 def test_every_connection_of_a_client_reaches_one_backend_across_a_controller_restart(lab):

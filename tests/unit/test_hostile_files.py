@@ -18,7 +18,8 @@ HOSTILE = {
     "a byte that is not UTF-8": (SHIPPED.replace(b"router", b"rout\xffer", 1), "line 2: byte 0xff is not UTF-8"),
     "an alias bomb": (alias_bomb(), "line 2, column 10: YAML aliases (*name) are not accepted"),
     "900 levels of nested lists": (b"vips: " + b"[" * 900 + b"]" * 900 + b"\n", "nested more than 32 deep"),
-    "a 2 MiB file": (SHIPPED + b"#" * (2 << 20) + b"\n", "over 1 MiB: not a balancer config"),
+    "a 17 MiB file": (SHIPPED + b"#" * (17 << 20) + b"\n", "over 16 MiB: not a balancer config"),
+    "750,001 nodes": (b"vips: [" + b"1," * 750_001 + b"1]\n", "over 750,000 YAML nodes"),
     "a 100 kB value echoed back": (SHIPPED.replace(b"scheduler: rr", b"scheduler: " + b"x" * 100_000),
                                    "vips[0].scheduler: unknown scheduler 'xxxxx"),
 }
