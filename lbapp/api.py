@@ -3,7 +3,7 @@ snapshot, a VIP's sessions, and runtime changes to a backend, written to the con
 applied as a reload. Listens on 127.0.0.1 unless told otherwise.
 
     GET  /metrics                           Prometheus text format (lbapp.metrics)
-    GET  /v1/state                          the snapshot (lbapp.snapshot)
+    GET  /v1/state[?vip=VIP|?offset=N&limit=M]  the snapshot (lbapp.snapshot): one VIP, or a page of them
     GET  /v1/vips/VIP/sessions              a VIP's live sessions (at most 1,000)
     GET  /v1/vips/VIP/pick?client=IP:PORT   the backend a new connection from there would get now, and why
     POST /v1/vips/VIP/backends/IP           {"action": "drain"|"enable"|"down"|"weight", "weight": N}
@@ -31,7 +31,7 @@ from lbapp import apitoken, metrics
 from lbapp.config import ConfigError
 from lbapp.configedit import NotFound
 from lbapp.predict import BadClient
-from lbapp.snapshot import NotListed
+from lbapp.snapshot import NoSuchVip, NotListed
 
 LOG = logging.getLogger("lbapp")
 MAX_BODY = 64 * 1024
@@ -43,7 +43,7 @@ _slots = threading.BoundedSemaphore(MAX_CONCURRENT)
 class Controller(Protocol):
     """What the API asks of the running controller (lbapp.app.LbApp)."""
 
-    def api_state(self) -> dict[str, Any]: ...
+    def api_state(self, **page: Any) -> dict[str, Any]: ...
 
     def api_sessions(self, vip: str) -> list[dict[str, Any]] | None: ...
 
@@ -70,6 +70,26 @@ def serve(controller: Controller, host: str, port: int, token: str, token_file: 
     threading.Thread(target=server.serve_forever, name="lbapp-api", daemon=True).start()
     LOG.info("lbapp: API on http://%s:%d/v1/state", host, server.server_address[1])
     return server
+
+
+MAX_PAGE = 10_000
+
+
+def _page(query: dict[str, list[str]]) -> dict[str, Any]:
+    """/v1/state's query: ``vip``, or ``offset`` and ``limit`` (1 to MAX_PAGE); ApiError naming a bad one."""
+    unknown = set(query) - {"vip", "offset", "limit"}
+    if unknown:
+        raise ApiError(400, f"/v1/state takes vip, offset and limit, not {', '.join(sorted(unknown))[:100]}")
+    page: dict[str, Any] = {"vip": query["vip"][0]} if "vip" in query else {}
+    for name, lowest, highest in (("offset", 0, None), ("limit", 1, MAX_PAGE)):
+        if name in query:
+            text = query[name][0]
+            value = int(text) if text.isdigit() else -1
+            if value < lowest or (highest is not None and value > highest):
+                raise ApiError(400, f"{name}: {text[:40]!r}: a whole number from {lowest}"
+                                    + (f" to {highest}" if highest else " on"))
+            page[name] = value
+    return page
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -138,7 +158,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _get(self, parts: list[str]) -> Any:
         if parts == ["v1", "state"]:
-            return self.controller.api_state()
+            try:
+                return self.controller.api_state(**_page(parse_qs(self.path.partition("?")[2])))
+            except NoSuchVip as exc:
+                raise ApiError(404, str(exc)) from None
         if len(parts) == 4 and parts[:2] == ["v1", "vips"] and parts[3] == "sessions":
             try:
                 found = self.controller.api_sessions(parts[2])

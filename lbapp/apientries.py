@@ -22,11 +22,12 @@ class ApiEntries:
     """What the API may ask of the app; every read and change under the app's ``lock`` (a change
     of the config file under ``edit_lock`` too)."""
 
-    def api_state(self) -> dict:
+    def api_state(self, **page) -> dict:
+        """The snapshot (``page``: lbapp.snapshot's vip, offset, limit) and what only the app knows."""
         with self.lock:
             now = time.time()
             self.balancer.readings.watched(now)  # someone looks: keep the bytes and packets current
-            state = self.balancer.snapshot(now) | {"ct_policy": self.zone_policy.as_data(),
+            state = self.balancer.snapshot(now, **page) | {"ct_policy": self.zone_policy.as_data(),
                                                    "reloads": dict(self.reloads), "version": __version__}
             return state | ({"cluster": self._cluster_data(now)} if self.member is not None else {})
 

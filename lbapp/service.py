@@ -289,8 +289,8 @@ class Balancer:
             out.append((dpid, session_flows.kept_mark()))
         return out + self._end_sessions(ended)
 
-    def snapshot(self, now: float) -> dict[str, Any]:  # the whole state as plain data (lbapp.snapshot)
-        return snapshot(self, now)
+    def snapshot(self, now: float, **page: Any) -> dict[str, Any]:  # the state as plain data (lbapp.snapshot)
+        return snapshot(self, now, **page)
 
 
 def _served(sess: Session) -> VipBackend:

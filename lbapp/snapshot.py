@@ -8,15 +8,20 @@ from lbapp import mac as macs
 from lbapp.state.rates import PACKET_INS
 
 
-def snapshot(balancer, now: float) -> dict[str, Any]:
-    """``balancer``: a lbapp.service.Balancer; ``now``: for ages."""
+def snapshot(balancer, now: float, vip: str | None = None, offset: int = 0, limit: int | None = None
+             ) -> dict[str, Any]:
+    """``balancer``: a lbapp.service.Balancer; ``now``: for ages. The VIPs listed: only ``vip``
+    (a name or ``ip:port/protocol``; NoSuchVip if none), or ``limit`` of them from ``offset`` in
+    config order; ``vips_total`` and ``next_offset`` (None: the last page) say where a page is."""
     running = balancer.running
     backends = running.backends
     sessions = balancer.sessions
     traffic = balancer.readings.traffic.totals()
     rate = balancer.rates.per_second
+    chosen = _chosen(running.vips, vip)
+    page = chosen[offset:None if limit is None else offset + limit]
     vips = []
-    for vip in running.vips:
+    for vip in page:
         counts = sessions.active.get(vip.id, {})
         vips.append({
             "id": vip.id, "name": vip.model.name, "vip": str(vip.key), "scheduler": vip.model.scheduler,
@@ -52,6 +57,8 @@ def snapshot(balancer, now: float) -> dict[str, Any]:
     return {
         "generation": running.generation,
         "vips": vips,
+        "vips_total": len(chosen),
+        "next_offset": offset + len(page) if offset + len(page) < len(chosen) else None,
         "balancers": balancers,
         "switches_connected": [f"{dpid:016x}" for dpid in sorted(balancer.connected)],
         "sessions": len(sessions),
@@ -67,12 +74,25 @@ def snapshot(balancer, now: float) -> dict[str, Any]:
     }
 
 
+def _chosen(vips, ref: str | None) -> list:
+    if ref is None:
+        return list(vips)
+    found = vips.find(ref)
+    if found is None:
+        raise NoSuchVip(f"no VIP {ref[:100]!r}")
+    return [found]
+
+
 def slot_counts(slots) -> dict[str, int]:
     out: dict[str, int] = {}
     for ip in slots:
         if ip is not None:
             out[str(ip)] = out.get(str(ip), 0) + 1
     return out
+
+
+class NoSuchVip(LookupError):
+    """A VIP asked for by name or key that the running config does not have."""
 
 
 class NotListed(ValueError):

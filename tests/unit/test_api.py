@@ -16,7 +16,12 @@ class Controller:
     def __init__(self):
         self.changes = []
 
-    def api_state(self):
+    def api_state(self, **page):
+        from lbapp.snapshot import NoSuchVip
+
+        if page.get("vip") == "nope":
+            raise NoSuchVip("no VIP 'nope'")
+        self.pages = getattr(self, "pages", []) + [page]
         return {"generation": 3, "vips": []}
 
     def api_sessions(self, vip):
@@ -97,6 +102,19 @@ def test_bad_requests_get_4xx_with_one_clear_message(served):
     status, answer = request(backend, raw=b"{}", headers={"Content-Length": "99999999"})
     assert status == 413
     assert controller.changes == []
+
+
+def test_the_state_takes_one_vip_or_a_page_and_names_a_bad_query(served):
+    base, controller = served
+    assert request(f"{base}/v1/state?vip=web")[0] == 200
+    assert request(f"{base}/v1/state?offset=20&limit=10")[0] == 200
+    assert controller.pages[-2:] == [{"vip": "web"}, {"offset": 20, "limit": 10}]
+    assert request(f"{base}/v1/state?vip=nope") == (404, {"error": "no VIP 'nope'", "errors": []})
+    for query, message in (("limit=0", "limit: '0': a whole number from 1 to 10000"),
+                           ("limit=20000", "limit: '20000': a whole number from 1 to 10000"),
+                           ("offset=-1", "offset: '-1': a whole number from 0 on"),
+                           ("page=2", "/v1/state takes vip, offset and limit, not page")):
+        assert request(f"{base}/v1/state?{query}") == (400, {"error": message, "errors": []})
 
 
 def test_a_write_without_the_token_is_refused_and_changes_nothing(served):

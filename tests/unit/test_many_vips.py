@@ -34,3 +34,25 @@ def test_check_summarises_a_large_file_per_vip_unless_asked_for_every_backend(tm
     assert summary.stdout.count("vip") == 30 and "10.11.1.0" not in summary.stdout
     every = check("--all")
     assert every.returncode == 0 and every.stdout.count("aa:bb:") == 300  # each backend's fabricated MAC
+
+
+def test_the_state_comes_one_vip_or_one_page_at_a_time(tmp_path):
+    import pytest
+
+    from lbapp.config import load_config
+    from lbapp.service import Balancer
+    from lbapp.snapshot import NoSuchVip
+
+    path = tmp_path / "lb.yaml"
+    path.write_text(config_scale.generate(30, 2))
+    lb = Balancer(load_config(path))
+    page = lb.snapshot(0.0, offset=10, limit=5)
+    assert [v["name"] for v in page["vips"]] == [f"vip{i}" for i in range(10, 15)]
+    assert (page["vips_total"], page["next_offset"]) == (30, 15)
+    last = lb.snapshot(0.0, offset=28, limit=5)
+    assert [v["name"] for v in last["vips"]] == ["vip28", "vip29"] and last["next_offset"] is None
+    assert [v["name"] for v in lb.snapshot(0.0, vip="117.78.0.3:80/tcp")["vips"]] == ["vip3"]
+    with pytest.raises(NoSuchVip):
+        lb.snapshot(0.0, vip="vip30")
+    whole = lb.snapshot(0.0)
+    assert len(whole["vips"]) == whole["vips_total"] == 30 and whole["next_offset"] is None
