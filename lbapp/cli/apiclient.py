@@ -64,8 +64,7 @@ def _token(api: str, token_file: str | None, needed: bool) -> str | None:
     """The token from ``token_file`` (or the default file for the API's port); when it is not
     ``needed`` and not named, a file that cannot be read means none."""
     if token_file is None:
-        port = urllib.parse.urlsplit(api).port if _has_port(api) else None
-        token_file = str(apitoken.default_path(port or (443 if api.startswith("https") else 80)))
+        token_file = str(apitoken.default_path(_port_of(api)))
         if not needed:
             try:
                 return apitoken.read(token_file)
@@ -74,8 +73,10 @@ def _token(api: str, token_file: str | None, needed: bool) -> str | None:
     return apitoken.read(token_file)
 
 
-def _has_port(api: str) -> bool:
+def _port_of(api: str) -> int:
+    """The API URL's port (its scheme's default when it names none)."""
     try:
-        return urllib.parse.urlsplit(api).port is not None
+        port = urllib.parse.urlsplit(api).port
     except ValueError:  # a port that is not a number: the request itself will say so
-        return False
+        port = None
+    return port or (443 if api.startswith("https") else 80)

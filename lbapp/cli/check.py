@@ -41,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
     for vip in cfg.vips:
         for b in vip.backends:
             route = cfg.route_for(b.ip)
-            scheduler = vip.scheduler + (f", {vip.persistence.summary()}" if vip.persistence else "")
-            table.add_row(f"{vip.name} {vip.ip}:{vip.port}/{vip.protocol}", scheduler, str(b.ip),
+            table.add_row(f"{vip.name} {vip.ip}:{vip.port}/{vip.protocol}", _scheduler(vip), str(b.ip),
                           str(b.weight), macs.format_mac(scheme.encode(b.ip)),
                           str(route.dst) if route else "-", route.via if route else "-",
                           edge_of.get(b.ip, "-"))
@@ -59,7 +58,10 @@ def _per_vip(cfg, file: str, backends: int) -> Table:
     edge_of = {ip: e.name for e in cfg.edges for ip in e.backends}
     for vip in cfg.vips:
         routes = {str(r.dst) for r in (cfg.route_for(b.ip) for b in vip.backends) if r}
-        scheduler = vip.scheduler + (f", {vip.persistence.summary()}" if vip.persistence else "")
-        table.add_row(f"{vip.name} {vip.ip}:{vip.port}/{vip.protocol}", scheduler, str(len(vip.backends)),
+        table.add_row(f"{vip.name} {vip.ip}:{vip.port}/{vip.protocol}", _scheduler(vip), str(len(vip.backends)),
                       ", ".join(sorted(routes)), ", ".join(sorted({edge_of.get(b.ip, "-") for b in vip.backends})))
     return table
+
+
+def _scheduler(vip) -> str:
+    return vip.scheduler + (f", {vip.persistence.summary()}" if vip.persistence else "")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -47,20 +47,9 @@ def new_connection(running: Running, sessions: Sessions, pinned: PinnedCounts, m
             return refuse(vip, refusals, dpid, in_port, data, key)
         return []  # a reload's race (an older flow punted it): its retransmission finds the group
 
-    fresh: list[IPv4] = []  # a persistent VIP's client picked now: its entry goes to the switch
-
-    def pick() -> IPv4 | None:
-        def by_scheduler() -> IPv4 | None:
-            return vip.scheduler.pick(key, sessions.counts(vip.id), now)
-        if vip.model.persistence is None:
-            return by_scheduler()
-        backend, new = persistence.choose(running, affinities, vip, key, data, now, by_scheduler)
-        if new and backend is not None:
-            fresh.append(backend)
-        return backend
-
+    fresh = False  # a persistent VIP's client picked now: its entry goes to the switch
     if isinstance(vip.template, PickTemplate):
-        backend = _pin_in_conntrack(running, vip, sessions, pinned, memory, dpid, key, now, pick)
+        backend, fresh = _pin_in_conntrack(running, vip, sessions, pinned, memory, affinities, dpid, key, data, now)
         if backend is None:
             return refuse(vip, refusals, dpid, in_port, data, key)
         out = [(dpid, vip.template.render(backend, running.ctx.scheme.encode(backend), in_port, data))]
@@ -70,35 +59,49 @@ def new_connection(running: Running, sessions: Sessions, pinned: PinnedCounts, m
             if sess.flow_vip != vip.id:  # taken back from an earlier run: its cookie now names this run's VIP id
                 sessions.flow_under(sess, vip.id)
         else:
-            backend = pick()
+            backend, fresh = _pick(running, affinities, sessions, vip, key, data, now)
             if backend is None:
                 return refuse(vip, refusals, dpid, in_port, data, key)
             sess = sessions.add(key, vip.id, backend, now, dpid)
             LOG.debug("session %d: %s:%d -> %s %s:%d -> %s", sess.session_id, key.src_ip, key.src_port,
                       vip.model.name, vip.key.ip, vip.key.port, backend)
-        out = [(dpid, vip.template.render(key, sess.session_id, running.ctx.scheme.encode(sess.backend))),
+        backend = sess.backend
+        out = [(dpid, vip.template.render(key, sess.session_id, running.ctx.scheme.encode(backend))),
                # Re-enter the pipeline at table 0: the new session flow now carries it on.
                (dpid, packet_out_to_table(data, in_port))]
+    if not fresh:
+        return out
     # the client's entry goes first: the switch has it before the packet-out's packet, so the
     # client's next connection finds it
-    return [(dpid, persistence.written(running, affinities, vip, key, b, now)) for b in fresh] + out
+    return [(dpid, persistence.written(running, affinities, vip, key, backend, now))] + out
+
+
+def _pick(running: Running, affinities: AffinityMemory, sessions: Sessions, vip: Vip, key: ConnKey, data: bytes,
+          now: float) -> tuple[IPv4 | None, bool]:
+    """A new connection's backend, and whether it is a persistent VIP's client picked now."""
+    if vip.model.persistence is None:
+        return vip.scheduler.pick(key, sessions.counts(vip.id), now), False
+    return persistence.choose(running, affinities, vip, key, data, now,
+                              lambda: vip.scheduler.pick(key, sessions.counts(vip.id), now))
 
 
 def _pin_in_conntrack(running: Running, vip: Vip, sessions: Sessions, pinned: PinnedCounts, memory: PinMemory,
-                      dpid: int, key: ConnKey, now: float, pick: Callable[[], IPv4 | None]) -> IPv4 | None:
+                      affinities: AffinityMemory, dpid: int, key: ConnKey, data: bytes, now: float
+                      ) -> tuple[IPv4 | None, bool]:
     """A ``pin: conntrack`` VIP's new connection: the backend one packet-out forwards its first
     packet to, committing it to conntrack with that backend as its mark; no flow (None: no
-    backend). A connection the controller remembers (the switch lost its pin, or a copy of its
-    first packet raced the commit) is pinned again to the backend it had, unless that one failed."""
-    backend = memory.recall(key, now)
+    backend), and whether it is a persistent VIP's client picked now. A connection the controller
+    remembers (the switch lost its pin, or a copy of its first packet raced the commit) is pinned
+    again to the backend it had, unless that one failed."""
+    backend, fresh = memory.recall(key, now), False
     if backend is None or (vip.id, backend) in running.backends.withheld_pins():
-        backend = pick()
+        backend, fresh = _pick(running, affinities, sessions, vip, key, data, now)
         if backend is None:
-            return None
+            return None, False
         sessions.counted(vip.id, backend)
         pinned.picked(dpid, vip.id, backend)
     memory.remember(key, backend, now)
-    return backend
+    return backend, fresh
 
 
 def remember_pins(running: Running, memory: PinMemory, found: Iterable[tuple[ConnKey, IPv4]], now: float) -> int:

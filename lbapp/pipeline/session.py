@@ -110,8 +110,7 @@ def persisted_flows(ctx: Context, vip_id: int, vip, slots: Sequence[IPv4 | None]
     if vip.persistence is None:
         return []
     cookie = cookies.make(TABLE.stage, generation=ctx.generation, vip=vip_id)
-    looked_up = dict(_vip_match(vip), ct_state=(CT_TRACKED, CT_TRACKED),
-                     **{REG_PERSIST: ctx.persistence_id(vip_id, vip)})
+    looked_up = _looked_up(ctx, vip_id, vip)
     holding = sorted({ip for ip in slots if ip is not None})
     return ([TABLE.flow("persisted", dict(looked_up, **{REG_KNOWN: 1, REG_PICKED: int(ip)}), cookie=cookie, goto="pin")
              for ip in holding]
@@ -125,12 +124,17 @@ def persisted_moved(ctx: Context, vip_id: int, vip, slots: Sequence[IPv4 | None]
     if vip.persistence is None:
         return []
     holding = {ip for ip in slots if ip is not None}
-    looked_up = dict(_vip_match(vip), ct_state=(CT_TRACKED, CT_TRACKED),
-                     **{REG_PERSIST: ctx.persistence_id(vip_id, vip), REG_KNOWN: 1})
-    gone = [TABLE.delete(dict(looked_up, **{REG_PICKED: int(b.ip)}), priority="persisted",
-                         cookie=cookies.make(TABLE.stage, vip=vip_id), cookie_mask=cookies.stage_mask() | cookies.VIP_MASK)
+    known = dict(_looked_up(ctx, vip_id, vip), **{REG_KNOWN: 1})
+    gone = [TABLE.delete(dict(known, **{REG_PICKED: int(b.ip)}), priority="persisted",
+                         cookie=cookies.make(TABLE.stage, vip=vip_id),
+                         cookie_mask=cookies.stage_mask() | cookies.VIP_MASK)
             for b in vip.backends if b.ip not in holding]
     return gone + persisted_flows(ctx, vip_id, vip, slots)
+
+
+def _looked_up(ctx: Context, vip_id: int, vip) -> dict:
+    """A persistent VIP's connection back in this table after its client's lookup."""
+    return dict(_vip_match(vip), ct_state=(CT_TRACKED, CT_TRACKED), **{REG_PERSIST: ctx.persistence_id(vip_id, vip)})
 
 
 def pinned_flows(ctx: Context, vip_id: int, vip, backend: IPv4, epoch: int | None = None) -> list:

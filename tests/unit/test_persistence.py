@@ -8,11 +8,12 @@ from __future__ import annotations
 import yaml
 
 from lbapp.config import parse_config
+from lbapp.pipeline.tables import TABLES
 from lbapp.service import Balancer
 from tests.helpers.frames import arp_reply, tcp_frame
 from tests.unit.test_stages import BALANCER, CROSS, GW_IP, GW_MAC, GW_PORT, LB_IP, LB_MAC, VIP, Rig, learned
 
-AFFINITY = 60
+AFFINITY = TABLES["affinity"].table_id
 
 
 def cross_vlan(**persistence_of: dict):
