@@ -79,8 +79,9 @@ class LbApp(ApiEntries, ClusterSeat, app_manager.OSKenApp):
         self.config_path = cfg.CONF.lbapp.config or os.environ.get("LBAPP_CONFIG")
         if not self.config_path:
             raise RuntimeError("lbapp needs a config file: [lbapp] config = FILE, or LBAPP_CONFIG=FILE")
-        # generation 0 marks session flows; static flows take 1..255
-        self.balancer = Balancer(load_config(self.config_path), generation=random.randrange(1, 256),
+        # generation 0 marks session flows; static flows take 1..MAX_GENERATION
+        self.balancer = Balancer(load_config(self.config_path),
+                                 generation=random.randrange(1, cookies.MAX_GENERATION + 1),
                                  first_session_id=random.randrange(1, 1 << 31))
         self.switches = SwitchConnections()  # which connection speaks for each datapath id
         # os-ken 4 runs the event loop and our ticker on native threads: one lock around the logic

@@ -111,16 +111,9 @@ class ComputedScheme:
             raise MacError(f"unknown layout {layout!r} (choose from {', '.join(LAYOUTS)})")
         self.layout = LAYOUTS[layout]
         self.tag = tag
-
-    @property
-    def tag_mask(self) -> int:
-        """Mask over the MAC bits that hold the tag."""
-        return sum(((1 << s.n_bits) - 1) << s.mac_ofs for s in self.layout.tag_segments)
-
-    @property
-    def tag_bits(self) -> int:
-        """The tag placed in its MAC bits (all IP bits zero)."""
-        return sum(_field(self.tag, s.src_ofs, s.n_bits) << s.mac_ofs for s in self.layout.tag_segments)
+        # worked out once: every backend's MAC needs them
+        self.tag_mask = sum(((1 << s.n_bits) - 1) << s.mac_ofs for s in self.layout.tag_segments)
+        self.tag_bits = sum(_field(tag, s.src_ofs, s.n_bits) << s.mac_ofs for s in self.layout.tag_segments)
 
     def ip_mask(self, prefix_len: int) -> int:
         """Mask over the MAC bits that hold the first ``prefix_len`` bits of the IP."""

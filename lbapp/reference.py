@@ -27,7 +27,7 @@ def normalize(text: str, sessions: bool = True) -> str:
             if c is not None:
                 value &= ~cookies.GEN_MASK
                 shown = f"{value:#x}"
-                # per-connection flows carry generation 0 (static ones, like the pins, 1..255)
+                # per-connection flows carry generation 0 (static ones, like the pins, 1..15)
                 per_connection = c.stage == cookies.STAGE_SESSION and c.generation == 0 and c.obj
                 if per_connection and not sessions:
                     continue

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from lbapp.config import Config
-from lbapp.pipeline import assembly, meters
+from lbapp.pipeline import assembly, cookies, meters
 from lbapp.shared import VipBackend
 from lbapp.state.groups import SelectGroups
 from lbapp.state.health import Health, Target
@@ -42,7 +42,7 @@ def plan_reload(before: Running, cfg: Config, lingering: Lingering, groups: Sele
                 live: Iterable[VipBackend], health_of: Callable[[Target], Health] | None = None) -> ReloadPlan:
     """``live``: the (VIP, backend) of every live session; ``health_of``: what each health check
     has found so far."""
-    after = derive(cfg, before.generation % 255 + 1, before, health_of)
+    after = derive(cfg, before.generation % cookies.MAX_GENERATION + 1, before, health_of)
     balancers = connected & set(after.sites)
     lingers = lingering.after_reload(before.cfg, cfg, live, balancers)
     groups = groups.copy()

@@ -13,9 +13,9 @@ TCP, UDP = 6, 17
 PROTOCOL_NUMBERS = {"tcp": TCP, "udp": UDP}
 PROTOCOL_NAMES = {TCP: "tcp", UDP: "udp"}
 
-# Limits set by the flow cookie's layout (lbapp.pipeline.cookies): a VIP id has 12 bits, and
-# 0xFFF marks a removed backend's lingering flows; a session id is the 32-bit object id.
-MAX_VIP_ID = 0xFFE
+# Limits set by the flow cookie's layout (lbapp.pipeline.cookies): a VIP id has 16 bits, and
+# 0xFFFF marks a removed backend's lingering flows; a session id is the 32-bit object id.
+MAX_VIP_ID = 0xFFFE
 MAX_SESSION_ID = 0xFFFFFFFF
 
 # Health probes leave from the balancer's own address with a source port in this block (value,

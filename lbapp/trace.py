@@ -15,7 +15,7 @@ from lbapp.pipeline import cookies
 from lbapp.pipeline.tables import BY_STAGE
 from lbapp.shared import PROTOCOL_NAMES
 
-# " 0. ip,nw_dst=117.78.6.19,tp_dst=80, priority 200, cookie 0x1b10001000000000"
+# " 0. ip,nw_dst=117.78.6.19,tp_dst=80, priority 200, cookie 0x1b11000000000000"
 _RULE = re.compile(r"^(?P<indent>\s*)(?P<table>\d+)\. .*?priority (?P<priority>\d+)(?:, cookie (?P<cookie>0x[0-9a-f]+))?")
 # the session stage's rules a packet hits when no session holds its connection yet
 _OPENING_ROLES = {("session", "new_connection"), ("session", "pick")}

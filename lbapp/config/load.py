@@ -3,11 +3,11 @@ then :mod:`lbapp.config.rules` what only the whole file can tell. Either pass re
 problem it finds as ``path: message``, so one ``lbapp check`` shows every mistake.
 
 A config file is input from outside: its cost is bounded before it is built (at most 16 MiB,
-UTF-8, at most 750,000 YAML nodes, no aliases, whose few bytes can stand for millions of nodes,
-nesting at most 32 deep: a first pass over libyaml's events checks it), and values are cut
-short in messages. The largest config lbapp is measured with, 10,000 VIPs of 10 backends
-(bench/config_scale.py), is 5.4 MiB and 510,000 nodes: a file at the node bound is refused in
-about 0.6 s, the time libyaml takes to hand over its events."""
+UTF-8, then lbapp.config.yamlread's bounds on nodes, nesting and aliases, checked on libyaml's
+events as the data is built), and values are cut short in messages. The largest config lbapp
+is measured with, 10,000 VIPs of 10 backends (bench/config_scale.py), is 5.4 MiB and 510,000
+nodes: a file at the node bound is refused in about 0.6 s, the time libyaml takes to hand over
+its events."""
 from __future__ import annotations
 
 import contextlib
@@ -25,69 +25,10 @@ import yaml
 from lbapp.config.errors import ConfigError, FieldError
 from lbapp.config.models import Config
 from lbapp.config.rules import semantic_errors
+from lbapp.config.yamlread import YamlRefused, read_yaml, shown
 
 
 MAX_CONFIG_BYTES = 16 << 20  # three times the largest measured config (10,000 VIPs of 10 backends: 5.4 MiB)
-MAX_NODES = 750_000  # 1.5 times its 510,000 nodes: what the loader builds, pydantic checks and the rules walk
-MAX_DEPTH = 32
-MAX_VALUE_SHOWN = 60
-
-
-class _Refused(Exception):
-    pass
-
-
-# libyaml's parser where PyYAML has it (Debian's and the wheels do): the pure-Python one costs
-# about ten times more on a large file
-_FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _Loader(_FastLoader):
-    """PyYAML's safe loader that refuses a key given twice (PyYAML keeps the last: a second
-    ``vips:`` would replace the first without a word)."""
-
-    def construct_mapping(self, node, deep=False):  # noqa: ANN001 (PyYAML's signature)
-        first: dict[str, int] = {}
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode):
-                line = key_node.start_mark.line + 1
-                if key_node.value in first:
-                    raise _Refused(f"line {line}: key {shown(key_node.value)} given twice (first on line "
-                                   f"{first[key_node.value]})")
-                first[key_node.value] = line
-        return super().construct_mapping(node, deep=deep)
-
-
-def _check_shape(text: str) -> None:
-    """The bounds, from the parser's events before anything is built: no alias, at most
-    MAX_DEPTH deep, at most MAX_NODES nodes."""
-    depth = nodes = 0
-    opening, closing = (yaml.MappingStartEvent, yaml.SequenceStartEvent), (yaml.MappingEndEvent, yaml.SequenceEndEvent)
-    for event in yaml.parse(text, Loader=_FastLoader):
-        kind = type(event)
-        if kind is yaml.ScalarEvent:
-            nodes += 1
-        elif kind in opening:
-            nodes += 1
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise _Refused(f"{_where(event)}: nested more than {MAX_DEPTH} deep")
-        elif kind in closing:
-            depth -= 1
-        elif kind is yaml.AliasEvent:
-            raise _Refused(f"{_where(event)}: YAML aliases (*name) are not accepted")
-        if nodes > MAX_NODES:
-            raise _Refused(f"{_where(event)}: over {MAX_NODES:,} YAML nodes: not a balancer config")
-
-
-def _where(event: yaml.Event) -> str:
-    return f"line {event.start_mark.line + 1}, column {event.start_mark.column + 1}"
-
-
-def shown(value: Any) -> str:
-    """``repr(value)``, cut to a sane length for a message."""
-    text = repr(value)
-    return text if len(text) <= MAX_VALUE_SHOWN else text[:MAX_VALUE_SHOWN] + "..."
 
 
 def _loc_to_path(loc: tuple[Any, ...]) -> str:
@@ -208,9 +149,8 @@ def _collector_paused() -> typing.Iterator[None]:
 
 def _config_from_text(text: str, source: str) -> Config:
     try:
-        _check_shape(text)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader, bounded)
-    except _Refused as exc:
+        data = read_yaml(text)
+    except YamlRefused as exc:
         raise ConfigError([FieldError("", str(exc))], source) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

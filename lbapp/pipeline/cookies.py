@@ -2,9 +2,9 @@
 
     bits 63..56  APP_TAG (0x1b): the flow is lbapp's; anything else is foreign
     bits 55..52  stage code (the table's role)
-    bits 51..44  generation: which controller start or reload installed a static flow (1..255);
+    bits 51..48  generation: which controller start or reload installed a static flow (1..15);
                  0 on per-connection session flows, which outlive both
-    bits 43..32  VIP id (1-based index into vips:, 0 = none)
+    bits 47..32  VIP id (1-based index into vips:, 0 = none): 16 bits, for tens of thousands of VIPs
     bits 31..0   object id: gateway/route/backend index + 1, or a session id
 
 Deletes always carry a cookie mask, so lbapp never touches flows that are not its own.
@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from lbapp.shared import MAX_VIP_ID
 
 APP_TAG = 0x1B
-APP_SHIFT, STAGE_SHIFT, GEN_SHIFT, VIP_SHIFT = 56, 52, 44, 32
+APP_SHIFT, STAGE_SHIFT, GEN_SHIFT, VIP_SHIFT = 56, 52, 48, 32
 
 APP_MASK = 0xFF << APP_SHIFT
 STAGE_MASK = 0xF << STAGE_SHIFT
-GEN_MASK = 0xFF << GEN_SHIFT
-VIP_MASK = 0xFFF << VIP_SHIFT
+MAX_GENERATION = 0xF
+GEN_MASK = MAX_GENERATION << GEN_SHIFT
+VIP_MASK = 0xFFFF << VIP_SHIFT
 OBJECT_MASK = 0xFFFFFFFF
 
 STAGE_CLASSIFY = 1
@@ -34,7 +35,7 @@ STAGE_PIN = 7
 STAGE_PROBE = 8
 STAGE_AFFINITY = 9
 
-MAX_VIPS = 0xFFF  # the VIP field's mask
+MAX_VIPS = 0xFFFF  # the VIP field's mask
 MAX_OBJECT = OBJECT_MASK
 
 
@@ -53,7 +54,7 @@ def make(stage: int, *, generation: int = 0, vip: int = 0, obj: int = 0) -> int:
         raise ValueError(f"stage {stage} out of range")
     if not 0 <= vip <= MAX_VIPS:
         raise ValueError(f"VIP id {vip} does not fit the cookie")
-    return ((APP_TAG << APP_SHIFT) | (stage << STAGE_SHIFT) | ((generation & 0xFF) << GEN_SHIFT)
+    return ((APP_TAG << APP_SHIFT) | (stage << STAGE_SHIFT) | ((generation & MAX_GENERATION) << GEN_SHIFT)
             | (vip << VIP_SHIFT) | (obj & OBJECT_MASK))
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from lbapp.config import Config
+from lbapp.pipeline import cookies
 from lbapp.pipeline.context import Context
 from lbapp.shared import VipKey
 from lbapp.state.backends import Backends
@@ -33,7 +34,7 @@ class Running:
     lbapp.handlers.arp (next hops)."""
 
     cfg: Config
-    generation: int  # of the static flows it installs (1..255)
+    generation: int  # of the static flows it installs (1..cookies.MAX_GENERATION)
     ctx: Context  # the switch-independent view (edges, VIPs)
     sites: dict[int, Site]  # balancer dpid -> its site
     vips: VipTable
@@ -53,8 +54,8 @@ def derive(cfg: Config, generation: int, previous: Running | None = None,
     """What ``cfg`` implies. From ``previous`` (not changed): VIP ids, schedulers, feedback
     factors, learned next hops and slots carry over where the config still names them; each
     check's health comes from ``health_of`` (the health checks' own state)."""
-    if not 1 <= generation <= 255:
-        raise ValueError("static flows use generations 1..255 (0 marks session flows)")
+    if not 1 <= generation <= cookies.MAX_GENERATION:
+        raise ValueError(f"static flows use generations 1..{cookies.MAX_GENERATION} (0 marks session flows)")
     ids = assign_ids(cfg.vips, previous.vips.ids() if previous else None)
     feedback = Backends.feedback_for(cfg.feedback, previous.backends.feedback if previous else None)
     backends = Backends([(ids[VipKey.of(v)], v) for v in cfg.vips], feedback, health_of)

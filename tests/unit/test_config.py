@@ -189,8 +189,8 @@ def test_exactly_one_balancer_form():
 def test_too_many_vips_for_the_cookie():
     doc = base()
     vip = doc["vips"][0]
-    doc["vips"] = [vip | {"name": f"v{i}", "port": 1 + i} for i in range(4095)]
-    with pytest.raises(ConfigError, match="at most 4094 fit the flow cookies"):
+    doc["vips"] = [vip | {"name": f"v{i}", "port": 1 + i} for i in range(65535)]
+    with pytest.raises(ConfigError, match="at most 65534 fit the flow cookies"):
         parse_config(doc)
 
 

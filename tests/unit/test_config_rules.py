@@ -174,9 +174,9 @@ def test_vips_unique_within_cookie_limits():
         ("vips[1]", "duplicate VIP 117.78.6.19:80/tcp (first at vips[0])"),
         ("vips[1].name", "duplicate VIP name 'web' (first at vips[0])"),
     ]
-    d["vips"] = [d["vips"][0] | {"name": f"v{i}", "port": 1 + i} for i in range(4095)]
+    d["vips"] = [d["vips"][0] | {"name": f"v{i}", "port": 1 + i} for i in range(65535)]
     assert found(rules.vips_unique_within_cookie_limits(model(d))) == [
-        ("vips", "4095 VIPs: at most 4094 fit the flow cookies")]
+        ("vips", "65535 VIPs: at most 65534 fit the flow cookies")]
 
 
 def test_vip_address_free():
@@ -235,22 +235,22 @@ def test_vip_takes_connections():
 def test_backend_routed():
     d = doc()
     d["vips"][0]["backends"][0]["ip"] = "172.16.0.1"
-    assert backend_rule(rules.backend_routed, model(d)) == [
+    assert found(rules.backends_routed_with_usable_macs(model(d))) == [
         ("vips[0].backends[0].ip", "backend 172.16.0.1 is reached by no route (routes: 10.11.12.0/24)")]
 
 
-def test_backend_mac_unicast_and_distinct():
+def test_backend_macs_unicast_and_distinct():
     d = doc()
     d["fabricated_mac"]["layout"] = "suffix"
     d["vips"][0]["backends"][0]["ip"] = "11.11.12.13"
-    assert backend_rule(rules.backend_mac_unicast_and_distinct, model(d)) == [
+    d["routes"].append({"dst": "11.11.12.0/24", "via": d["routes"][0]["via"]})
+    assert found(rules.backends_routed_with_usable_macs(model(d))) == [
         ("vips[0].backends[0].ip", "backend 11.11.12.13 would get fabricated MAC 0b:0b:0c:0d:aa:bb, "
                                    "a multicast address")]
     cfg = model(table(doc(), {"10.11.12.11": "02:00:00:00:00:02"}))
-    assert backend_rule(rules.backend_mac_unicast_and_distinct, cfg) == [
+    assert found(rules.backends_routed_with_usable_macs(cfg))[:2] == [
         ("vips[0].backends[0].ip", "backend 10.11.12.11's fabricated MAC 02:00:00:00:00:02 collides with "
-                                   "balancer.mac")]
-    assert backend_rule(rules.backend_mac_unicast_and_distinct, cfg, j=1) == [
+                                   "balancer.mac"),
         ("vips[0].backends[1].ip", "backend 10.11.12.12: 10.11.12.12 has no entry in the MAC table")]
 
 
