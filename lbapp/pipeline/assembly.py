@@ -12,6 +12,7 @@ from typing import Any
 from lbapp.pipeline import cookies
 from lbapp.pipeline.context import SwitchView
 from lbapp.pipeline.tables import PIPELINE, Table, tables_on
+from lbapp.shared import MAX_VIP_ID
 
 
 @dataclass
@@ -30,23 +31,47 @@ def builder(table: Table) -> ModuleType:
 def static_flows(running, lingering, dpid: int) -> StaticFlows:
     """One switch's static flows under the running config (a ``lbapp.state.running.Running``),
     including the source NAT that lingers on it (``lbapp.state.lingering.Lingering``)."""
+    lingering_flows = lingering.edge_flows(running.ctx, dpid)
+    views, roles = _views(running, dpid, edge=bool(lingering_flows))
+    return StaticFlows(assemble(views, running.generation) + lingering_flows,
+                       [t for t in PIPELINE if any(t in tables_on(role) for role, _ in views)], roles)
+
+
+def scoped_flows(running, lingering, dpid: int, scope_cfg) -> list[Any]:
+    """The flows of switch ``dpid`` that may differ within a reload's scope (``scope_cfg``: the
+    config narrowed to it, lbapp.config.changes.Scope.narrowed): as :func:`static_flows` builds
+    them, a balancer's flows of the scope's VIPs (by their cookies' VIP ids; the rest of a
+    balancer's flows are the VIPs' in common), an edge's of the scope's backends, and every
+    lingering flow. What lbapp.pipeline.delta compares, before and after."""
+    flows: list[Any] = []
+    views, _ = _views(running, dpid, scope_cfg=scope_cfg)
+    for table in PIPELINE:
+        for role, view in views:
+            if role in table.roles:
+                built = getattr(builder(table), f"{role}_flows")(view)
+                flows += built if role == "edge" else [f for f in built if 0 < cookies.vip_of(f.cookie) <= MAX_VIP_ID]
+    return flows + lingering.edge_flows(running.ctx, dpid)
+
+
+def _views(running, dpid: int, edge: bool = False, scope_cfg=None) -> tuple[list[tuple[str, SwitchView]], list[str]]:
+    """What each role of switch ``dpid`` sees (``edge``: an edge even if the config names none
+    there; ``scope_cfg``: seeing only that part of the config), and the roles for the log."""
     views: list[tuple[str, SwitchView]] = []
     roles: list[str] = []
     site = running.sites.get(dpid)
     if site is not None:
         learned = {name: (gw.mac, gw.port) for name, gw in site.next_hops.by_name.items()}
         refusing = frozenset(vip_id for vip_id, (_, slots) in running.slots.items() if None in slots)
-        views.append(("balancer", SwitchView(dpid, site.ctx, learned, running.backends.withheld_pins(), refusing,
+        ctx = site.ctx if scope_cfg is None else site.ctx.narrowed(scope_cfg)
+        views.append(("balancer", SwitchView(dpid, ctx, learned, running.backends.withheld_pins(), refusing,
                                              frozenset(running.overloaded), dict(running.epochs),
                                              {vip_id: slots for vip_id, (_, slots) in running.slots.items()})))
         roles.append(f"balancer {site.ctx.balancer.name}")
-    lingering_flows = lingering.edge_flows(running.ctx, dpid)
-    if running.ctx.edges_of(dpid) or lingering_flows:
+    if running.ctx.edges_of(dpid) or edge:
         # an edge only through lingering flows still needs the edge tables and their misses
-        views.append(("edge", SwitchView(dpid, running.ctx)))
+        views.append(("edge", SwitchView(dpid, running.ctx if scope_cfg is None else running.ctx.narrowed(scope_cfg))))
         roles.append("edge" if running.ctx.edges_of(dpid) else "edge (lingering)")
-    return StaticFlows(assemble(views, running.generation) + lingering_flows,
-                       [t for t in PIPELINE if any(t in tables_on(role) for role, _ in views)], roles)
+    return views, roles
 
 
 def assemble(views: list[tuple[str, SwitchView]], generation: int) -> list[Any]:

@@ -51,6 +51,14 @@ class Context:
             raise ValueError("this switch is no balancer; balancer stages do not apply")
         return self.balancer.address.ip
 
+    def narrowed(self, cfg: Config) -> Context:
+        """This view over ``cfg``, a part of this one's config (lbapp.config.changes.Scope),
+        with this one's VIP and backend ids: it builds the same flows for what it holds."""
+        ids = self.vip_ids or {VipKey.of(v): i + 1 for i, v in enumerate(self.cfg.vips)}
+        ctx = Context(cfg, self.balancer, self.generation, ids)
+        ctx.backend_ids, ctx.backend_by_id = self.backend_ids, self.backend_by_id
+        return ctx
+
     def vips(self) -> list[tuple[int, VipModel]]:
         """(VIP id, VIP) in config order."""
         if self.vip_ids is None:

@@ -80,6 +80,10 @@ def is_new_connection(cookie: int) -> bool:
     return is_ours(cookie) and stage_of(cookie) == STAGE_SESSION
 
 
+def vip_of(cookie: int) -> int:
+    return (cookie & VIP_MASK) >> VIP_SHIFT
+
+
 def decode(cookie: int) -> Cookie | None:
     if not is_ours(cookie):
         return None

@@ -19,7 +19,9 @@ def balancer_flows(view: SwitchView) -> list:
     cookie = cookies.make(TABLE.stage, generation=ctx.generation)
     commit = conntrack(CT_ZONE, commit=True, mark_from=move(REG_PICKED, "ct_mark", 32))
     groups = {ctx.persistence_id(vip_id, vip): vip.persistence for vip_id, vip in ctx.balanced_vips() if vip.persistence}
-    return [TABLE.flow("remember", {"eth_type": ETH_TYPE_IP, REG_PERSIST: pid}, cookie=cookie, goto="translate",
+    # a persistence group's flow carries its id as VIP id: it is its VIPs' (a reload of them sends it)
+    return [TABLE.flow("remember", {"eth_type": ETH_TYPE_IP, REG_PERSIST: pid}, cookie=cookie | cookies.make(
+                TABLE.stage, vip=pid), goto="translate",
                        actions=[commit, affinity.learn(pid, persistence.netmask, persistence.timeout)])
             for pid, persistence in sorted(groups.items())] + [
         TABLE.flow("commit", {"eth_type": ETH_TYPE_IP}, cookie=cookie, actions=[commit], goto="translate")]

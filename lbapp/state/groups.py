@@ -48,16 +48,17 @@ class SelectGroups:
         self.installed[dpid] = set(slots)
         return out
 
-    def change(self, ctx: Context | None, dpid: int, slots: dict[int, tuple[object, Slots]]
-               ) -> tuple[list[Any], list[Any]]:
+    def change(self, ctx: Context | None, dpid: int, slots: dict[int, tuple[object, Slots]],
+               only: set[int] | None = None) -> tuple[list[Any], list[Any]]:
         """A reload's group messages for one switch (``ctx`` None: it is no balancer now): those
-        to send before the new flows (add or modify), and those after the old flows went
-        (delete: deleting a group deletes the flows that use it)."""
+        to send before the new flows (add or modify; ``only``: of these VIPs alone, the others'
+        are as they were), and those after the old flows went (delete: deleting a group deletes
+        the flows that use it)."""
         have = self.installed.get(dpid, set())
         want = set(slots) if ctx is not None else set()
         before = [session.selection_group(ctx, vip_id, slots[vip_id][1],
                                           ofp.OFPGC_MODIFY if vip_id in have else ofp.OFPGC_ADD)
-                  for vip_id in sorted(want)]
+                  for vip_id in sorted(want if only is None else want & only)]
         after = [session.remove_selection_group(vip_id) for vip_id in sorted(have - want)]
         self.installed[dpid] = want
         return before, after

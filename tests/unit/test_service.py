@@ -156,12 +156,13 @@ def test_reconfigure_drains_a_backend_and_keeps_sessions_and_next_hops():
     # no message touches session flows of live connections
     deletes = [m for m in out if isinstance(m, parser.OFPFlowMod) and m.command in (ofp.OFPFC_DELETE,
                                                                                      ofp.OFPFC_DELETE_STRICT)]
-    assert all(cookies.decode(m.cookie).generation == 1 and m.cookie_mask & cookies.GEN_MASK for m in deletes)
-    assert all(cookies.decode(m.cookie).generation == 2 for m in out
+    # only the VIP changed: its flows that differ are sent under the same generation, those that
+    # went are deleted by their whole cookie (a session's carries generation 0)
+    assert all(cookies.decode(m.cookie).generation == 1 and m.cookie_mask == (1 << 64) - 1 for m in deletes)
+    assert all(cookies.decode(m.cookie).generation == 1 for m in out
                if isinstance(m, parser.OFPFlowMod) and m.command == ofp.OFPFC_ADD)
-    # the learned next hop is re-installed, not forgotten (no drop window)
-    hop = [m for m in out if isinstance(m, parser.OFPFlowMod) and m.table_id == 40 and m.priority > 0]
-    assert hop and all(m.instructions for m in hop)
+    # the learned next hop stays in force: neither sent again nor deleted
+    assert not [m for m in out if isinstance(m, parser.OFPFlowMod) and m.table_id == TABLES["next_hop"].table_id]
     pinned = lb.sessions.by_id[cookies.decode(first.info["cookie"]).obj]
     assert len(lb.sessions) == 1 and pinned.backend == IP("10.11.12.11")
     new = {fab(lb.packet_in(1, 1, NEW_CONN, syn(40001 + i), 4.0)[0][1]) for i in range(4)}
@@ -417,17 +418,19 @@ def test_switch_selection_reload_moves_only_the_removed_backends_slots():
 
 
 def test_switch_selection_with_every_backend_drained_drops_new_connections():
+    from tests.helpers.oftables import Switch
     lb = Balancer(_cfg_with(selection="switch", scheduler="mh"))
-    lb.switch_connected(1, 0.0)
+    switch = Switch()
+    switch.apply(m for _, m in lb.switch_connected(1, 0.0))
     doc_drained = _cfg_with(selection="switch", scheduler="mh",
                             backends=[{"ip": "10.11.12.11", "weight": 0}, {"ip": "10.11.12.12", "down": True},
                                       {"ip": "10.11.12.13"}])
     out = lb.reconfigure(doc_drained, 1.0)
+    switch.apply(m for _, m in out)
     (modify,) = _groups(out)
     assert set(_bucket_macs(modify)) == {"aa:bb:0a:0b:0c:0d"}
     # the drained and the down backend keep the connections pinned to them
-    pinned = [m for _, m in out if isinstance(m, parser.OFPFlowMod) and m.table_id == 20 and m.priority == 30]
-    assert len(pinned) == 3
+    assert len([f for f in switch.tables[TABLES["session"].table_id] if f.priority == TABLES["session"].priority("pinned")]) == 3
     # with no backend left to pick (the config refuses that; health checks will not), the group
     # has no bucket: new connections drop
     from lbapp.pipeline.context import Context
