@@ -2,6 +2,7 @@
 commands, metrics and tests read, so none of them reaches into the state objects."""
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from lbapp import mac as macs
@@ -23,6 +24,7 @@ def snapshot(balancer, now: float, vip: str | None = None, offset: int = 0, limi
     vips = []
     for vip in page:
         counts = sessions.active.get(vip.id, {})
+        weights = backends.weights(vip.id)
         vips.append({
             "id": vip.id, "name": vip.model.name, "vip": str(vip.key), "scheduler": vip.model.scheduler,
             "selection": "director" if vip.model.external_director else vip.model.selection,
@@ -37,12 +39,12 @@ def snapshot(balancer, now: float, vip: str | None = None, offset: int = 0, limi
             "slots": slot_counts(running.slots[vip.id][1]) if vip.id in running.slots else None,
             "backends": [{"ip": str(state.ip), "weight": state.weight, "admin": state.admin, "health": state.health,
                           "feedback_factor": round(backends.feedback_factor(state.ip), 3),
-                          "effective_weight": backends.effective_weight(vip.id, state.ip),
+                          "effective_weight": weight.weight,
                           "sessions": counts.get(state.ip, 0),
                           "connections": sessions.total[(vip.id, state.ip)],
                           "connections_per_second": round(rate((vip.id, state.ip)), 2),
                           **dict(zip(("bytes", "packets"), traffic.get((vip.id, state.ip), (0, 0))))}
-                         for state in backends.of_vip(vip.id)],
+                         for state, weight in zip(backends.of_vip(vip.id), weights)],
         })
     balancers = []
     for dpid, site in running.sites.items():
@@ -84,11 +86,9 @@ def _chosen(vips, ref: str | None) -> list:
 
 
 def slot_counts(slots) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for ip in slots:
-        if ip is not None:
-            out[str(ip)] = out.get(str(ip), 0) + 1
-    return out
+    """Slots per backend, by address: counted first, then named (each of 256 slots named was
+    most of a 1,000-VIP snapshot's time)."""
+    return {str(ip): n for ip, n in Counter(slots).items() if ip is not None}
 
 
 class NoSuchVip(LookupError):

@@ -248,13 +248,29 @@ def selection_group(ctx: Context, vip_id: int, slots: Sequence[IPv4 | None], com
     commits the connection with it as ct_mark (buckets run as action sets, where OVS drops
     ct()). No bucket at all (every backend drained) drops new connections."""
     pin = TABLES["pin"].table_id
+    made: dict[IPv4, _Bucket] = {}  # each backend's bucket made (and serialised) once: it fills many slots
     buckets = [] if None in slots else [
-        parser.OFPBucket(weight=1, actions=[load(REG_PICKED, int(ip), 0, 32),
-                                            set_field(eth_dst=macs.format_mac(ctx.scheme.encode(ip))),
-                                            resubmit(pin)])
+        made.get(ip) or made.setdefault(ip, _Bucket(weight=1, actions=[
+            load(REG_PICKED, int(ip), 0, 32), set_field(eth_dst=macs.format_mac(ctx.scheme.encode(ip))), resubmit(pin)]))
         for ip in slots]
     return parser.OFPGroupMod(datapath=None, command=command, type_=ofp.OFPGT_SELECT,
                               group_id=vip_group_id(vip_id), buckets=buckets)
+
+
+class _Bucket(parser.OFPBucket):
+    """A bucket that keeps its bytes: a group of 256 slots names each backend in many buckets,
+    and serialising every one again made a switch with 1,000 VIPs' groups take seconds."""
+
+    _bytes: bytes | None = None
+
+    def serialize(self, buf: bytearray, offset: int) -> None:
+        if self._bytes is None:
+            own = bytearray()
+            super().serialize(own, 0)
+            self._bytes = bytes(own)
+        if len(buf) < offset + len(self._bytes):
+            buf += bytearray(offset + len(self._bytes) - len(buf))
+        buf[offset:offset + len(self._bytes)] = self._bytes
 
 
 def remove_selection_group(vip_id: int) -> parser.OFPGroupMod:

@@ -66,14 +66,8 @@ class Backends:
         return previous if previous is not None and previous.settings() == wanted else Feedback(*wanted)
 
     def effective_weight(self, vip_id: int, ip: IPv4) -> int:
-        """The weight new connections are shared by: 0 for a drained, down or failed backend,
-        and for a sorry server while another backend of the VIP can take them; else the
-        configured weight, scaled by dynamic feedback when it runs."""
-        state = self.states[(vip_id, ip)]
-        panic = self.in_panic(vip_id)
-        if state.sorry and any(self._own_weight(other, panic) for other in self.of_vip(vip_id) if not other.sorry):
-            return 0
-        return self._own_weight(state, panic)
+        """One backend's weight new connections are shared by (:meth:`weights`)."""
+        return next(w.weight for w in self.weights(vip_id) if w.ip == ip)
 
     def _own_weight(self, state: BackendState, panic: bool) -> int:
         weight = admin_weight(state.weight, state.admin)
@@ -97,8 +91,16 @@ class Backends:
         return passing * 100 < below * len(serving)
 
     def weights(self, vip_id: int) -> list[BackendWeight]:
-        """A VIP's backends with their effective weights, in config order."""
-        return [BackendWeight(ip, self.effective_weight(vip_id, ip)) for ip in self.order.get(vip_id, ())]
+        """A VIP's backends with their effective weights, in config order: the weight new
+        connections are shared by, 0 for a drained, down or failed backend, and for a sorry
+        server while another backend of the VIP can take them; else the configured weight,
+        scaled by dynamic feedback when it runs."""
+        states = self.of_vip(vip_id)
+        panic = self.in_panic(vip_id)  # once per VIP: it reads all of its backends
+        own = [self._own_weight(state, panic) for state in states]
+        others_serve = any(weight for state, weight in zip(states, own) if not state.sorry)
+        return [BackendWeight(state.ip, 0 if state.sorry and others_serve else weight)
+                for state, weight in zip(states, own)]
 
     def admin_weights_by_ip(self) -> dict[IPv4, int]:
         """Per backend address, its largest admin weight over the VIPs it serves: the fair share

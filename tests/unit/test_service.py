@@ -514,3 +514,24 @@ def test_each_balancers_session_table_is_read_whole_every_minute():
     lb, _ = connected()
     reads = lambda now: table_reads(lb.tick(now))  # noqa: E731
     assert reads(30.0) == [] and len(reads(61.0)) == 1 and reads(90.0) == [] and len(reads(121.5)) == 1
+
+
+def test_a_select_group_serialises_as_os_ken_does_with_a_bucket_per_slot():
+    """Each backend's bucket is made and serialised once (it fills many of the 256 slots): the
+    bytes are still those of 256 buckets built one by one."""
+    from lbapp.pipeline.actions import load, resubmit, set_field
+    from lbapp.pipeline.context import Context
+    from lbapp.pipeline.tables import REG_PICKED
+    ctx = Context(CFG, CFG.balancer)
+    slots = [IP(f"10.11.12.1{1 + i % 3}") for i in range(256)]
+    group = session.selection_group(ctx, 1, slots, ofp.OFPGC_ADD)
+    one_by_one = parser.OFPGroupMod(datapath=None, command=ofp.OFPGC_ADD, type_=ofp.OFPGT_SELECT, group_id=group.group_id,
+                                    buckets=[parser.OFPBucket(weight=1, actions=[
+                                        load(REG_PICKED, int(ip), 0, 32), set_field(eth_dst=fab_of(ctx, ip)),
+                                        resubmit(TABLES["pin"].table_id)]) for ip in slots])
+    expected = serialize(one_by_one)
+    assert serialize(group) == expected and len(expected) > 256 * 40
+
+
+def fab_of(ctx, ip):
+    return format_mac(ctx.scheme.encode(ip))
