@@ -64,7 +64,7 @@ def serve(controller: Controller, host: str, port: int, token: str, token_file: 
     """Start the API in a daemon thread; returns the server (``shutdown()`` stops it). Writes need
     ``token`` (kept in ``token_file``, named in the refusal)."""
     handler = type("Handler", (_Handler,), {"controller": controller, "token": token, "token_file": token_file,
-                                            "metrics": metrics.registry_for(controller.api_state)})
+                                            "metrics": metrics.registry_for(metrics.paged(controller.api_state))})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="lbapp-api", daemon=True).start()

@@ -175,19 +175,21 @@ class LbApp(ApiEntries, ClusterSeat, app_manager.OSKenApp):
         return False
 
     def _call(self, method, *args, more_waiting: bool = False, started: float | None = None,
-              atomic: bool = False) -> None:
+              atomic: bool = False) -> bool:
         """Run one entry point of the logic under the lock and hand what it returns to the
-        sender. With ``more_waiting`` (packet-ins, more bytes from the switch already arrived)
-        replies may wait (why: :meth:`lbapp.sender.Sender.add`); ``started``: a new connection's
-        arrival time; ``atomic``: a takeover, each switch changes over in one bundle."""
+        sender (False: not written, this member does not lead). With ``more_waiting``
+        (packet-ins, more bytes from the switch already arrived) replies may wait (why:
+        :meth:`lbapp.sender.Sender.add`); ``started``: a new connection's arrival time;
+        ``atomic``: a pipeline, each switch changes over in one bundle."""
         with self.lock:  # sent under the lock too: threads' outputs reach the switch in order
             out = method(*args)
             if self.member is not None and not self.member.leads():  # a member that does not lead never writes
-                return
+                return False
             if atomic:
                 self.sender.send_atomic(out)
             else:
                 self.sender.add(out, more_waiting=more_waiting, started=started)
+            return True
 
     def reload(self) -> None:
         """Re-read the config file (SIGHUP); an invalid file is reported and the running config kept."""
@@ -212,12 +214,17 @@ class LbApp(ApiEntries, ClusterSeat, app_manager.OSKenApp):
         if taken:
             self._switch_in_use(dpid, relearn=True)
 
-    def _switch_in_use(self, dpid: int, relearn: bool, atomic: bool = False) -> None:
-        """A connection now speaks for ``dpid``: the switch gets its pipeline (without ``relearn``, a
-        connection taking over: its ports stay as learned). In a cluster, as its master only."""
+    def _switch_in_use(self, dpid: int, relearn: bool) -> None:
+        """A connection now speaks for ``dpid``: the switch gets its pipeline in one bundle, what an
+        earlier run left swept in the same commit (no gap), the time it took logged (without
+        ``relearn``, a connection taking over: its ports stay as learned). In a cluster, as its
+        master only."""
         if self.member is not None and not self._claim(dpid, self.member.leads(), self.member.generation()):
             return
-        self._call(self.balancer.switch_connected, dpid, time.time(), relearn, atomic=atomic)
+        started = time.perf_counter()
+        if self._call(self.balancer.switch_connected, dpid, time.time(), relearn, atomic=True):
+            LOG.info("switch %016x: pipeline built and sent in one bundle in %.2f s", dpid,
+                     time.perf_counter() - started)
         if dpid in self.balancer.running.sites:  # its datapath may be new: the zone policy again
             threading.Thread(target=self._keep_conntrack, args=(dpid,), name="zone-policy", daemon=True).start()
 

@@ -95,6 +95,23 @@ def cluster_gauges(cluster: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
     yield from (leads, generation, led, members)
 
 
+SCRAPE_PAGE = 500  # VIPs per hold of the controller's lock while /metrics reads the state
+
+
+def paged(state: Callable[..., dict[str, Any]], page: int = SCRAPE_PAGE) -> Callable[[], dict[str, Any]]:
+    """Every VIP's state, read ``page`` VIPs per call of ``state`` (lbapp.snapshot's offset and
+    limit; each call holds the controller's lock): a scrape of 10,000 VIPs holds it a page at a
+    time, not for the whole snapshot, and new connections wait at most a page."""
+    def whole() -> dict[str, Any]:
+        first = state(offset=0, limit=page)
+        while first.get("next_offset") is not None:
+            more = state(offset=first["next_offset"], limit=page)
+            first["vips"] += more["vips"]
+            first["next_offset"] = more.get("next_offset")
+        return first
+    return whole
+
+
 def registry_for(state: Callable[[], dict[str, Any]]) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(state))

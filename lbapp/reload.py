@@ -45,12 +45,11 @@ def plan_reload(before: Running, cfg: Config, lingering: Lingering, groups: Sele
                 live: Iterable[VipBackend], health_of: Callable[[Target], Health] | None = None) -> ReloadPlan:
     """``live``: the (VIP, backend) of every live session; ``health_of``: what each health check
     has found so far."""
-    scope = _scope(before.cfg, cfg)
-    # within a scope the flows keep their generation (those that stay are not sent again)
-    after = derive(cfg, before.generation if scope else before.generation % cookies.MAX_GENERATION + 1,
+    touched = _touched(before.cfg, cfg)
+    # within the VIPs the flows keep their generation (those that stay are not sent again)
+    after = derive(cfg, before.generation if touched is not None else before.generation % cookies.MAX_GENERATION + 1,
                    before, health_of)
-    if scope is not None:
-        scope = changes.vip_scope(before.cfg, cfg, _running_changes(before, after))
+    scope = None if touched is None else changes.scope_of(touched | _running_changes(before, after), before.cfg, cfg)
     balancers = connected & set(after.sites)
     lingers = lingering.after_reload(before.cfg, cfg, live, balancers)
     groups = groups.copy()
@@ -61,15 +60,15 @@ def plan_reload(before: Running, cfg: Config, lingering: Lingering, groups: Sele
     return ReloadPlan(after, lingers, groups, out)
 
 
-def _scope(before: Config, after: Config) -> changes.Scope | None:
-    """The reload's scope (lbapp.config.changes), None when every flow is built again: a change
-    beyond VIPs and edge lists, or one that changes which addresses health probes' answers come
-    from (the probe stage's flows are every checked VIP's)."""
-    scope = changes.vip_scope(before, after)
-    if scope is not None and changes.checked(scope, before, after) and \
+def _touched(before: Config, after: Config) -> set[VipKey] | None:
+    """The VIPs the new config changes (lbapp.config.changes), None when every flow is built
+    again: a change beyond VIPs and edge lists, or one that changes which addresses health
+    probes' answers come from (the probe stage's flows are every checked VIP's)."""
+    touched = changes.touched_vips(before, after)
+    if touched is not None and changes.checked(touched, before, after) and \
             Context(before).probe_answer_sources() != Context(after).probe_answer_sources():
         return None
-    return scope
+    return touched
 
 
 def _running_changes(before: Running, after: Running) -> set[VipKey]:

@@ -32,7 +32,7 @@ class ClusterSeat:
             dpids = sorted(self.switches.datapaths)
         for dpid in dpids:
             if leads:  # a takeover as after a restart (read back, not wiped), in one bundle, next hops inherited
-                self._switch_in_use(dpid, relearn=False, atomic=True)
+                self._switch_in_use(dpid, relearn=False)
             else:
                 self._claim(dpid, False, generation)
 

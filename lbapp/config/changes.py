@@ -26,25 +26,29 @@ class Scope:
                       for e in cfg.edges]})
 
 
-def vip_scope(before: Config, after: Config, also: set[VipKey] = frozenset()) -> Scope | None:
-    """The scope of going from ``before`` to ``after``, with the VIPs of ``also`` (whose running
-    state changed) in it; None if anything but VIPs and the edges' backend lists differs, if
-    fabricated MACs come from a table (its flows are per backend, shared by VIPs), or if an
-    optional stage comes or goes."""
+def touched_vips(before: Config, after: Config) -> set[VipKey] | None:
+    """The VIPs (by key) added, removed or changed going from ``before`` to ``after``; None if
+    anything but VIPs and the edges' backend lists differs, if fabricated MACs come from a table
+    (its flows are per backend, shared by VIPs), or if an optional stage comes or goes."""
     if _beyond_vips(before) != _beyond_vips(after) or before.fabricated_mac.scheme != "computed" \
             or _stages_present(before) != _stages_present(after):
         return None
     old, new = _by_key(before.vips), _by_key(after.vips)
-    touched = {key for key in old.keys() | new.keys() if old.get(key) != new.get(key)} | set(also)
-    touched |= _sharing(touched, before) | _sharing(touched, after)
-    ips = {b.ip for key in touched for v in (old.get(key), new.get(key)) if v is not None for b in v.backends}
-    return Scope(frozenset(touched), frozenset(ips | _edge_moves(before, after)))
+    return {key for key in old.keys() | new.keys() if old.get(key) != new.get(key)}
 
 
-def checked(scope: Scope, *configs: Config) -> bool:
-    """Whether a VIP of the scope has a health check in one of ``configs``: the probe stage's
+def scope_of(touched: set[VipKey], before: Config, after: Config) -> Scope:
+    """The scope of a change to the VIPs ``touched`` (changed, or whose running state did): with
+    the VIPs whose flows are built with theirs, and every backend address of them or moved."""
+    vips = set(touched) | _sharing(touched, before) | _sharing(touched, after)
+    ips = {b.ip for cfg in (before, after) for v in cfg.vips if VipKey.of(v) in vips for b in v.backends}
+    return Scope(frozenset(vips), frozenset(ips | _edge_moves(before, after)))
+
+
+def checked(touched: set[VipKey], *configs: Config) -> bool:
+    """Whether a VIP of ``touched`` has a health check in one of ``configs``: the probe stage's
     flows, shared by VIPs, may then change."""
-    return any(VipKey.of(v) in scope.vips and (v.health is not None or any(b.health for b in v.backends))
+    return any(VipKey.of(v) in touched and (v.health is not None or any(b.health for b in v.backends))
                for cfg in configs for v in cfg.vips)
 
 

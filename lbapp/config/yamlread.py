@@ -69,6 +69,7 @@ def read_yaml(text: str) -> Any:
     result = None
     parser = _Parser(text)
     scalar_event, missing = yaml.ScalarEvent, object()
+    append = None  # the innermost open collection's append, while it is a list (the hot path)
     try:
         while True:
             event = parser.get_event()  # alone: yaml.parse's check_event before each costs a third more
@@ -77,17 +78,20 @@ def read_yaml(text: str) -> Any:
                 nodes += 1
                 if nodes > MAX_NODES:
                     raise YamlRefused(f"{where(event)}: over {MAX_NODES:,} YAML nodes: not a balancer config")
-                # the hot path, inline: a plain scalar seen before, into a list
+                # inline: a plain scalar seen before
                 value = plain_memo.get(event.value, missing) if event.tag is None and event.implicit[0] else missing
                 if value is missing:
                     value = _scalar(event, plain_memo)
-            elif kind is yaml.MappingEndEvent:
-                value = stack.pop().data
-            elif kind is yaml.SequenceEndEvent:
-                value = stack.pop()
+                if append is not None:
+                    append(value)
+                    continue
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                done = stack.pop()
+                value = done if kind is yaml.SequenceEndEvent else done.data
             elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
                 nodes += 1
                 stack.append(_opened(event, len(stack)))
+                append = stack[-1].append if type(stack[-1]) is list else None
                 continue
             elif kind is yaml.AliasEvent:
                 raise YamlRefused(f"{where(event)}: YAML aliases (*name) are not accepted")
@@ -104,8 +108,9 @@ def read_yaml(text: str) -> Any:
                 result = value
                 continue
             into = stack[-1]
-            if type(into) is list:
-                into.append(value)
+            append = into.append if type(into) is list else None
+            if append is not None:
+                append(value)
             elif into.has_key:  # a mapping's value
                 into.data[into.key] = value
                 into.has_key = False

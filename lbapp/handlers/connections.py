@@ -16,6 +16,7 @@ from lbapp import packets
 from lbapp.handlers import persistence
 from lbapp.pipeline.actions import output
 from lbapp.pipeline.fastpath import PickTemplate, packet_out, packet_out_to_table
+from lbapp.schedulers.slots import refuses
 from lbapp.shared import ConnKey, IPv4
 from lbapp.state.affinity import AffinityMemory
 from lbapp.state.pinmemory import PinMemory
@@ -43,7 +44,7 @@ def new_connection(running: Running, sessions: Sessions, pinned: PinnedCounts, m
                                   "the balancer picks for")
     if vip.template is None:  # the switch picks for it, and sends here when it has no backend
         slots = running.slots.get(vip.id)
-        if slots is not None and None in slots[1]:
+        if slots is not None and refuses(slots[1]):
             return refuse(vip, refusals, dpid, in_port, data, key)
         return []  # a reload's race (an older flow punted it): its retransmission finds the group
 

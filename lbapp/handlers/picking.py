@@ -8,6 +8,7 @@ from typing import Any
 
 from lbapp.config import BalancerModel
 from lbapp.pipeline import session as session_flows
+from lbapp.schedulers.slots import refuses
 from lbapp.state import overload
 from lbapp.state.rates import Rates
 from lbapp.state.running import Running
@@ -25,7 +26,7 @@ def pick_flows(running: Running, balancers: list[int], vip_ids: list[int]) -> li
         for vip_id in vip_ids:
             slots = running.slots.get(vip_id, (None, [None]))[1]
             out += [(dpid, m) for m in session_flows.pick_flows(ctx, vip_id, running.vips.by_id[vip_id].model,
-                                                                None in slots, vip_id in running.overloaded)]
+                                                                refuses(slots), vip_id in running.overloaded)]
     return out
 
 

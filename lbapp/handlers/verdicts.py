@@ -19,6 +19,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from lbapp.handlers.picking import pick_flows
 from lbapp.pipeline import session as session_flows
+from lbapp.schedulers.slots import refuses
 from lbapp.state.backends import BackendState
 from lbapp.state.groups import derive_slots
 from lbapp.state.health import Change
@@ -115,5 +116,5 @@ def _move_slots(running: Running, groups: dict[int, set[int]], balancers: list[i
                 for m in session_flows.persisted_moved(ctx, vip_id, running.vips.by_id[vip_id].model, slots[vip_id][1])]
     # no backend left, or one again: new connections go to be refused, or back to be picked
     flipped = [vip_id for vip_id in moved
-               if (None in slots[vip_id][1]) != (None in before.get(vip_id, (None, [None]))[1])]
+               if refuses(slots[vip_id][1]) != refuses(before.get(vip_id, (None, [None]))[1])]
     return out + pick_flows(running, balancers, flipped)

@@ -12,6 +12,7 @@ from typing import Any
 from lbapp.pipeline import cookies
 from lbapp.pipeline.context import SwitchView
 from lbapp.pipeline.tables import PIPELINE, Table, tables_on
+from lbapp.schedulers.slots import refuses
 from lbapp.shared import MAX_VIP_ID
 
 
@@ -61,7 +62,7 @@ def _views(running, dpid: int, edge: bool = False, scope_cfg=None) -> tuple[list
     site = running.sites.get(dpid)
     if site is not None:
         learned = {name: (gw.mac, gw.port) for name, gw in site.next_hops.by_name.items()}
-        refusing = frozenset(vip_id for vip_id, (_, slots) in running.slots.items() if None in slots)
+        refusing = frozenset(vip_id for vip_id, (_, slots) in running.slots.items() if refuses(slots))
         ctx = site.ctx if scope_cfg is None else site.ctx.narrowed(scope_cfg)
         views.append(("balancer", SwitchView(dpid, ctx, learned, running.backends.withheld_pins(), refusing,
                                              frozenset(running.overloaded), dict(running.epochs),

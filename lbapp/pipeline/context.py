@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 from lbapp import mac as macs
 from lbapp.config import BalancerModel, Config, EdgeModel, RouteModel, VipModel
@@ -30,6 +30,8 @@ class Context:
     balancer: BalancerModel | None = None
     generation: int = 0
     vip_ids: dict[VipKey, int] | None = None  # the VIP table's ids; None: 1-based positions (a first load)
+    # a view of the same config whose backend ids (and MACs) this one takes, not working them out again
+    same_backends: InitVar[Context | None] = None
     scheme: macs.MacScheme = field(init=False)
     balancer_mac: int = field(init=False)
     backend_ids: dict[IPv4, int] = field(init=False)
@@ -37,9 +39,13 @@ class Context:
     backend_by_mac: dict[int, IPv4] = field(init=False)  # fabricated MAC -> backend
     _persistence_ids: dict[int, int] = field(init=False, default_factory=dict)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, same_backends: Context | None) -> None:
         self.scheme = self.cfg.mac_scheme()
         self.balancer_mac = macs.parse_mac(self.balancer.mac) if self.balancer else 0
+        if same_backends is not None:
+            self.backend_ids, self.backend_by_id = same_backends.backend_ids, same_backends.backend_by_id
+            self.backend_by_mac = same_backends.backend_by_mac
+            return
         ips = sorted({b.ip for v in self.cfg.vips for b in v.backends})
         self.backend_ids = {ip: i + 1 for i, ip in enumerate(ips)}
         self.backend_by_id = {i: ip for ip, i in self.backend_ids.items()}
@@ -55,9 +61,7 @@ class Context:
         """This view over ``cfg``, a part of this one's config (lbapp.config.changes.Scope),
         with this one's VIP and backend ids: it builds the same flows for what it holds."""
         ids = self.vip_ids or {VipKey.of(v): i + 1 for i, v in enumerate(self.cfg.vips)}
-        ctx = Context(cfg, self.balancer, self.generation, ids)
-        ctx.backend_ids, ctx.backend_by_id = self.backend_ids, self.backend_by_id
-        return ctx
+        return Context(cfg, self.balancer, self.generation, ids, self)
 
     def vips(self) -> list[tuple[int, VipModel]]:
         """(VIP id, VIP) in config order."""

@@ -16,6 +16,7 @@ from lbapp.pipeline.actions import (ETH_TYPE_IP, L4, PROTO_NAMES, conntrack, gro
 from lbapp.pipeline.context import Context, SwitchView
 from lbapp.pipeline.tables import (CT_EPOCH_BITS, CT_TRACKED, CT_ZONE, METER_PUNT, REG_KNOWN, REG_PERSIST, REG_PICKED,
                                    REG_PORT_SEEN, TABLES, vip_group_id)
+from lbapp.schedulers.slots import refuses
 from lbapp.shared import ConnKey, IPv4
 
 TABLE = TABLES["session"]
@@ -249,7 +250,7 @@ def selection_group(ctx: Context, vip_id: int, slots: Sequence[IPv4 | None], com
     ct()). No bucket at all (every backend drained) drops new connections."""
     pin = TABLES["pin"].table_id
     made: dict[IPv4, _Bucket] = {}  # each backend's bucket made (and serialised) once: it fills many slots
-    buckets = [] if None in slots else [
+    buckets = [] if refuses(slots) else [
         made.get(ip) or made.setdefault(ip, _Bucket(weight=1, actions=[
             load(REG_PICKED, int(ip), 0, 32), set_field(eth_dst=macs.format_mac(ctx.scheme.encode(ip))), resubmit(pin)]))
         for ip in slots]

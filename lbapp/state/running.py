@@ -61,11 +61,12 @@ def derive(cfg: Config, generation: int, previous: Running | None = None,
     backends = Backends([(ids[VipKey.of(v)], v) for v in cfg.vips], feedback, health_of)
     vips, kept = (previous.vips if previous else VipTable()).derive(cfg.vips, ids, backends.weights)
     sites = {}
+    ctx = Context(cfg, generation=generation, vip_ids=ids)
     for _, b in cfg.all_balancers():
         hops = NextHops.of([(g.name, g.ip, g.ports) for g in cfg.gateways], b.probe_interval)
         if previous is not None and b.dpid in previous.sites:
             hops.keep_learned(previous.sites[b.dpid].next_hops)
-        sites[b.dpid] = Site(Context(cfg, b, generation, ids), hops)
+        sites[b.dpid] = Site(Context(cfg, b, generation, ids, ctx), hops)
     slots = derive_slots(vips, backends.weights, previous.slots if previous else None)
     # an overload goes on through a reload for the VIPs the controller still picks for
     overloaded = {vip.id: previous.overloaded[previous.vips.by_key[vip.key].id] for vip in vips
@@ -75,7 +76,7 @@ def derive(cfg: Config, generation: int, previous: Running | None = None,
     before = {vip.key: previous.epochs[vip.id] for vip in previous.vips
               if vip.id in previous.epochs} if previous else {}
     epochs = {vip.id: before.get(vip.key, 1) for vip in vips if vip.pins_in_conntrack}
-    return Running(cfg, generation, Context(cfg, generation=generation, vip_ids=ids), sites, vips, backends, slots,
+    return Running(cfg, generation, ctx, sites, vips, backends, slots,
                    kept, overloaded, epochs)
 
 

@@ -1,6 +1,8 @@
 """The controller's HTTP API on a real socket, with a stand-in controller behind it: routes,
 JSON answers, and bad requests answered with 4xx and one clear message."""
 import json
+import re
+from pathlib import Path
 import urllib.error
 import urllib.request
 
@@ -10,6 +12,8 @@ from lbapp import api
 from lbapp.config import ConfigError, FieldError
 from lbapp.configedit import NotFound
 from lbapp.snapshot import NotListed
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Controller:
@@ -172,7 +176,7 @@ def test_metrics_in_the_prometheus_text_format():
         latency.observe(seconds)
 
     class WithState(Controller):
-        def api_state(self):
+        def api_state(self, **page):
             return {"vips": [{"name": "web", "backends": [
                         {"ip": "10.11.12.11", "sessions": 2, "connections": 7, "health": "up", "admin": "up",
                          "effective_weight": 1},
@@ -235,3 +239,27 @@ def test_a_negative_or_stalled_body_is_refused(served):
     assert answer.startswith("HTTP/1.0 400") and "Content-Length -1: not a length" in answer
     answer = exchange(b"POST /v1/reload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: 100\r\n\r\n{")  # then nothing
     assert answer.startswith("HTTP/1.0 400") and "stalled" in answer
+
+
+def test_a_scrape_reads_the_state_a_page_of_vips_at_a_time():
+    """Each read of the state holds the controller's lock: a scrape of many VIPs takes it a page
+    at a time (before #27: one snapshot of every VIP under one hold) and still shows every VIP."""
+    import sys
+
+    import yaml
+
+    from lbapp import metrics
+    from lbapp.config import parse_config
+    from lbapp.service import Balancer
+    sys.path.insert(0, str(ROOT / "bench"))
+    from config_scale import generate
+    lb = Balancer(parse_config(yaml.safe_load(generate(1200, 2))))
+    pages = []
+
+    def state(**page):
+        pages.append(page)
+        return lb.snapshot(0.0, **page)
+
+    text = metrics.generate_latest(metrics.registry_for(metrics.paged(state, page=500))).decode()
+    assert pages == [{"offset": 0, "limit": 500}, {"offset": 500, "limit": 500}, {"offset": 1000, "limit": 500}]
+    assert set(re.findall(r'^lbapp_backend_up\{.*vip="(vip\d+)"', text, re.M)) == {f"vip{i}" for i in range(1200)}

@@ -33,7 +33,9 @@ def test_a_hostile_file_is_refused_at_once_in_one_short_line(tmp_path, name):
     started = time.monotonic()
     with pytest.raises(ConfigError) as refused:
         load_config(path)
-    assert time.monotonic() - started < 1.0
+    # well under the parse of a real config; the figure itself (about 0.6 s for the node bound) is
+    # bench/config_scale.py's: a timed unit test on a shared machine only guards against a bomb
+    assert time.monotonic() - started < 2.0
     (error,) = refused.value.errors
     assert message in str(error) and len(str(error)) < 400, str(error)[:500]
 

@@ -99,7 +99,7 @@ def _reloaded(doc, new_doc, whole: bool, monkeypatch):
     lb, switches = _started(doc)
     with monkeypatch.context() as patch:
         if whole:
-            patch.setattr(reload_module, "_scope", lambda before, after: None)
+            patch.setattr(reload_module, "_touched", lambda before, after: None)
         out = lb.reconfigure(parse_config(new_doc), 2.0)
     for dpid, switch in switches.items():
         switch.apply(m for d, m in out if d == dpid)
