@@ -9,6 +9,8 @@ bash scripts/setup.sh
 .venv/bin/python bench/health_cpu.py
 .venv/bin/python bench/api_cost.py
 .venv/bin/python bench/flows_explain.py
+.venv/bin/python bench/config_scale.py
+.venv/bin/python bench/vip_scale.py
 if [ "$(id -u)" = 0 ]; then
   bash scripts/ovs.sh
   .venv/bin/python bench/arp_latency.py

@@ -23,6 +23,14 @@ def test_setup_rate_benchmark_runs_and_reports(tmp_path):
     assert persist["completed"] > 0 and persist["flow_mods"] / persist["completed"] < 1.5
 
 
+def test_vip_scale_benchmark_runs_and_reports_each_part():
+    run = subprocess.run([sys.executable, "bench/vip_scale.py", "--vips", "20,40", "--backends", "2"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=180)
+    assert run.returncode == 0, run.stderr
+    assert re.search(r"reload of one VIP's scheduler: \d+ messages", run.stdout), run.stdout
+    assert "/metrics text" in run.stdout and "memory per added VIP" in run.stdout
+
+
 def test_scale_benchmark_runs():
     run = subprocess.run([sys.executable, "bench/scale.py", "--sessions", "200,400", "--measure", "200"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
