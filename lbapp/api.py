@@ -159,7 +159,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _get(self, parts: list[str]) -> Any:
         if parts == ["v1", "state"]:
             try:
-                return self.controller.api_state(**_page(parse_qs(self.path.partition("?")[2])))
+                page = _page(parse_qs(self.path.partition("?")[2]))
+                # the whole state a page of VIPs at a time, as a scrape reads it (lbapp.metrics.paged)
+                return self.controller.api_state(**page) if page else metrics.paged(self.controller.api_state)()
             except NoSuchVip as exc:
                 raise ApiError(404, str(exc)) from None
         if len(parts) == 4 and parts[:2] == ["v1", "vips"] and parts[3] == "sessions":

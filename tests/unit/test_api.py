@@ -113,6 +113,8 @@ def test_the_state_takes_one_vip_or_a_page_and_names_a_bad_query(served):
     assert request(f"{base}/v1/state?vip=web")[0] == 200
     assert request(f"{base}/v1/state?offset=20&limit=10")[0] == 200
     assert controller.pages[-2:] == [{"vip": "web"}, {"offset": 20, "limit": 10}]
+    # the whole state is read a page at a time too: each read holds the controller's lock
+    assert request(f"{base}/v1/state")[0] == 200 and controller.pages[-1] == {"offset": 0, "limit": 500}
     assert request(f"{base}/v1/state?vip=nope") == (404, {"error": "no VIP 'nope'", "errors": []})
     for query, message in (("limit=0", "limit: '0': a whole number from 1 to 10000"),
                            ("limit=20000", "limit: '20000': a whole number from 1 to 10000"),
