@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, Iterator
 
 from lbapp.pipeline import cookies
 from lbapp.pipeline.context import SwitchView
@@ -46,11 +46,9 @@ def scoped_flows(running, lingering, dpid: int, scope_cfg) -> list[Any]:
     lingering flow. What lbapp.pipeline.delta compares, before and after."""
     flows: list[Any] = []
     views, _ = _views(running, dpid, scope_cfg=scope_cfg)
-    for table in PIPELINE:
-        for role, view in views:
-            if role in table.roles:
-                built = getattr(builder(table), f"{role}_flows")(view)
-                flows += built if role == "edge" else [f for f in built if 0 < cookies.vip_of(f.cookie) <= MAX_VIP_ID]
+    for _, by_role in _built(views):
+        for role, built in by_role:
+            flows += built if role == "edge" else [f for f in built if 0 < cookies.vip_of(f.cookie) <= MAX_VIP_ID]
     return flows + lingering.edge_flows(running.ctx, dpid)
 
 
@@ -78,16 +76,19 @@ def _views(running, dpid: int, edge: bool = False, scope_cfg=None) -> tuple[list
 def assemble(views: list[tuple[str, SwitchView]], generation: int) -> list[Any]:
     """Each table's flows from the builder of every role that has it; its miss flow once."""
     flows: list[Any] = []
-    for table in PIPELINE:
-        built: list[Any] = []
-        present = False
-        for role, view in views:
-            if role in table.roles:
-                present = True
-                built += getattr(builder(table), f"{role}_flows")(view)
-        if present and (built or not table.optional):
+    for table, by_role in _built(views):
+        built = [flow for _, role_flows in by_role for flow in role_flows]
+        if by_role and (built or not table.optional):
             flows += [table.miss_flow(generation)] + built
     return flows
+
+
+def _built(views: list[tuple[str, SwitchView]]) -> Iterator[tuple[Table, list[tuple[str, list[Any]]]]]:
+    """Each table of the pipeline, in order, with the flows its builder gives each role of
+    ``views`` that has the table (none: the switch has no such table)."""
+    for table in PIPELINE:
+        yield table, [(role, getattr(builder(table), f"{role}_flows")(view)) for role, view in views
+                      if role in table.roles]
 
 
 def sweep(tables: list[Table]) -> list[Any]:

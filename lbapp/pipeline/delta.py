@@ -12,7 +12,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from lbapp.pipeline.fastpath import serialize
 
-_MATCH_AT = 48  # ofp_flow_mod's fixed part; its ofp_match follows (type, length, fields, padding)
+_MATCH_AT = ofp.OFP_FLOW_MOD_SIZE - ofp.OFP_MATCH_SIZE  # where ofp_flow_mod's ofp_match (type, length, fields) starts
 _WHOLE_COOKIE = (1 << 64) - 1
 
 
