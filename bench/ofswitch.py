@@ -115,13 +115,20 @@ class FakeSwitch:
     def _send(self, msg_type: int, xid: int, body: bytes = b"") -> None:
         self.sock.sendall(HEADER.pack(OFP_VERSION, msg_type, 8 + len(body), xid) + body)
 
-    def handshake(self, settle: float = 1.0) -> None:
+    def handshake(self, settle: float = 1.0, quiet: float | None = None) -> None:
         """Hello, features, port descriptions; then answer whatever comes for ``settle`` seconds
-        (the controller installs its pipeline)."""
+        (the controller installs its pipeline), or with ``quiet``, until flow-mods have come and
+        then no flow-mod for ``quiet`` seconds (a pipeline of thousands of VIPs takes a while;
+        probes and statistics requests go on meanwhile)."""
         self._send(HELLO, 1)
-        deadline = time.monotonic() + settle
+        now = time.monotonic()
+        deadline, last, seen = now + settle, now, 0
         self.sock.settimeout(0.05)
         while time.monotonic() < deadline:
+            if self.flow_mods != seen:
+                last, seen = time.monotonic(), self.flow_mods
+            elif quiet is not None and seen and time.monotonic() - last > quiet:
+                return
             try:
                 self._pump(None)
             except socket.timeout:

@@ -66,9 +66,18 @@ def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 30) -> No
     raise RuntimeError("controller did not listen")
 
 
-def config_for(scheduler: str, path: Path, pin: str = "flow", persistence: bool = False) -> Path:
+def config_for(scheduler: str, path: Path, pin: str = "flow", persistence: bool = False, vips: int = 1) -> Path:
+    """The worked example's VIP (the one the fake switch connects to) with ``scheduler``, and
+    ``vips - 1`` more of 10 backends each (10.12.0.0/16, one more route), which only take room."""
     doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
     doc["vips"][0].update(scheduler=scheduler, pin=pin, **({"persistence": {"timeout": 300}} if persistence else {}))
+    if vips > 1:
+        doc["routes"].append({"dst": "10.12.0.0/16", "via": "router"})
+        more = [f"10.12.{k // 256}.{k % 256}" for k in range(10, 65530)]
+        for i in range(1, vips):
+            doc["vips"].append({"name": f"more{i}", "ip": f"117.79.{i // 256}.{i % 256}", "port": 80,
+                                "scheduler": scheduler, "backends": [{"ip": ip} for ip in more[i * 10 % 65520:][:10]]})
+        doc["edges"][0]["backends"] += sorted({b["ip"] for v in doc["vips"][1:] for b in v["backends"]})
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -83,13 +92,14 @@ def lbapp_command(config: Path, port: int, api_port: int = 0) -> list[str]:
 
 
 @contextlib.contextmanager
-def connected(cmd: list[str], port: int, settle: float = 1.0):
-    """A controller started from ``cmd`` and a fake switch through its handshake: (process, switch)."""
+def connected(cmd: list[str], port: int, settle: float = 1.0, quiet: float | None = None):
+    """A controller started from ``cmd`` and a fake switch through its handshake (ofswitch.py's
+    ``settle`` and ``quiet``): (process, switch)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
         wait_listening(port, proc)
         switch = FakeSwitch("127.0.0.1", port, DPID, cookies.make(cookies.STAGE_SESSION, vip=1))
-        switch.handshake(settle=settle)
+        switch.handshake(settle=settle, quiet=quiet)
         try:
             yield proc, switch
         finally:
@@ -99,12 +109,14 @@ def connected(cmd: list[str], port: int, settle: float = 1.0):
         proc.wait(timeout=10)
 
 
-def measure(cmd: list[str], port: int, seconds: float, window: int) -> dict:
+def measure(cmd: list[str], port: int, seconds: float, window: int, settle: float = 1.0,
+            quiet: float | None = None) -> dict:
     """Rate with a full window; then first-packet latency one setup at a time, paired with a null
     app running beside it: chunks of setups alternate between the two, so a burst of noise on
     this shared machine lands on both rather than on whichever ran at the time."""
     null_port = free_port()
-    with connected(cmd, port) as (_, switch), connected(null_command(null_port), null_port) as (_, reference):
+    with connected(cmd, port, settle, quiet) as (_, switch), \
+            connected(null_command(null_port), null_port) as (_, reference):
         switch.run(0.5, window)  # warm-up
         loaded = switch.run(seconds, window)  # throughput: a window of outstanding setups
         mine, theirs = [], []

@@ -45,6 +45,8 @@ class Controller(Protocol):
 
     def api_state(self, **page: Any) -> dict[str, Any]: ...
 
+    def api_readings(self, offset: int, limit: int) -> dict[str, Any]: ...
+
     def api_sessions(self, vip: str) -> list[dict[str, Any]] | None: ...
 
     def api_predict(self, vip: str, client: str) -> dict[str, Any] | None: ...
@@ -64,7 +66,7 @@ def serve(controller: Controller, host: str, port: int, token: str, token_file: 
     """Start the API in a daemon thread; returns the server (``shutdown()`` stops it). Writes need
     ``token`` (kept in ``token_file``, named in the refusal)."""
     handler = type("Handler", (_Handler,), {"controller": controller, "token": token, "token_file": token_file,
-                                            "metrics": metrics.registry_for(metrics.paged(controller.api_state))})
+                                            "metrics": metrics.Scraper(controller.api_readings, controller.api_state)})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="lbapp-api", daemon=True).start()
@@ -127,15 +129,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _metrics(self) -> None:
         try:
-            data, status, kind = metrics.generate_latest(self.metrics), 200, metrics.CONTENT_TYPE_LATEST
+            pieces, status, kind = self.metrics.scrape(), 200, metrics.CONTENT_TYPE_LATEST
         except Exception:  # noqa: BLE001 - as for JSON calls: logged, answered, the API goes on
             LOG.exception("API: /metrics failed")
-            data, status, kind = b"internal error (see the controller's log)\n", 500, "text/plain"
+            pieces, status, kind = [b"internal error (see the controller's log)\n"], 500, "text/plain"
         self.send_response(status)
         self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Length", str(sum(map(len, pieces))))
         self.end_headers()
-        self.wfile.write(data)
+        batch: list[bytes] = []
+        size = 0
+        for piece in pieces:  # a write per megabyte, not per piece (the socket's writer is unbuffered)
+            batch.append(piece)
+            size += len(piece)
+            if size >= 1 << 20:
+                self.wfile.write(b"".join(batch))
+                batch, size = [], 0
+        self.wfile.write(b"".join(batch))
 
     def do_POST(self) -> None:  # noqa: N802
         if self._authorized():

@@ -13,7 +13,7 @@ from lbapp.config.errors import FieldError
 from lbapp.config.load import config_from_text, read_config_text
 from lbapp.configedit import change_backend, write_atomically
 from lbapp.predict import predict
-from lbapp.snapshot import sessions_of
+from lbapp.snapshot import backend_readings, sessions_of
 
 LOG = logging.getLogger("lbapp")
 
@@ -30,6 +30,12 @@ class ApiEntries:
             state = self.balancer.snapshot(now, **page) | {"ct_policy": self.zone_policy.as_data(),
                                                    "reloads": dict(self.reloads), "version": __version__}
             return state | ({"cluster": self._cluster_data(now)} if self.member is not None else {})
+
+    def api_readings(self, offset: int, limit: int) -> dict:
+        """A page of VIPs' backend readings for /metrics (lbapp.snapshot.backend_readings)."""
+        with self.lock:
+            self.balancer.readings.watched(time.time())
+            return backend_readings(self.balancer, offset, limit)
 
     def api_sessions(self, vip: str) -> list | None:
         with self.lock:

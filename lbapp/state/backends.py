@@ -42,20 +42,21 @@ class Backends:
         its check has found so far (``health_of``: the health checks own that; a check shared
         by several (VIP, backend)s speaks for all of them, new ones too)."""
         self.states: dict[tuple[int, IPv4], BackendState] = {}
-        self.order: dict[int, list[IPv4]] = {}  # per VIP, its backends in config order
+        self.by_vip: dict[int, list[BackendState]] = {}  # per VIP, its backends in config order
         self.panic_below: dict[int, int] = {}  # per VIP, percent (lbapp.config.VipModel.panic_below)
         self.feedback = feedback
         for vip_id, vip in vips:
             key = VipKey.of(vip)
-            self.order[vip_id] = [b.ip for b in vip.backends]
             self.panic_below[vip_id] = vip.panic_below
+            in_order = self.by_vip[vip_id] = []
             for b in vip.backends:
                 check = target_for(vip, b)
                 settings = vip.health_of(b)
                 health = health_of(check) if check is not None and health_of is not None else "unchecked"
-                self.states[(vip_id, b.ip)] = BackendState(
+                state = self.states[(vip_id, b.ip)] = BackendState(
                     vip_id, key, b.ip, b.weight, b.admin_state, check,
                     settings is not None and settings.on_failure == "keep", b.sorry, health)
+                in_order.append(state)
 
     @staticmethod
     def feedback_for(settings: FeedbackModel | None, previous: Feedback | None) -> Feedback | None:
@@ -114,7 +115,7 @@ class Backends:
         return self.feedback.factors.get(ip, 1.0) if self.feedback else 1.0
 
     def of_vip(self, vip_id: int) -> list[BackendState]:
-        return [self.states[(vip_id, ip)] for ip in self.order.get(vip_id, ())]
+        return list(self.by_vip.get(vip_id, ()))
 
     def targets(self) -> set[Target]:
         """Every health check to run."""

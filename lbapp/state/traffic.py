@@ -6,7 +6,6 @@ watches (the API's state or /metrics was asked for lately): an unwatched control
 statistics for this. Pure, time passed in."""
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
@@ -21,12 +20,12 @@ class Traffic:
     """Owns the byte and packet totals per (VIP id, backend) and the last reading of the live
     flows. Changed only by lbapp.handlers.readings.Readings (readings, ended sessions)."""
 
-    ended_bytes: Counter[VipIdBackend] = field(default_factory=Counter)
-    ended_packets: Counter[VipIdBackend] = field(default_factory=Counter)
+    # (bytes, packets) per pair: of ended sessions; of the last reading, summed per pair (kept up to
+    # date, so a look costs two lookups: hashing a pair hashes its address, the cost of a scrape)
+    ended: dict[VipIdBackend, tuple[int, int]] = field(default_factory=dict)
+    live: dict[VipIdBackend, tuple[int, int]] = field(default_factory=dict)
     # the last reading: a session's key (its id, or lbapp.handlers.readings.EpochCopy) -> (pair, B, P)
     sessions: dict[Hashable, tuple[VipIdBackend, int, int]] = field(default_factory=dict)
-    live_bytes: Counter[VipIdBackend] = field(default_factory=Counter)  # the last reading, summed per pair (kept
-    live_packets: Counter[VipIdBackend] = field(default_factory=Counter)  # up to date, so a look costs O(pairs))
     ended_ids: set[Hashable] = field(default_factory=set)  # sessions ended since the last reading
     next_reading: float = 0.0
     watched_until: float = 0.0
@@ -44,10 +43,8 @@ class Traffic:
         """Its flow's final count replaces what the last reading said of it."""
         last = self.sessions.pop(session_id, None)
         if last is not None:
-            self.live_bytes[last[0]] -= last[1]
-            self.live_packets[last[0]] -= last[2]
-        self.ended_bytes[pair] += byte_count
-        self.ended_packets[pair] += packet_count
+            _add(self.live, last[0], -last[1], -last[2])
+        _add(self.ended, pair, byte_count, packet_count)
         self.ended_ids.add(session_id)
 
     def session_gone(self, session_id: Hashable, pair: VipIdBackend) -> None:
@@ -62,16 +59,21 @@ class Traffic:
         while it was taken (its final count already in) is left out of it."""
         self.sessions = {sid: v for sid, v in sessions.items() if sid not in self.ended_ids}
         self.ended_ids = set()
-        self.live_bytes, self.live_packets = Counter(), Counter()
+        self.live = {}
         for pair, byte_count, packet_count in self.sessions.values():
-            self.live_bytes[pair] += byte_count
-            self.live_packets[pair] += packet_count
+            _add(self.live, pair, byte_count, packet_count)
         for pair, (byte_count, packet_count) in pins.items():
-            self.live_bytes[pair] += byte_count
-            self.live_packets[pair] += packet_count
+            _add(self.live, pair, byte_count, packet_count)
 
-    def totals(self) -> dict[VipIdBackend, tuple[int, int]]:
-        """(bytes, packets) of every (VIP, backend) so far."""
-        pairs = set(self.ended_bytes) | set(self.live_bytes)
-        return {pair: (self.ended_bytes[pair] + self.live_bytes[pair], self.ended_packets[pair]
-                       + self.live_packets[pair]) for pair in pairs}
+    def total(self, pair: VipIdBackend) -> tuple[int, int]:
+        """(bytes, packets) of ``pair`` so far."""
+        ended, live = self.ended.get(pair, _NOTHING), self.live.get(pair, _NOTHING)
+        return (ended[0] + live[0], ended[1] + live[1])
+
+
+_NOTHING = (0, 0)
+
+
+def _add(totals: dict[VipIdBackend, tuple[int, int]], pair: VipIdBackend, byte_count: int, packet_count: int) -> None:
+    was = totals.get(pair, _NOTHING)
+    totals[pair] = (was[0] + byte_count, was[1] + packet_count)

@@ -28,7 +28,8 @@ def test_vip_scale_benchmark_runs_and_reports_each_part():
                          capture_output=True, text=True, cwd=ROOT, timeout=180)
     assert run.returncode == 0, run.stderr
     assert re.search(r"reload of one VIP's scheduler: \d+ messages", run.stdout), run.stdout
-    assert "/metrics text" in run.stdout and "memory per added VIP" in run.stdout
+    assert re.search(r"/metrics: first scrape [\d.]+ s .*; again, nothing changed [\d.]+ s; again, 1% of VIPs changed",
+                     run.stdout) and "memory per added VIP" in run.stdout, run.stdout
 
 
 def test_scale_benchmark_runs():
@@ -47,11 +48,13 @@ def test_health_cpu_benchmark_runs_and_the_fake_network_answers_the_probes():
 
 
 def test_api_cost_benchmark_runs_and_scrapes():
-    run = subprocess.run([sys.executable, "bench/api_cost.py", "--seconds", "1", "--runs", "1"], capture_output=True,
-                         text=True, cwd=ROOT, timeout=180)
+    """With VIPs beyond the one in use (their pipeline waited for), scraping /metrics alone."""
+    run = subprocess.run([sys.executable, "bench/api_cost.py", "--seconds", "1", "--runs", "1", "--vips", "30"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=180)
     assert run.returncode == 0, run.stderr
     scrapes = int(run.stdout.split(";")[1].split()[0])
-    assert scrapes >= 2 and "scraped / without" in run.stdout, run.stdout
+    assert scrapes >= 2 and "scrapes of /metrics in" in run.stdout and "a /metrics scrape took" in run.stdout
+    assert "scraped / without" in run.stdout, run.stdout
 
 
 def test_flows_explain_benchmark_runs_and_explains_every_session():

@@ -143,12 +143,12 @@ def test_traffic_totals_never_drop_when_an_epoch_copy_goes():
         lb.session_stats(1, request.xid, [FlowStat(cookie | (session.EPOCH_COPY if prio == seen else 0), n,
                                                    match=match, packet_count=1, priority=prio)
                                           for (prio, _, n), match in zip(counts, label)], now)
-        return lb.readings.traffic.totals()[(1, B1)][0]
+        return lb.readings.traffic.total((1, B1))[0]
 
     assert read([(pinned, 0, 100), (seen, 1, 50)], 1.0) == 150
     lb.tick(10.5)  # epoch 1 ends: its copy is deleted, and its flow-removed has the final count
     lb.flow_removed(1, cookie | session.EPOCH_COPY, ofp.OFPRR_DELETE, 10.6, 60, {"ct_label": (1, 0xFFFFFFFF)}, 2)
-    assert lb.readings.traffic.totals()[(1, B1)][0] == 160
+    assert lb.readings.traffic.total((1, B1))[0] == 160
     assert read([(pinned, 0, 120), (seen, 2, 10)], 11.0) == 190
 
 
