@@ -107,6 +107,17 @@ def metrics_scrapes(lb, row: dict) -> None:  # noqa: ANN001
     _, row["metrics_changed_s"] = timed(scraper.scrape)
 
 
+def status_table(snapshot: dict) -> float:
+    """Seconds ``lbapp status`` takes to lay out its table for ``snapshot`` (no terminal)."""
+    import io
+
+    from rich.console import Console
+
+    from lbapp.cli.status import render
+    console = Console(file=io.StringIO(), width=160)
+    return timed(lambda: console.print(render(snapshot)))[1]
+
+
 def measure(vips: int, backends: int, tmp: Path) -> dict:
     from config_scale import generate
     from lbapp.config import load_config
@@ -131,6 +142,7 @@ def measure(vips: int, backends: int, tmp: Path) -> dict:
     snapshot, row["snapshot_s"] = timed(lb.snapshot, 2.0)
     metrics_scrapes(lb, row)
     body, row["state_json_s"] = timed(json.dumps, snapshot)
+    row["status_s"] = status_table(snapshot)
     row["state_bytes"] = len(body)
     return row
 
@@ -153,7 +165,7 @@ def main() -> int:
               f"messages {r['edge_build_s']:.2f} + {r['edge_serialise_s']:.2f} s ({r['edge_bytes'] / 1e6:.1f} MB)")
         print(f"        reload of one VIP's scheduler: {r['reload_messages']} messages, built {r['reload_build_s']:.2f} s"
               f" + serialised {r['reload_serialise_s']:.2f} s; snapshot {r['snapshot_s']:.2f} s, /v1/state JSON "
-              f"{r['state_json_s']:.2f} s ({r['state_bytes'] / 1e6:.1f} MB)")
+              f"{r['state_json_s']:.2f} s ({r['state_bytes'] / 1e6:.1f} MB); lbapp status's table {r['status_s']:.2f} s")
         again = "" if r["metrics_again_s"] is None else (
             f"; again, nothing changed {r['metrics_again_s']:.2f} s; again, 1% of VIPs changed "
             f"{r['metrics_changed_s']:.2f} s")

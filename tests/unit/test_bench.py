@@ -30,6 +30,7 @@ def test_vip_scale_benchmark_runs_and_reports_each_part():
     assert re.search(r"reload of one VIP's scheduler: \d+ messages", run.stdout), run.stdout
     assert re.search(r"/metrics: first scrape [\d.]+ s .*; again, nothing changed [\d.]+ s; again, 1% of VIPs changed",
                      run.stdout) and "memory per added VIP" in run.stdout, run.stdout
+    assert re.search(r"lbapp status's table [\d.]+ s", run.stdout), run.stdout
 
 
 def test_scale_benchmark_runs():
