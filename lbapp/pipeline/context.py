@@ -46,7 +46,7 @@ class Context:
             self.backend_ids, self.backend_by_id = same_backends.backend_ids, same_backends.backend_by_id
             self.backend_by_mac = same_backends.backend_by_mac
             return
-        ips = sorted({b.ip for v in self.cfg.vips for b in v.backends})
+        ips = sorted({b.ip for v in self.cfg.vips for b in v.backends}, key=int)  # (IPv4's < is Python)
         self.backend_ids = {ip: i + 1 for i, ip in enumerate(ips)}
         self.backend_by_id = {i: ip for ip, i in self.backend_ids.items()}
         self.backend_by_mac = {self.scheme.encode(ip): ip for ip in ips}

@@ -20,11 +20,6 @@ from lbapp.shared import IPv4, VipBackend, VipKey
 LOG = logging.getLogger("lbapp")
 
 
-def served(cfg: Config) -> set[VipBackend]:
-    """Every (VIP, backend) a config serves."""
-    return {VipBackend(VipKey.of(v), b.ip) for v in cfg.vips for b in v.backends}
-
-
 class Lingering:
     """Owns the lingering source NATs (``nat``: pair -> edge) and pins (``pins``: pair ->
     balancers). Changed only by the Balancer (``pin_idle``, ``ended``); a reload leaves it as it is
@@ -41,25 +36,36 @@ class Lingering:
         backends that left a VIP (on ``balancers``, the connected ones), and
         the source NAT of every live (VIP, backend) the new config no longer serves."""
         after = Lingering()
-        now_served = served(new)
-        after.pins = {pair: set(dpids) for pair, dpids in self.pins.items() if pair not in now_served}
+        # each VIP's backends by key: a pair is looked up, not found in a set of every pair the
+        # config serves (100,000 at 10,000 VIPs, built at every reload)
+        new_by_key = {VipKey.of(v): v for v in new.vips}
+
+        def served(pair: VipBackend) -> bool:
+            vip = new_by_key.get(pair.vip)
+            return vip is not None and any(b.ip == pair.backend for b in vip.backends)
+        after.pins = {pair: set(dpids) for pair, dpids in self.pins.items() if not served(pair)}
         # a controller-picked VIP's connections are pinned in conntrack too, during an overload
-        old_switch = {VipKey.of(v): {b.ip for b in v.backends} for v in old.vips if not v.external_director}
-        for vip in new.vips:
-            if vip.external_director:
+        old_by_key = {VipKey.of(v): v for v in old.vips}
+        for key, vip in new_by_key.items():
+            was = old_by_key.get(key)
+            if vip.external_director or was is None or was.external_director:
                 continue
-            key = VipKey.of(vip)
-            for backend in sorted(old_switch.get(key, set()) - {b.ip for b in vip.backends}):
+            now, then = [b.ip for b in vip.backends], [b.ip for b in was.backends]
+            if now == then:
+                continue
+            for backend in sorted(set(then) - set(now)):
                 after.pins[VipBackend(key, backend)] = set(balancers)
                 LOG.info("backend %s left %s: its pinned connections stay until idle", backend, key)
 
         old_edge = {ip: e.dpid for e in old.edges for ip in e.backends}
+        unserved = [pair for pair in list(live) + list(after.pins) if not served(pair)]
         # source NAT matches (backend, protocol, port): a pair the new config serves under
         # another VIP address must not be shadowed by the old one
-        nat_keys = {(p.backend, p.vip.protocol, p.vip.port) for p in now_served}
+        nat_keys = {(b.ip, key.protocol, key.port) for key, v in new_by_key.items() for b in v.backends} \
+            if unserved else set()
         still = {}
-        for pair in list(live) + list(after.pins):
-            if pair in now_served or (pair.backend, pair.vip.protocol, pair.vip.port) in nat_keys:
+        for pair in unserved:
+            if (pair.backend, pair.vip.protocol, pair.vip.port) in nat_keys:
                 continue
             edge = self.nat.get(pair, old_edge.get(pair.backend))
             if edge is not None:
