@@ -68,15 +68,16 @@ def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 30) -> No
 
 def config_for(scheduler: str, path: Path, pin: str = "flow", persistence: bool = False, vips: int = 1) -> Path:
     """The worked example's VIP (the one the fake switch connects to) with ``scheduler``, and
-    ``vips - 1`` more of 10 backends each (10.12.0.0/16, one more route), which only take room."""
+    ``vips - 1`` more of 10 backends each (10.12.0.0/14, one more route), which only take room."""
     doc = yaml.safe_load((ROOT / "topologies" / "worked_example.yaml").read_text())
     doc["vips"][0].update(scheduler=scheduler, pin=pin, **({"persistence": {"timeout": 300}} if persistence else {}))
     if vips > 1:
-        doc["routes"].append({"dst": "10.12.0.0/16", "via": "router"})
-        more = [f"10.12.{k // 256}.{k % 256}" for k in range(10, 65530)]
+        doc["routes"].append({"dst": "10.12.0.0/14", "via": "router"})
         for i in range(1, vips):
-            doc["vips"].append({"name": f"more{i}", "ip": f"117.79.{i // 256}.{i % 256}", "port": 80,
-                                "scheduler": scheduler, "backends": [{"ip": ip} for ip in more[i * 10 % 65520:][:10]]})
+            doc["vips"].append({"name": f"more{i}", "ip": f"117.{79 + i // 65536}.{i // 256 % 256}.{i % 256}",
+                                "port": 80, "scheduler": scheduler,
+                                "backends": [{"ip": f"10.{12 + k // 65536}.{k // 256 % 256}.{k % 256}"}
+                                             for k in range(i * 10, i * 10 + 10)]})
         doc["edges"][0]["backends"] += sorted({b["ip"] for v in doc["vips"][1:] for b in v["backends"]})
     path.write_text(yaml.safe_dump(doc))
     return path

@@ -12,7 +12,8 @@ the os-ken versions this was tested with. What :func:`apply` changes (idempotent
   as lbapp's whole pick): written at once, without blocking, under a lock per connection, so
   writers keep their order. What the socket does not take waits, in order, for the send thread;
   a switch that stops reading never holds up the caller, and loses its connection past
-  :data:`WAITING_LIMIT` bytes waiting or ``socket_timeout`` without progress. (TLS is written
+  :data:`WAITING_LIMIT` bytes waiting beyond the write that began the wait (taken whole: a
+  10,000-VIP pipeline is 200 MB) or ``socket_timeout`` without progress. (TLS is written
   whole, blocking, as os-ken did.)
 - **Messages taken raw** (:func:`take_raw`) before os-ken parses them (~70 us a packet-in); a
   handler that declines leaves the message to os-ken.
@@ -118,10 +119,8 @@ def _end(self, why) -> None:
     if self.socket.fileno() < 0 or self.state == DEAD_DISPATCHER:  # os-ken closed it: nothing to report
         return
     LOG.warning("switch at %s: %s; closing its connection", self.address, why)
-    try:
+    with contextlib.suppress(OSError):
         self.socket.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 def _write(self, buf, close_socket: bool = False) -> bool:
@@ -143,7 +142,8 @@ def _write(self, buf, close_socket: bool = False) -> bool:
                     self._close_write()
                 return True
             buf = bytes(buf[sent:])
-        if self._lbapp_waiting_bytes + len(buf) > WAITING_LIMIT:
+            self._lbapp_first_waiting = len(buf)  # taken whole, however large: the limit is beyond it
+        if self._lbapp_waiting_bytes + len(buf) > WAITING_LIMIT + self._lbapp_first_waiting:
             _end(self, f"not reading ({self._lbapp_waiting_bytes + len(buf)} bytes would wait for it)")
             return False
         waiting.append((buf, close_socket))
@@ -263,7 +263,7 @@ def apply() -> None:
         self._lbapp_write_lock = threading.Lock()  # first: __init__ may send
         self._lbapp_writes_ended = False
         self._lbapp_waiting: collections.deque = collections.deque()  # (bytes, close_socket), in order
-        self._lbapp_waiting_bytes = 0
+        self._lbapp_waiting_bytes = self._lbapp_first_waiting = 0
         self._lbapp_woken = False  # a wake-up for the send loop is queued
         self._lbapp_closing = False  # os-ken's last word waits: nothing more is taken
         self._lbapp_out = None  # until __init__ set the socket's timeout

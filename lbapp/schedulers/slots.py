@@ -24,13 +24,13 @@ class SlotTable(list):
     reload that finds the same shares keeps it without counting its slots again (counting 256
     slots of each of 10,000 VIPs was a second of a reload). Never changed in place."""
 
-    shares: tuple[tuple[int, int], ...] = ()
+    __slots__ = ("shares",)
+
+    def __init__(self, slots: Sequence[IPv4 | None] = (), shares: tuple[tuple[int, int], ...] = ()) -> None:
+        super().__init__(slots)
+        self.shares = shares
 
 
-def _table(slots: Sequence[IPv4 | None], shares: tuple[tuple[int, int], ...]) -> SlotTable:
-    table = SlotTable(slots)
-    table.shares = shares
-    return table
 
 
 def quotas(backends: Sequence[BackendWeight], slots: int = SLOTS) -> dict[IPv4, int]:
@@ -58,7 +58,7 @@ def assign(backends: Sequence[BackendWeight], previous: Sequence[IPv4 | None] | 
     shares = tuple(sorted((int(ip), n) for ip, n in share.items()))
     if previous is not None and len(previous) == slots and \
             (getattr(previous, "shares", None) == shares or _holds(previous, share)):
-        return _table(previous, shares)  # every slot within its backend's share: a reload of 10,000 VIPs keeps each
+        return SlotTable(previous, shares)  # every slot within its backend's share: a reload of 10,000 VIPs keeps each
     # by index into the backends in address order (hashing an IPv4Address formats it in hex:
     # five times per slot made a start with 10,000 VIPs take seconds)
     wanting = sorted(share)
@@ -82,7 +82,7 @@ def assign(backends: Sequence[BackendWeight], previous: Sequence[IPv4 | None] | 
         table[i] = wanting[turn % n]
         held[turn % n] += 1
         turn += 1
-    return _table(table, shares)
+    return SlotTable(table, shares)
 
 
 def refuses(table: Sequence[IPv4 | None]) -> bool:

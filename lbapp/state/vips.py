@@ -55,8 +55,12 @@ class Vip:
         return f"VIP {self.model.name} {self.key}"
 
     def reweigh(self, weights: Callable[[int], list[BackendWeight]]) -> None:
-        """Effective weights moved (a reload, feedback, health): the scheduler takes them."""
-        self.scheduler.set_backends(weights(self.id))
+        """Effective weights moved (a reload, feedback, health): the scheduler takes them (a
+        scheduler whose weights are as they were keeps its tables: a reload of 10,000 VIPs
+        rebuilt every one)."""
+        now = weights(self.id)
+        if now != self.scheduler.backends:
+            self.scheduler.set_backends(now)
 
 
 def assign_ids(models: list[VipModel], previous: dict[VipKey, int] | None = None) -> dict[VipKey, int]:

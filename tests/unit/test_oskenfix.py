@@ -256,3 +256,19 @@ def test_lbapp_run_on_an_os_ken_lacking_an_internal_stops_with_one_line():
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "lacks Datapath._send_loop" in lines[0], done.stderr
+
+
+def test_one_write_larger_than_the_limit_is_taken_whole_and_the_limit_counts_beyond_it(monkeypatch):
+    """A 10,000-VIP pipeline is one write of 200 MB: before, past the 32 MiB limit, the
+    controller closed the connection of a switch that was reading it."""
+    monkeypatch.setattr(oskenfix, "WAITING_LIMIT", 1 << 20)
+    dp, switch, thread, _ = _served()
+    pipeline = b"".join([BIG] * 256)  # 16 MiB in one write: more than the socket buffers take
+    assert dp.send(pipeline)
+    assert dp.send(BIG)  # a little more while it waits: within the limit beyond it
+    assert _read(switch, len(pipeline)) == pipeline and _read(switch, len(BIG)) == BIG
+    results, _ = _timed_sends(dp, 400)  # then it stops reading: 25 MiB of 64 KiB writes
+    assert results[0] and results[-1] is False
+    thread.join(timeout=3)
+    assert not thread.is_alive()
+    switch.close()
