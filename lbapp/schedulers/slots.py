@@ -31,8 +31,6 @@ class SlotTable(list):
         self.shares = shares
 
 
-
-
 def quotas(backends: Sequence[BackendWeight], slots: int = SLOTS) -> dict[IPv4, int]:
     """Slots per eligible backend, proportional to weight (largest remainder, ties by address).
     Worked out by position (hashing an IPv4Address formats it in hex; its < is Python code)."""
